@@ -1,11 +1,157 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
-// newRouterCmd runs cutover's traffic router (data plane).
+	"github.com/spf13/cobra"
+
+	"github.com/cutover/cutover/engine/router"
+)
+
+// routerFlags are the settings of `cutover router`.
+type routerFlags struct {
+	listen          string
+	admin           string
+	state           string
+	tokenFile       string
+	holdOut         time.Duration
+	shutdownTimeout time.Duration
+	stickyCookie    string
+	versionHeader   string
+	maxReplayBody   int64
+	dialTimeout     time.Duration
+	logLevel        string
+}
+
+// newRouterCmd runs cutover's traffic router, the long-lived data plane that
+// the engine drives through its admin API.
 func newRouterCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "router",
-		Short: "Run the traffic router (data plane)",
+	var f routerFlags
+	cmd := &cobra.Command{
+		Use:   "router --listen ADDR --admin ADDR --state FILE [--token-file FILE]",
+		Short: "Run the traffic router (data plane) for one service",
+		Long: `Run the traffic router: a reverse proxy that sends a service's requests to its
+backends by smooth weighted round robin. The engine changes its route table
+through the admin API (JSON over HTTP); the table is saved to --state on every
+change and served again after a restart.
+
+The admin address is either a unix socket (unix:/path/to.sock, created 0600)
+or a loopback host:port, which requires --token-file: every admin request must
+then carry "Authorization: Bearer <token>". Non-loopback admin addresses are
+refused.
+
+A backend that refuses or resets a connection before answering is held out for
+--hold-out, and the request is retried once on another backend when its body
+(up to --max-replay-body) could be kept. With no backend available clients get
+503 "cutover router: no backend for this service".
+
+Canaries: --sticky-cookie NAME sets a cookie with the version a client got and
+keeps later requests on that version while it has weight; --version-header
+NAME lets a request force a version (503 if that version has no weight).
+
+SIGTERM or SIGINT: stop accepting, let requests in flight finish (up to
+--shutdown-timeout), exit 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runRouter(cmd.Context(), f)
+		},
 	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", ":8080", "public address to serve traffic on")
+	fl.StringVar(&f.admin, "admin", "", "admin API address: unix:/path/to.sock or loopback host:port (required)")
+	fl.StringVar(&f.state, "state", "", "file the route table is saved to and loaded from (required)")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the admin bearer token (required for a TCP admin address)")
+	fl.DurationVar(&f.holdOut, "hold-out", router.DefaultHoldOut, "how long a backend that refused or reset a connection is skipped")
+	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long requests in flight may take to finish")
+	fl.StringVar(&f.stickyCookie, "sticky-cookie", "", "cookie name that keeps a client on the version it first got (off when empty)")
+	fl.StringVar(&f.versionHeader, "version-header", "", "request header that forces a version, e.g. X-Cutover-Version (off when empty)")
+	fl.Int64Var(&f.maxReplayBody, "max-replay-body", router.DefaultMaxReplayBody, "largest request body (bytes) kept so the request can be retried")
+	fl.DurationVar(&f.dialTimeout, "dial-timeout", router.DefaultDialTimeout, "timeout for connecting to a backend")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func runRouter(ctx context.Context, f routerFlags) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if f.admin == "" || f.state == "" {
+		return withCode(exitUsage, errors.New("router: --admin and --state are required"))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return withCode(exitUsage, fmt.Errorf("router: --log-level: %w", err))
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	token := ""
+	if f.tokenFile != "" {
+		data, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return fmt.Errorf("router: read token file: %w", err)
+		}
+		token = strings.TrimSpace(string(data))
+		if token == "" {
+			return fmt.Errorf("router: token file %s is empty", f.tokenFile)
+		}
+	}
+
+	srv, err := router.New(router.Options{
+		StatePath:     f.state,
+		Token:         token,
+		HoldOut:       f.holdOut,
+		StickyCookie:  f.stickyCookie,
+		VersionHeader: f.versionHeader,
+		MaxReplayBody: f.maxReplayBody,
+		DialTimeout:   f.dialTimeout,
+		Logger:        logger,
+	})
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	adminL, err := router.ListenAdmin(f.admin, token != "")
+	if err != nil {
+		return withCode(exitUsage, fmt.Errorf("router: %w", err))
+	}
+	proxyL, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		adminL.Close()
+		return fmt.Errorf("router: listen: %w", err)
+	}
+	t := srv.Table()
+	logger.Info("router started", "listen", proxyL.Addr().String(), "admin", f.admin, "state", f.state, "epoch", t.Epoch, "backends", len(t.Backends))
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	errc := make(chan error, 2)
+	go func() { errc <- srv.ServeProxy(proxyL) }()
+	go func() { errc <- srv.ServeAdmin(adminL) }()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("router stopping: finishing requests in flight", "timeout", f.shutdownTimeout)
+	case serveErr = <-errc:
+		logger.Error("router failed", "err", serveErr)
+	}
+	stop()
+	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if serveErr != nil {
+		return serveErr
+	}
+	logger.Info("router stopped")
+	return nil
 }
