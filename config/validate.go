@@ -129,7 +129,7 @@ func (v validator) service(c *Config, p string, s *Service) {
 		v.errorf(st+".bluegreen.smoke_path", "must start with '/', got %q", sp)
 	}
 	v.canary(st+".canary", s.Strategy.Canary, max(s.Replicas, 1))
-	v.analysis(p+".analysis", s.Analysis)
+	v.analysis(p+".analysis", s.Analysis, false)
 }
 
 func (v validator) source(p string, s *Service) {
@@ -209,7 +209,7 @@ func (v validator) canary(p string, c Canary, replicas int) {
 		}
 		if st.Analysis != nil {
 			gates = append(gates, "analysis")
-			v.analysis(sp+".analysis", *st.Analysis)
+			v.analysis(sp+".analysis", *st.Analysis, true)
 		}
 		if len(gates) > 1 {
 			v.errorf(sp, "a step has at most one gate, got %s; split it into steps", strings.Join(gates, " and "))
@@ -232,14 +232,26 @@ func (v validator) canary(p string, c Canary, replicas int) {
 	}
 }
 
-func (v validator) analysis(p string, a Analysis) {
-	v.positive(p+".window", a.Window)
-	if a.MaxErrorRate < 0 || a.MaxErrorRate > 1 {
+// analysis checks analysis limits. For a step (ownOnly), only the limits the
+// step wrote are checked: inherited ones were checked, and reported, at the
+// service.
+func (v validator) analysis(p string, a Analysis, ownOnly bool) {
+	check := func(key string) bool { return !ownOnly || v.d.present(p+"."+key) }
+	if check("window") {
+		v.positive(p+".window", a.Window)
+	}
+	if check("max_error_rate") && (a.MaxErrorRate < 0 || a.MaxErrorRate > 1) {
 		v.errorf(p+".max_error_rate", "must be 0..1 (a fraction: 0.01 is 1%%), got %g", a.MaxErrorRate)
 	}
-	v.ratio(p+".max_error_rate_vs_stable", a.MaxErrorRateVsStable)
-	v.ratio(p+".max_p99_vs_stable", a.MaxP99VsStable)
-	v.atLeast(p+".min_requests", a.MinRequests, 0)
+	if check("max_error_rate_vs_stable") {
+		v.ratio(p+".max_error_rate_vs_stable", a.MaxErrorRateVsStable)
+	}
+	if check("max_p99_vs_stable") {
+		v.ratio(p+".max_p99_vs_stable", a.MaxP99VsStable)
+	}
+	if check("min_requests") {
+		v.atLeast(p+".min_requests", a.MinRequests, 0)
+	}
 }
 
 // ratio checks a canary/stable limit: 0 turns it off, and below 1 would fail

@@ -267,3 +267,22 @@ func TestWeightsMayRepeatAndNeedNotReach100(t *testing.T) {
 		t.Errorf("steps = %d, want 4", n)
 	}
 }
+
+func TestABadServiceAnalysisIsReportedOnceNotInEveryStepThatInheritsIt(t *testing.T) {
+	got := parseErrors(t, svc(
+		"image: a",
+		"analysis: {max_error_rate: 3}", // 4
+		"strategy:",
+		"  canary:",
+		"    steps:",
+		"      - analysis: {}",
+		"      - analysis: {window: 0s}", // 9
+	))
+	want := []string{
+		"cutover.yaml:4: services.web.analysis.max_error_rate: must be 0..1 (a fraction: 0.01 is 1%), got 3",
+		"cutover.yaml:9: services.web.strategy.canary.steps[1].analysis.window: must be more than 0, got 0s",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
