@@ -1,0 +1,708 @@
+package router_test
+
+// The router benchmark. THE command is
+//
+//	go test -run '^$' -bench . -benchtime 1x ./engine/router/
+//
+// BenchmarkProxyThroughput puts the same backend behind each proxy in turn and
+// drives it with wrk; BenchmarkApplyToFirstRequest measures how soon after
+// Apply returns the router routes by the new table. Figures are reported with
+// b.ReportMetric; the ns/op column means nothing here.
+//
+// Each leg does its work once per call whatever b.N is: wrk runs for a fixed
+// duration (benchWrkDuration after a benchWarmup), and Go's benchmark driver
+// stops growing b.N once one call took longer than -benchtime, so the legs run
+// once each with the default -benchtime too; -benchtime 1x just says so.
+//
+// Everything runs as separate processes on loopback on free ports: the
+// backends (./bench/backend), the router (the real ./cmd/cutover binary),
+// HAProxy, nginx, the httputil.ReverseProxy reference (./bench/refproxy) and
+// wrk. Each is killed, with its process group, in b.Cleanup. Legs whose tool
+// is not installed are skipped.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/router"
+)
+
+const (
+	benchWrkThreads     = 2
+	benchWrkConns       = 64
+	benchWrkDuration    = 5 * time.Second
+	benchWarmup         = 1 * time.Second
+	benchApplyRounds    = 50
+	benchApplyLoaders   = 4
+	benchApplyDeadline  = 3 * time.Second
+	benchStartupTimeout = 15 * time.Second
+)
+
+// benchLoad is what one wrk run measured.
+type benchLoad struct {
+	RPS      float64
+	P50, P99 time.Duration
+	Requests int64
+	Non2xx   int64
+	SockErrs int64
+}
+
+// benchEnv holds what every leg shares: a temp dir, built binaries and the
+// backend every proxy forwards to.
+type benchEnv struct {
+	dir      string
+	bin      map[string]string // name -> built binary
+	backendA string            // host:port answering "a"
+	backendB string            // host:port answering "b"
+}
+
+// benchSetup builds the helper programs and starts backends a and b.
+func benchSetup(b *testing.B, withB bool, programs ...string) *benchEnv {
+	b.Helper()
+	env := &benchEnv{dir: b.TempDir(), bin: map[string]string{}}
+	for _, p := range programs {
+		env.bin[p] = benchBuild(b, env.dir, p)
+	}
+	env.backendA = benchStartListener(b, env.dir, "backend-a", env.bin["backend"], nil, "-id", "a")
+	if withB {
+		env.backendB = benchStartListener(b, env.dir, "backend-b", env.bin["backend"], nil, "-id", "b")
+	}
+	benchWaitBody(b, "http://"+env.backendA+"/", "a")
+	return env
+}
+
+// benchBuild compiles one of the benchmark's programs into dir and returns the
+// binary's path. name is "backend", "refproxy" or "cutover".
+func benchBuild(b *testing.B, dir, name string) string {
+	b.Helper()
+	pkg := map[string]string{
+		"backend":  "./bench/backend",
+		"refproxy": "./bench/refproxy",
+		"cutover":  "../../cmd/cutover",
+	}[name]
+	if pkg == "" {
+		b.Fatalf("build %s: unknown program", name)
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		b.Fatalf("build %s: go toolchain not on PATH: %v", name, err)
+	}
+	out := filepath.Join(dir, name)
+	cmd := exec.Command(goBin, "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build %s: %v\n%s", name, err, msg)
+	}
+	return out
+}
+
+// benchStart starts a long-running process in its own process group and
+// registers a cleanup that ends the whole group (nginx has workers), first
+// gently, then with SIGKILL. Its stderr and stdout go to dir/name.log unless
+// the caller takes stdout. Pdeathsig covers a test binary that dies before
+// its cleanups run.
+func benchStart(b *testing.B, dir, name, path string, env []string, stdout io.Writer, args ...string) *exec.Cmd {
+	b.Helper()
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		b.Fatalf("start %s: %v", name, err)
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = logf
+	cmd.Stdout = logf
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		b.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	b.Cleanup(func() {
+		defer logf.Close()
+		pgid := cmd.Process.Pid
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
+		// The leader may be gone while workers linger; the group kill gets them.
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-done
+		if b.Failed() {
+			if log, err := os.ReadFile(logf.Name()); err == nil && len(log) > 0 {
+				b.Logf("%s log:\n%s", name, benchTail(log, 2000))
+			}
+		}
+	})
+	return cmd
+}
+
+// benchStartListener starts one of our Go programs that prints
+// "listening ADDR" and returns ADDR.
+func benchStartListener(b *testing.B, dir, name, path string, env []string, args ...string) string {
+	b.Helper()
+	pr, pw := io.Pipe()
+	benchStart(b, dir, name, path, env, pw, args...)
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
+				addr <- a
+				break
+			}
+		}
+		io.Copy(io.Discard, pr) // keep the pipe drained for the process's life
+	}()
+	b.Cleanup(func() { pw.Close() })
+	select {
+	case a := <-addr:
+		return a
+	case <-time.After(benchStartupTimeout):
+		b.Fatalf("start %s: no listening address after %s", name, benchStartupTimeout)
+		return ""
+	}
+}
+
+// benchFreeAddr returns a loopback address that was free a moment ago, for
+// programs that cannot listen on :0 and report the port back.
+func benchFreeAddr(b *testing.B) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatalf("find a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// benchWaitBody polls url until it answers 200 with body want.
+func benchWaitBody(b *testing.B, url, want string) {
+	b.Helper()
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(benchStartupTimeout)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := client.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && string(body) == want {
+				return
+			}
+			last = fmt.Sprintf("%s %q", resp.Status, body)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(20 * time.Millisecond) // polling a process we do not control
+	}
+	b.Fatalf("wait for %s to answer %q: last answer %s", url, want, last)
+}
+
+// benchWrk runs wrk against url for d and parses its report.
+func benchWrk(b *testing.B, url string, d time.Duration) benchLoad {
+	b.Helper()
+	out, err := exec.Command("wrk",
+		"-t"+strconv.Itoa(benchWrkThreads), "-c"+strconv.Itoa(benchWrkConns),
+		"-d"+strconv.Itoa(int(d/time.Second))+"s", "--latency", url).CombinedOutput()
+	if err != nil {
+		b.Fatalf("wrk %s: %v\n%s", url, err, out)
+	}
+	load, err := benchParseWrk(string(out))
+	if err != nil {
+		b.Fatalf("wrk %s: %v\n%s", url, err, out)
+	}
+	return load
+}
+
+var (
+	benchWrkRPS     = regexp.MustCompile(`(?m)^Requests/sec:\s+([0-9.]+)`)
+	benchWrkPct     = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s|m)\s*$`)
+	benchWrkTotal   = regexp.MustCompile(`(?m)^\s+(\d+) requests in`)
+	benchWrkNon2xx  = regexp.MustCompile(`(?m)^\s+Non-2xx or 3xx responses:\s+(\d+)`)
+	benchWrkSockErr = regexp.MustCompile(`(?m)^\s+Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+// benchParseWrk reads Requests/sec, the 50% and 99% lines of the latency
+// distribution, and the error lines from wrk's report.
+func benchParseWrk(out string) (benchLoad, error) {
+	var l benchLoad
+	m := benchWrkRPS.FindStringSubmatch(out)
+	if m == nil {
+		return l, errors.New("no Requests/sec line")
+	}
+	l.RPS, _ = strconv.ParseFloat(m[1], 64)
+	for _, m := range benchWrkPct.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(m[2], 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second, "m": time.Minute}[m[3]]
+		d := time.Duration(v * float64(unit))
+		if m[1] == "50" {
+			l.P50 = d
+		} else {
+			l.P99 = d
+		}
+	}
+	if l.P50 == 0 || l.P99 == 0 {
+		return l, errors.New("no 50%/99% latency distribution lines (was --latency passed?)")
+	}
+	if m := benchWrkTotal.FindStringSubmatch(out); m != nil {
+		l.Requests, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	if m := benchWrkNon2xx.FindStringSubmatch(out); m != nil {
+		l.Non2xx, _ = strconv.ParseInt(m[1], 10, 64)
+	}
+	if m := benchWrkSockErr.FindStringSubmatch(out); m != nil {
+		for _, s := range m[1:] {
+			n, _ := strconv.ParseInt(s, 10, 64)
+			l.SockErrs += n
+		}
+	}
+	return l, nil
+}
+
+// benchLeg is one way of reaching the backend: start returns the URL that
+// wrk should load, or skips.
+type benchLeg struct {
+	name  string
+	start func(b *testing.B, env *benchEnv) string
+}
+
+// benchRow is one line of the summary printed at the end.
+type benchRow struct {
+	name    string
+	load    benchLoad
+	skipped bool
+}
+
+// BenchmarkProxyThroughput reports, per leg, wrk's requests/sec and p50/p99
+// latency through that proxy, and the ratio of its rps to the direct
+// baseline measured in the same run (x_direct), with the latency each proxy
+// adds over direct (added_p50_us, added_p99_us).
+func BenchmarkProxyThroughput(b *testing.B) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		b.Skip("wrk not installed (apt-get install wrk): no load generator")
+	}
+	env := benchSetup(b, false, "backend", "refproxy", "cutover")
+	loadBefore := benchLoadAvg()
+
+	var (
+		direct     benchLoad
+		haveDirect bool
+		rows       []benchRow
+	)
+	measure := func(b *testing.B, url string) benchLoad {
+		b.Helper()
+		benchWrk(b, url, benchWarmup) // fill connection pools, warm caches
+		b.ResetTimer()
+		load := benchWrk(b, url, benchWrkDuration)
+		b.StopTimer()
+		if load.Non2xx > 0 || load.SockErrs > 0 {
+			b.Errorf("%s: %d non-2xx responses and %d socket errors in %d requests",
+				url, load.Non2xx, load.SockErrs, load.Requests)
+		}
+		return load
+	}
+	baseline := func(b *testing.B) benchLoad {
+		if !haveDirect {
+			direct = measure(b, "http://"+env.backendA+"/")
+			haveDirect = true
+		}
+		return direct
+	}
+
+	legs := []benchLeg{
+		{"router", func(b *testing.B, env *benchEnv) string {
+			proxyAddr, client := benchStartRouter(b, env)
+			table := engine.RouteTable{Epoch: 1, Backends: []engine.Backend{{ID: "a", Addr: env.backendA, Version: "v1", Weight: 100}}}
+			if err := client.Apply(context.Background(), table); err != nil {
+				b.Fatalf("apply the benchmark's table: %v", err)
+			}
+			return "http://" + proxyAddr + "/"
+		}},
+		{"haproxy", benchStartHAProxy},
+		{"nginx", benchStartNginx},
+		{"reverseproxy_tuned", func(b *testing.B, env *benchEnv) string {
+			return "http://" + benchStartListener(b, env.dir, "refproxy-tuned", env.bin["refproxy"], nil,
+				"-backend", "http://"+env.backendA, "-tuned=true") + "/"
+		}},
+		{"reverseproxy_default", func(b *testing.B, env *benchEnv) string {
+			return "http://" + benchStartListener(b, env.dir, "refproxy-default", env.bin["refproxy"], nil,
+				"-backend", "http://"+env.backendA, "-tuned=false") + "/"
+		}},
+	}
+
+	b.Run("direct", func(b *testing.B) {
+		d := baseline(b)
+		benchReport(b, d, d)
+		rows = append(rows, benchRow{name: "direct", load: d})
+	})
+	for _, leg := range legs {
+		b.Run(leg.name, func(b *testing.B) {
+			defer func() {
+				if b.Skipped() {
+					rows = append(rows, benchRow{name: leg.name, skipped: true})
+				}
+			}()
+			url := leg.start(b, env)
+			benchWaitBody(b, url, "a")
+			d := baseline(b)
+			load := measure(b, url)
+			benchReport(b, load, d)
+			rows = append(rows, benchRow{name: leg.name, load: load})
+		})
+	}
+	// The backend measured again at the end: how far the shared machine
+	// drifted during the run, i.e. how much to trust the ratios.
+	b.Run("direct_end", func(b *testing.B) {
+		d := baseline(b)
+		load := measure(b, "http://"+env.backendA+"/")
+		benchReport(b, load, d)
+		rows = append(rows, benchRow{name: "direct_end", load: load})
+	})
+	if haveDirect && len(rows) > 0 {
+		// Printed rather than logged: a parent benchmark's log is shown only
+		// with -v, and this summary is the point of the run.
+		fmt.Print(benchSummary(direct, rows))
+		fmt.Printf("machine: %d CPUs; load average (1m 5m 15m) %s before, %s after: other work on the machine skews every leg\n",
+			runtime.NumCPU(), loadBefore, benchLoadAvg())
+	}
+}
+
+// benchReport attaches one leg's figures to the benchmark result.
+func benchReport(b *testing.B, load, direct benchLoad) {
+	b.ReportMetric(0, "ns/op") // wall time per op means nothing: wrk ran for a fixed time
+	b.ReportMetric(load.RPS, "rps")
+	b.ReportMetric(float64(load.P50.Microseconds()), "p50_us")
+	b.ReportMetric(float64(load.P99.Microseconds()), "p99_us")
+	b.ReportMetric(load.RPS/direct.RPS, "x_direct")
+	b.ReportMetric(float64((load.P50 - direct.P50).Microseconds()), "added_p50_us")
+	b.ReportMetric(float64((load.P99 - direct.P99).Microseconds()), "added_p99_us")
+}
+
+// benchSummary renders the one-line verdict and a table of every leg.
+func benchSummary(direct benchLoad, rows []benchRow) string {
+	var line []string
+	var tab strings.Builder
+	fmt.Fprintf(&tab, "%-22s %10s %9s %9s %9s %11s %11s\n", "leg", "rps", "x direct", "p50", "p99", "added p50", "added p99")
+	for _, r := range rows {
+		if r.skipped {
+			line = append(line, r.name+" skipped")
+			fmt.Fprintf(&tab, "%-22s skipped (run with -v for the reason)\n", r.name)
+			continue
+		}
+		x := r.load.RPS / direct.RPS
+		if r.name != "direct" && r.name != "direct_end" {
+			line = append(line, fmt.Sprintf("%s %.2f×", r.name, x))
+		}
+		fmt.Fprintf(&tab, "%-22s %10.0f %8.2f× %9s %9s %11s %11s\n", r.name, r.load.RPS, x,
+			benchDur(r.load.P50), benchDur(r.load.P99), benchDur(r.load.P50-direct.P50), benchDur(r.load.P99-direct.P99))
+	}
+	return "throughput vs direct (" + fmt.Sprintf("%.0f rps", direct.RPS) + "): " + strings.Join(line, ", ") + "\n" + tab.String()
+}
+
+// benchDur prints a duration in µs or ms with three significant figures.
+func benchDur(d time.Duration) string {
+	if d < time.Millisecond && d > -time.Millisecond {
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	}
+	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+}
+
+// benchStartHAProxy starts HAProxy in the foreground in front of backend a.
+func benchStartHAProxy(b *testing.B, env *benchEnv) string {
+	b.Helper()
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		b.Skip("haproxy not installed (apt-get install haproxy): no HAProxy leg")
+	}
+	addr := benchFreeAddr(b)
+	cfg := fmt.Sprintf(`global
+	maxconn 4096
+
+defaults
+	mode http
+	option http-keep-alive
+	timeout connect 5s
+	timeout client 30s
+	timeout server 30s
+
+frontend fe
+	bind %s
+	default_backend be
+
+backend be
+	http-reuse always
+	server s1 %s
+`, addr, env.backendA)
+	path := filepath.Join(env.dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		b.Fatalf("write haproxy config: %v", err)
+	}
+	benchStart(b, env.dir, "haproxy", "haproxy", nil, nil, "-db", "-f", path)
+	return "http://" + addr + "/"
+}
+
+// benchStartNginx starts nginx (daemon off, two workers, everything it
+// writes under a temp prefix) in front of backend a with a keepalive upstream.
+func benchStartNginx(b *testing.B, env *benchEnv) string {
+	b.Helper()
+	if _, err := exec.LookPath("nginx"); err != nil {
+		b.Skip("nginx not installed (apt-get install nginx-light): no nginx leg")
+	}
+	addr := benchFreeAddr(b)
+	prefix := filepath.Join(env.dir, "nginx")
+	if err := os.MkdirAll(prefix, 0o755); err != nil {
+		b.Fatalf("make nginx prefix: %v", err)
+	}
+	cfg := fmt.Sprintf(`daemon off;
+worker_processes 2;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 1024; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/client_body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	upstream be {
+		server %[3]s;
+		keepalive 64;
+	}
+	server {
+		listen %[2]s;
+		location / {
+			proxy_pass http://be;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+		}
+	}
+}
+`, prefix, addr, env.backendA)
+	path := filepath.Join(prefix, "nginx.conf")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		b.Fatalf("write nginx config: %v", err)
+	}
+	benchStart(b, env.dir, "nginx", "nginx", nil, nil, "-c", path, "-p", prefix, "-e", filepath.Join(prefix, "error.log"))
+	return "http://" + addr + "/"
+}
+
+// benchPercentile returns the q-quantile (0..1) of sorted durations.
+func benchPercentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted)-1) + 0.5)
+	return sorted[i]
+}
+
+// benchTail returns the last n bytes of a log.
+func benchTail(p []byte, n int) []byte {
+	if len(p) > n {
+		return p[len(p)-n:]
+	}
+	return p
+}
+
+// benchStartRouter runs the real cutover binary as a router with an admin
+// unix socket in the temp dir, waits until its admin API answers, and returns
+// its public address and an admin client.
+func benchStartRouter(b *testing.B, env *benchEnv) (string, *router.Client) {
+	b.Helper()
+	dir, err := os.MkdirTemp(env.dir, "router-")
+	if err != nil {
+		b.Fatalf("make router dir: %v", err)
+	}
+	listen := benchFreeAddr(b)
+	admin := "unix:" + filepath.Join(dir, "admin.sock")
+	benchStart(b, env.dir, filepath.Base(dir), env.bin["cutover"], nil, nil, "router",
+		"--listen", listen, "--admin", admin, "--state", filepath.Join(dir, "state.json"), "--log-level", "warn")
+	client, err := router.Dial(admin, "")
+	if err != nil {
+		b.Fatalf("dial router admin: %v", err)
+	}
+	b.Cleanup(func() { client.Close() })
+	deadline := time.Now().Add(benchStartupTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := client.Health(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("router admin %s did not answer within %s: %v", admin, benchStartupTimeout, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a process we do not control
+	}
+	return listen, client
+}
+
+// BenchmarkApplyToFirstRequest measures how long after Client.Apply returns
+// the router sends traffic by the new table. A load loop keeps requests in
+// flight through the router to backends a and b, which answer with their id;
+// each round applies a table that moves 100% to the other backend and records
+// the time from Apply returning to the first response from that backend to a
+// request sent after Apply was called (0 when it came before Apply returned).
+// It reports p50/p99/max of that delay, and the p50 of Apply's own round trip
+// (which includes the router's fsync of its state file).
+func BenchmarkApplyToFirstRequest(b *testing.B) {
+	env := benchSetup(b, true, "backend", "cutover")
+	proxyAddr, client := benchStartRouter(b, env)
+	ctx := context.Background()
+	table := func(epoch uint64, to string) engine.RouteTable {
+		wa, wb := 100, 0
+		if to == "b" {
+			wa, wb = 0, 100
+		}
+		return engine.RouteTable{Epoch: epoch, Backends: []engine.Backend{
+			{ID: "a", Addr: env.backendA, Version: "v1", Weight: wa},
+			{ID: "b", Addr: env.backendB, Version: "v2", Weight: wb},
+		}}
+	}
+	epoch := uint64(1)
+	if err := client.Apply(ctx, table(epoch, "a")); err != nil {
+		b.Fatalf("apply the first table: %v", err)
+	}
+	url := "http://" + proxyAddr + "/"
+	benchWaitBody(b, url, "a")
+
+	var cur atomic.Pointer[benchSwitch]
+	var loadErrs atomic.Int64
+	stop := benchApplyLoad(url, benchApplyLoaders, &cur, &loadErrs)
+	defer stop()
+
+	var delays, applies []time.Duration
+	early, missed := 0, 0
+	b.ResetTimer()
+	for round := range benchApplyRounds {
+		to := "b"
+		if round%2 == 1 {
+			to = "a"
+		}
+		epoch++
+		sw := &benchSwitch{want: to, since: time.Now(), seen: make(chan time.Time, 1)}
+		cur.Store(sw)
+		if err := client.Apply(ctx, table(epoch, to)); err != nil {
+			b.Fatalf("round %d: apply table moving 100%% to %s: %v", round, to, err)
+		}
+		returned := time.Now()
+		applies = append(applies, returned.Sub(sw.since))
+		select {
+		case got := <-sw.seen:
+			d := got.Sub(returned)
+			if d < 0 {
+				early++
+				d = 0
+			}
+			delays = append(delays, d)
+		case <-time.After(benchApplyDeadline):
+			missed++
+		}
+	}
+	b.StopTimer()
+	stop()
+
+	if missed > 0 {
+		b.Errorf("%d of %d rounds saw no response from the new backend within %s", missed, benchApplyRounds, benchApplyDeadline)
+	}
+	if n := loadErrs.Load(); n > 0 {
+		b.Errorf("load loop saw %d failed requests while tables were swapped", n)
+	}
+	if len(delays) == 0 {
+		return
+	}
+	sort.Slice(delays, func(i, j int) bool { return delays[i] < delays[j] })
+	sort.Slice(applies, func(i, j int) bool { return applies[i] < applies[j] })
+	p50, p99, worst := benchPercentile(delays, 0.50), benchPercentile(delays, 0.99), delays[len(delays)-1]
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(p50.Microseconds()), "p50_us")
+	b.ReportMetric(float64(p99.Microseconds()), "p99_us")
+	b.ReportMetric(float64(worst.Microseconds()), "max_us")
+	b.ReportMetric(float64(benchPercentile(applies, 0.50).Microseconds()), "apply_p50_us")
+	fmt.Printf("apply to first request on the new table, %d rounds (%d answered before Apply returned): p50 %s, p99 %s, max %s; Apply round trip p50 %s, p99 %s\n",
+		len(delays), early, benchDur(p50), benchDur(p99), benchDur(worst),
+		benchDur(benchPercentile(applies, 0.50)), benchDur(benchPercentile(applies, 0.99)))
+}
+
+// benchSwitch is one table change the apply loop waits to see: the first
+// response from want to a request sent after since.
+type benchSwitch struct {
+	want  string
+	since time.Time
+	seen  chan time.Time // receives the arrival time of that response, once
+	once  sync.Once
+}
+
+// benchApplyLoad keeps loaders requests in flight against url, reporting to
+// the current benchSwitch. It returns a stop func that waits for the loaders;
+// calling it twice is fine.
+func benchApplyLoad(url string, loaders int, cur *atomic.Pointer[benchSwitch], errs *atomic.Int64) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: loaders, DisableCompression: true}}
+	var wg sync.WaitGroup
+	for range loaders {
+		wg.Go(func() {
+			buf := make([]byte, 64)
+			for ctx.Err() == nil {
+				sent := time.Now()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+				resp, err := client.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						errs.Add(1)
+					}
+					continue
+				}
+				n, _ := io.ReadFull(resp.Body, buf)
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				got := time.Now()
+				if resp.StatusCode != http.StatusOK {
+					errs.Add(1)
+					continue
+				}
+				if sw := cur.Load(); sw != nil && string(buf[:n]) == sw.want && !sent.Before(sw.since) {
+					sw.once.Do(func() { sw.seen <- got })
+				}
+			}
+		})
+	}
+	return func() { cancel(); wg.Wait(); client.CloseIdleConnections() }
+}
+
+// benchLoadAvg reads the 1, 5 and 15 minute load averages, or "?".
+func benchLoadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
