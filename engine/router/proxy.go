@@ -195,6 +195,15 @@ func (p *proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	at.proxyErr = err
 	p.s.log.Warn("backend failed", "backend", at.entry.backend.ID, "addr", at.entry.backend.Addr, "err", err)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		// Nothing reached a backend (and the retry, if any, failed too): for
+		// the client there is no backend, which is a 503, not a bad gateway.
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, noBackendBody)
+		return
+	}
 	w.WriteHeader(http.StatusBadGateway)
 	io.WriteString(w, "cutover router: backend "+at.entry.backend.ID+" did not answer\n")
 }
@@ -208,7 +217,7 @@ const statusClientClosed = 499
 // was cut after its headers were sent.
 func (p *proxy) finish(r *http.Request, at *attempt, start time.Time, rec any) {
 	now := p.s.now()
-	o := outcome{status: at.status, retried: false}
+	o := outcome{status: at.status}
 	switch {
 	case at.proxyErr != nil:
 		o.proxyErr = true
@@ -238,7 +247,10 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil || !connectionFailed(err) || req.Context().Err() != nil {
 			return res, err
 		}
-		e.up.holdOut(s.now().Add(s.opts.HoldOut))
+		if !strings.Contains(err.Error(), "server closed idle connection") {
+			// A keep-alive race says nothing about the backend's health.
+			e.up.holdOut(s.now().Add(s.opts.HoldOut))
+		}
 		if at.retried || !at.replayable {
 			return nil, err
 		}
@@ -246,10 +258,7 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if next == nil && at.choice.version != "" && !at.choice.forced {
 			next = s.acquire(func(t *table) *entry { return rt.p.pick(t, choice{}, e) })
 		}
-		if next == nil || next == e {
-			if next != nil {
-				next.end()
-			}
+		if next == nil {
 			return nil, err
 		}
 		s.log.Info("retrying on another backend", "failed", e.backend.ID, "retry", next.backend.ID, "err", err)
