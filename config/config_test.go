@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -277,5 +278,25 @@ func TestEmptyBlocksKeepDefaults(t *testing.T) {
 	}
 	if a := s.Strategy.Canary.Steps[0].Analysis; a == nil || *a != DefaultAnalysis() {
 		t.Errorf("empty analysis block = %v, want the default analysis switched on", a)
+	}
+}
+
+func TestSelfReferringAndExplodingAliasesAreRefusedQuickly(t *testing.T) {
+	var laughs strings.Builder
+	laughs.WriteString("x-0: &l0 {port: 80}\n")
+	for i := 1; i <= 12; i++ {
+		fmt.Fprintf(&laughs, "x-%d: &l%d {<<: [*l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d]}\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	laughs.WriteString("services:\n  web:\n    image: a\n    <<: *l12\n")
+	for name, src := range map[string]string{
+		"merge of itself": "services:\n  web: &x\n    image: a\n    <<: *x\n",
+		"billion laughs":  laughs.String(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := parseErrors(t, src)
+			if len(got) != 1 || !strings.HasSuffix(got[0], "aliases or merge keys nest too deeply or refer to themselves") {
+				t.Errorf("got %q", got)
+			}
+		})
 	}
 }

@@ -24,7 +24,16 @@ type decoder struct {
 	seen    map[string]pos  // path of every key and list item in the file → where
 	bad     map[string]bool // paths whose value could not be decoded
 	errs    Errors
+
+	// Aliases can make a small file describe a huge or endless tree
+	// (`a: &a {<<: *a}`); depth and work bound what one file can cost.
+	depth, work int
 }
+
+const (
+	maxDepth = 64
+	maxWork  = 200_000 // nodes visited; a real config is a few hundred
+)
 
 // pos is a place in the file.
 type pos struct{ line, col int }
@@ -209,6 +218,10 @@ var durationType = reflect.TypeFor[time.Duration]()
 
 // decode sets v from node n found at path (written at at).
 func (d *decoder) decode(n ast.Node, v reflect.Value, path string, at pos) {
+	if !d.enter(at, path) {
+		return
+	}
+	defer d.leave()
 	n, forceString := d.resolve(n)
 	if n == nil {
 		return
@@ -254,9 +267,31 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string, at pos) {
 	}
 }
 
+// enter counts one more level and node of decoding; false means the file
+// is too deep or too big, which has been reported.
+func (d *decoder) enter(at pos, path string) bool {
+	d.depth++
+	d.work++
+	if d.depth > maxDepth || d.work > maxWork {
+		d.depth--
+		if !d.bad[""] {
+			d.fail(at, path, "aliases or merge keys nest too deeply or refer to themselves")
+			d.bad[""] = true // stop here: everything else would be noise
+		}
+		return false
+	}
+	return true
+}
+
+func (d *decoder) leave() { d.depth-- }
+
 // entries lists a mapping's key/value pairs with `<<` merge keys expanded.
 // Keys written in the mapping win over merged ones, as YAML specifies.
 func (d *decoder) entries(n ast.Node, path string) ([]*ast.MappingValueNode, bool) {
+	if !d.enter(nodePos(n), path) {
+		return nil, true
+	}
+	defer d.leave()
 	var values []*ast.MappingValueNode
 	switch m := n.(type) {
 	case *ast.MappingNode:
