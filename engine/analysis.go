@@ -1,0 +1,182 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Verdict is the result of an analysis window.
+type Verdict string
+
+// Verdicts. Inconclusive (too few requests) pauses the release whatever the
+// failure policy says: there is nothing to roll back for, and nothing to
+// promote on.
+const (
+	VerdictPassed       Verdict = "passed"
+	VerdictFailed       Verdict = "failed"
+	VerdictInconclusive Verdict = "inconclusive"
+)
+
+// minRelativeErrorRate is the least error-rate limit a relative check sets,
+// so one error against a spotless stable version does not fail a canary.
+const minRelativeErrorRate = 0.001
+
+// Check is one limit of an analysis and what was measured against it.
+type Check struct {
+	Name     string `json:"name"`     // "error rate", "p99", "error rate vs stable", "p99 vs stable"
+	Measured string `json:"measured"` // "0.2%"
+	Limit    string `json:"limit"`    // "1%"
+	OK       bool   `json:"ok"`
+}
+
+// AnalysisResult is what one analysis window measured and decided.
+type AnalysisResult struct {
+	Verdict Verdict       `json:"verdict"`
+	Window  time.Duration `json:"window"`
+	Version string        `json:"version"`
+	Stable  string        `json:"stable,omitempty"`
+
+	Requests  int64   `json:"requests"`
+	Errors    int64   `json:"errors"` // 5xx + proxy errors
+	ErrorRate float64 `json:"error_rate"`
+	P99Ms     float64 `json:"p99_ms"` // upper bound of the bucket holding the 99th percentile; +Inf beyond the last
+
+	StableRequests  int64   `json:"stable_requests"`
+	StableErrorRate float64 `json:"stable_error_rate"`
+	StableP99Ms     float64 `json:"stable_p99_ms"`
+
+	Checks  []Check `json:"checks"`
+	Message string  `json:"message"` // "analysis passed: error rate 0.2% ≤ 1%, p99 120ms ≤ 500ms, 1,234 requests"
+}
+
+// Analyze judges the new version over the interval between two router
+// snapshots, using the cumulative totals of version and, for the relative
+// limits, of stable.
+func Analyze(spec AnalysisSpec, start, end Stats, version, stable string) AnalysisResult {
+	res := AnalysisResult{Window: spec.Window, Version: version, Stable: stable}
+	n, ok := intervalOf(start, end, version)
+	if !ok {
+		res.Verdict = VerdictInconclusive
+		res.Message = "analysis inconclusive: the router's counters went backwards (router restarted?)"
+		return res
+	}
+	res.Requests = n.Requests
+	res.Errors = n.Class5xx + n.ProxyErrors
+	res.ErrorRate = rate(res.Errors, n.Requests)
+	res.P99Ms = quantileMs(n.Latency, 0.99)
+	if stable != "" {
+		if s, ok := intervalOf(start, end, stable); ok {
+			res.StableRequests = s.Requests
+			res.StableErrorRate = rate(s.Class5xx+s.ProxyErrors, s.Requests)
+			res.StableP99Ms = quantileMs(s.Latency, 0.99)
+		}
+	}
+	if n.Requests < spec.MinRequests || n.Requests == 0 {
+		res.Verdict = VerdictInconclusive
+		res.Message = fmt.Sprintf("analysis inconclusive: %s requests to %s in %s, %s needed",
+			fmtCount(n.Requests), version, fmtDuration(spec.Window), fmtCount(max(spec.MinRequests, 1)))
+		return res
+	}
+	if spec.MaxErrorRate > 0 {
+		res.Checks = append(res.Checks, Check{Name: "error rate", Measured: fmtPercent(res.ErrorRate),
+			Limit: fmtPercent(spec.MaxErrorRate), OK: res.ErrorRate <= spec.MaxErrorRate})
+	}
+	if spec.MaxP99 > 0 {
+		limit := float64(spec.MaxP99) / float64(time.Millisecond)
+		res.Checks = append(res.Checks, Check{Name: "p99", Measured: fmtLatency(res.P99Ms),
+			Limit: fmtMs(limit), OK: res.P99Ms <= limit})
+	}
+	stableEnough := stable != "" && res.StableRequests >= max(spec.MinRequests, 1)
+	if spec.MaxErrorRateVsStable > 0 && stableEnough {
+		limit := math.Max(spec.MaxErrorRateVsStable*res.StableErrorRate, minRelativeErrorRate)
+		res.Checks = append(res.Checks, Check{Name: "error rate vs stable", Measured: fmtPercent(res.ErrorRate),
+			Limit: fmt.Sprintf("%s (%g× stable %s)", fmtPercent(limit), spec.MaxErrorRateVsStable, fmtPercent(res.StableErrorRate)),
+			OK: res.ErrorRate <= limit})
+	}
+	if spec.MaxP99VsStable > 0 && stableEnough {
+		limit := spec.MaxP99VsStable * res.StableP99Ms
+		res.Checks = append(res.Checks, Check{Name: "p99 vs stable", Measured: fmtLatency(res.P99Ms),
+			Limit: fmt.Sprintf("%s (%g× stable %s)", fmtLatency(limit), spec.MaxP99VsStable, fmtLatency(res.StableP99Ms)),
+			OK: res.P99Ms <= limit})
+	}
+	res.Verdict = VerdictPassed
+	var parts []string
+	for _, c := range res.Checks {
+		op := "≤"
+		if !c.OK {
+			op = ">"
+			res.Verdict = VerdictFailed
+		}
+		parts = append(parts, fmt.Sprintf("%s %s %s %s", c.Name, c.Measured, op, c.Limit))
+	}
+	parts = append(parts, fmtCount(res.Requests)+" requests")
+	res.Message = "analysis " + string(res.Verdict) + ": " + strings.Join(parts, ", ")
+	return res
+}
+
+// intervalOf subtracts version's cumulative totals at start from those at
+// end. A version the router has not seen yet counts as zero.
+func intervalOf(start, end Stats, version string) (Totals, bool) {
+	e, _ := end.Version(version)
+	s, _ := start.Version(version)
+	a, b := s.Totals, e.Totals
+	d := Totals{
+		Requests:    b.Requests - a.Requests,
+		Class2xx:    b.Class2xx - a.Class2xx,
+		Class3xx:    b.Class3xx - a.Class3xx,
+		Class4xx:    b.Class4xx - a.Class4xx,
+		Class5xx:    b.Class5xx - a.Class5xx,
+		ProxyErrors: b.ProxyErrors - a.ProxyErrors,
+		Retries:     b.Retries - a.Retries,
+	}
+	if d.Requests < 0 || d.Class5xx < 0 || d.ProxyErrors < 0 {
+		return Totals{}, false
+	}
+	d.Latency = Histogram{BoundsMs: b.Latency.BoundsMs, Counts: make([]int64, len(b.Latency.Counts))}
+	for i, c := range b.Latency.Counts {
+		d.Latency.Counts[i] = c
+		if len(a.Latency.Counts) == len(b.Latency.Counts) {
+			d.Latency.Counts[i] -= a.Latency.Counts[i]
+		}
+	}
+	return d, true
+}
+
+// quantileMs reads quantile q from a histogram whose Counts are cumulative
+// per bucket (Counts[i] = responses ≤ BoundsMs[i], the last one +Inf). It
+// returns the bucket's upper bound: a conservative figure.
+func quantileMs(h Histogram, q float64) float64 {
+	if len(h.Counts) == 0 {
+		return 0
+	}
+	total := h.Counts[len(h.Counts)-1]
+	if total <= 0 {
+		return 0
+	}
+	rank := int64(math.Ceil(q * float64(total)))
+	for i, c := range h.Counts {
+		if c >= rank {
+			if i < len(h.BoundsMs) {
+				return h.BoundsMs[i]
+			}
+			return math.Inf(1)
+		}
+	}
+	return math.Inf(1)
+}
+
+func rate(n, of int64) float64 {
+	if of <= 0 {
+		return 0
+	}
+	return float64(n) / float64(of)
+}
+
+func fmtLatency(ms float64) string {
+	if math.IsInf(ms, 1) {
+		return "beyond the last bucket"
+	}
+	return fmtMs(ms)
+}

@@ -1,0 +1,164 @@
+package enginetest
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cutover/cutover/engine"
+)
+
+// Journal is an in-memory engine.Journal with the same lease rules as the
+// bbolt one. Host and Alive decide whether a same-host owner is dead.
+type Journal struct {
+	Trace *Trace
+	Host  string
+	Alive func(pid int) bool
+
+	mu      sync.Mutex
+	records map[string]engine.ReleaseRecord
+	order   []string
+	events  map[string][]engine.Event
+	leases  map[string]engine.Lease
+	fail    error
+}
+
+// NewJournal returns an empty journal.
+func NewJournal(trace *Trace) *Journal {
+	return &Journal{Trace: trace, records: map[string]engine.ReleaseRecord{},
+		events: map[string][]engine.Event{}, leases: map[string]engine.Lease{}}
+}
+
+// Fail makes every write fail with err (nil to heal).
+func (j *Journal) Fail(err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.fail = err
+}
+
+// Begin stores or reopens rec and takes the lease.
+func (j *Journal) Begin(ctx context.Context, rec engine.ReleaseRecord, now time.Time, takeover bool) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.fail != nil {
+		return j.fail
+	}
+	if l, ok := j.leases[rec.Service]; ok && l.Release != rec.ID && !takeover && l.Live(now, j.Host, j.Alive) {
+		return &engine.LeaseHeldError{Lease: l, Now: now}
+	}
+	if old, ok := j.records[rec.ID]; ok {
+		old.State, old.Owner, old.Ended, old.Epoch, old.Error = engine.ReleaseRunning, rec.Owner, time.Time{}, rec.Epoch, ""
+		old.From, old.Steps = rec.From, rec.Steps
+		rec = old
+	} else {
+		j.order = append(j.order, rec.ID)
+	}
+	j.records[rec.ID] = rec
+	j.leases[rec.Service] = engine.Lease{Service: rec.Service, Release: rec.ID, Owner: rec.Owner, Since: now, Heartbeat: now}
+	return nil
+}
+
+// Append stores ev.
+func (j *Journal) Append(ctx context.Context, ev engine.Event) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.fail != nil {
+		return j.fail
+	}
+	j.Trace.Add("journal:" + string(ev.Kind))
+	j.events[ev.Release] = append(j.events[ev.Release], ev)
+	if rec, ok := j.records[ev.Release]; ok {
+		if ev.State != "" {
+			rec.State = ev.State
+		}
+		rec.Step = ev.Step
+		j.records[ev.Release] = rec
+	}
+	return nil
+}
+
+// Heartbeat renews the lease.
+func (j *Journal) Heartbeat(ctx context.Context, id string, now time.Time) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	rec, ok := j.records[id]
+	if !ok {
+		return engine.ErrNotFound
+	}
+	l, ok := j.leases[rec.Service]
+	if !ok || l.Release != id {
+		return engine.ErrLeaseLost
+	}
+	l.Heartbeat = now
+	j.leases[rec.Service] = l
+	return nil
+}
+
+// End records the outcome and releases the lease if held.
+func (j *Journal) End(ctx context.Context, id string, state engine.ReleaseState, now time.Time, lastErr string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	rec, ok := j.records[id]
+	if !ok {
+		return engine.ErrNotFound
+	}
+	rec.State, rec.Ended, rec.Error = state, now, lastErr
+	j.records[id] = rec
+	if l, ok := j.leases[rec.Service]; ok && l.Release == id {
+		delete(j.leases, rec.Service)
+	}
+	return nil
+}
+
+// Releases lists records newest first.
+func (j *Journal) Releases(ctx context.Context, service string, limit int) ([]engine.ReleaseRecord, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []engine.ReleaseRecord
+	for i := len(j.order) - 1; i >= 0; i-- {
+		rec := j.records[j.order[i]]
+		if service != "" && rec.Service != service {
+			continue
+		}
+		out = append(out, rec)
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].Started.After(out[b].Started) })
+	return out, nil
+}
+
+// Release returns one record.
+func (j *Journal) Release(ctx context.Context, id string) (engine.ReleaseRecord, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	rec, ok := j.records[id]
+	if !ok {
+		return engine.ReleaseRecord{}, engine.ErrNotFound
+	}
+	return rec, nil
+}
+
+// Events returns a release's events in order.
+func (j *Journal) Events(ctx context.Context, id string) ([]engine.Event, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]engine.Event(nil), j.events[id]...), nil
+}
+
+// Active returns the service's lease.
+func (j *Journal) Active(ctx context.Context, service string) (engine.Lease, bool, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	l, ok := j.leases[service]
+	return l, ok, nil
+}
+
+// SetLease installs a lease directly, as another process would hold it.
+func (j *Journal) SetLease(l engine.Lease) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.leases[l.Service] = l
+}

@@ -1,0 +1,243 @@
+package enginetest
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cutover/cutover/engine"
+)
+
+// Behavior is how instances of one version act when launched.
+type Behavior struct {
+	Starting  int   // probes that answer "starting" before the first healthy one
+	Crash     bool  // the instance exits during start
+	Unhealthy bool  // probes answer unhealthy forever
+	LaunchErr error // Launch fails
+}
+
+// Platform is an in-memory engine.Platform. It records every call and, at
+// Stop, checks rule 2 against its Router: weight 0 and nothing in flight
+// (unless the drain timed out).
+type Platform struct {
+	Clock  engine.Clock
+	Router *Router // optional: checked at Stop
+	Trace  *Trace
+
+	mu         sync.Mutex
+	seq        int
+	insts      map[string]*inst
+	behave     map[string]Behavior
+	violations []string
+	calls      []string
+}
+
+type inst struct {
+	in      engine.Instance
+	probes  int
+	b       Behavior
+	health  *engine.Health // fixed answer set by SetHealth
+	healthy bool           // last probe answered healthy
+}
+
+// NewPlatform returns an empty platform.
+func NewPlatform(clock engine.Clock, router *Router, trace *Trace) *Platform {
+	return &Platform{Clock: clock, Router: router, Trace: trace, insts: map[string]*inst{}, behave: map[string]Behavior{}}
+}
+
+// Behave sets how instances of version launched from now on act.
+func (p *Platform) Behave(version string, b Behavior) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.behave[version] = b
+}
+
+// Seed adds n running, healthy instances of version, as a previous
+// release would have left them.
+func (p *Platform) Seed(service, version, image string, n int) []engine.Instance {
+	var out []engine.Instance
+	for range n {
+		in, _ := p.launch(engine.InstanceSpec{Service: service, Version: version, Image: image, ReleaseID: "seed"}, false)
+		p.mu.Lock()
+		p.insts[in.ID].healthy = true
+		p.mu.Unlock()
+		out = append(out, in)
+	}
+	return out
+}
+
+// Launch starts an instance of spec.
+func (p *Platform) Launch(ctx context.Context, spec engine.InstanceSpec) (engine.Instance, error) {
+	return p.launch(spec, true)
+}
+
+func (p *Platform) launch(spec engine.InstanceSpec, record bool) (engine.Instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.behave[spec.Version]
+	if record {
+		p.Trace.Add("platform:launch " + spec.Version)
+		p.calls = append(p.calls, "launch "+spec.Version)
+		if b.LaunchErr != nil {
+			return engine.Instance{}, b.LaunchErr
+		}
+	}
+	p.seq++
+	name := fmt.Sprintf("%s-%s-%d", spec.Service, spec.Version, p.seq)
+	in := engine.Instance{ID: fmt.Sprintf("c%03d", p.seq), Name: name, Service: spec.Service, Version: spec.Version,
+		Image: spec.Image, Digest: spec.Labels[engine.LabelDigest], ReleaseID: spec.ReleaseID,
+		Addr: fmt.Sprintf("10.0.0.%d:8080", p.seq), State: engine.StateRunning, Started: p.Clock.Now()}
+	if b.Crash {
+		in.State = engine.StateExited
+		in.ExitCode = 2
+	}
+	p.insts[in.ID] = &inst{in: in, b: b}
+	return in, nil
+}
+
+// Instances lists the service's instances.
+func (p *Platform) Instances(ctx context.Context, service string) ([]engine.Instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []engine.Instance
+	for _, i := range p.insts {
+		if i.in.Service == service {
+			out = append(out, i.in)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out, nil
+}
+
+// Stop removes an instance, recording a violation of rule 2 if the router
+// still gives it weight or it has requests in flight without a drain timeout.
+func (p *Platform) Stop(ctx context.Context, id string, grace time.Duration) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Trace.Add("platform:stop " + id)
+	p.calls = append(p.calls, "stop "+id)
+	i, ok := p.insts[id]
+	if !ok {
+		return fmt.Errorf("no such instance %s", id)
+	}
+	if p.Router != nil {
+		if w := p.Router.Weight(id); w > 0 {
+			p.violations = append(p.violations, fmt.Sprintf("stopped %s (%s) with weight %d", i.in.Name, i.in.Version, w))
+		}
+		if n := p.Router.InFlight(id); n > 0 && !p.Router.DrainAbandoned(id) {
+			p.violations = append(p.violations, fmt.Sprintf("stopped %s (%s) with %d requests in flight, drain not timed out", i.in.Name, i.in.Version, n))
+		}
+	}
+	delete(p.insts, id)
+	return nil
+}
+
+// Health answers one probe from the instance's behaviour.
+func (p *Platform) Health(ctx context.Context, id string, check engine.HealthCheck) (engine.Health, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Trace.Add("platform:health " + id)
+	i, ok := p.insts[id]
+	if !ok {
+		return engine.Health{}, fmt.Errorf("no such instance %s", id)
+	}
+	i.probes++
+	h := engine.Health{Status: engine.HealthHealthy}
+	switch {
+	case i.health != nil:
+		h = *i.health
+	case i.in.State == engine.StateExited || i.in.State == engine.StateRestarting:
+		h = engine.Health{Status: engine.HealthCrashed, Detail: fmt.Sprintf("exited with code %d", i.in.ExitCode)}
+	case i.b.Unhealthy:
+		h = engine.Health{Status: engine.HealthUnhealthy, Detail: "GET /healthz: 503"}
+	case i.probes <= i.b.Starting:
+		h = engine.Health{Status: engine.HealthStarting, Detail: "connection refused"}
+	}
+	i.healthy = h.Status == engine.HealthHealthy
+	return h, nil
+}
+
+// SetHealth fixes the answer of an instance's probes from now on; nil
+// returns it to its behaviour.
+func (p *Platform) SetHealth(id string, h *engine.Health) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if i, ok := p.insts[id]; ok {
+		i.health = h
+	}
+}
+
+// Crash makes an instance exit.
+func (p *Platform) Crash(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if i, ok := p.insts[id]; ok {
+		i.in.State = engine.StateExited
+		i.in.ExitCode = 137
+		i.in.Restarts++
+	}
+}
+
+// Get returns an instance by id.
+func (p *Platform) Get(id string) (engine.Instance, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i, ok := p.insts[id]
+	if !ok {
+		return engine.Instance{}, false
+	}
+	return i.in, true
+}
+
+// Running lists the running instances of version.
+func (p *Platform) Running(version string) []engine.Instance {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []engine.Instance
+	for _, i := range p.insts {
+		if i.in.Version == version && i.in.State == engine.StateRunning {
+			out = append(out, i.in)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out
+}
+
+// Violations lists rule-2 violations seen at Stop.
+func (p *Platform) Violations() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.violations...)
+}
+
+// Calls lists Launch and Stop calls in order ("launch 1.1.0", "stop c003").
+func (p *Platform) Calls() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.calls...)
+}
+
+// CheckServing reports backends with weight that are not running
+// instances whose last probe (or seeding) was healthy: rule 1. Give it to
+// Router.Check.
+func (p *Platform) CheckServing(t engine.RouteTable) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range t.Backends {
+		if b.Weight == 0 {
+			continue
+		}
+		i, ok := p.insts[b.ID]
+		switch {
+		case !ok:
+			return fmt.Errorf("backend %s has weight %d but no instance", b.ID, b.Weight)
+		case i.in.State != engine.StateRunning:
+			return fmt.Errorf("backend %s has weight %d but is %s", b.ID, b.Weight, i.in.State)
+		case !i.healthy:
+			return fmt.Errorf("backend %s has weight %d but has not passed health", b.ID, b.Weight)
+		}
+	}
+	return nil
+}

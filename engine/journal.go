@@ -1,0 +1,140 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// LeaseStaleAfter is how long a lease lives without a heartbeat: after it,
+// another process may take the service over.
+const LeaseStaleAfter = 15 * time.Second
+
+// HeartbeatEvery is how often a running release renews its lease.
+const HeartbeatEvery = 5 * time.Second
+
+// ErrLeaseHeld says another release of the service is in progress; the
+// concrete error is a *LeaseHeldError naming who holds it.
+var ErrLeaseHeld = errors.New("another release of this service is in progress")
+
+// ErrLeaseLost says the lease this release held went to another process.
+var ErrLeaseLost = errors.New("release lease taken over by another process")
+
+// ErrNotFound is returned by Journal.Release for an unknown id.
+var ErrNotFound = errors.New("release not found")
+
+// Owner is the process running a release.
+type Owner struct {
+	PID  int    `json:"pid"`
+	Host string `json:"host"`
+	User string `json:"user,omitempty"`
+}
+
+// Lease is a service's one-release-at-a-time lock, kept alive by heartbeats.
+type Lease struct {
+	Service   string    `json:"service"`
+	Release   string    `json:"release"`
+	Owner     Owner     `json:"owner"`
+	Since     time.Time `json:"since"`
+	Heartbeat time.Time `json:"heartbeat"`
+}
+
+// Live reports whether the lease still protects its release at now: its
+// heartbeat is fresh and, when the owner runs on host, its process exists.
+func (l Lease) Live(now time.Time, host string, alive func(pid int) bool) bool {
+	if now.Sub(l.Heartbeat) > LeaseStaleAfter {
+		return false
+	}
+	if l.Owner.Host == host && alive != nil && !alive(l.Owner.PID) {
+		return false
+	}
+	return true
+}
+
+// LeaseHeldError names who holds a service's lease.
+type LeaseHeldError struct {
+	Lease Lease
+	Now   time.Time
+}
+
+func (e *LeaseHeldError) Error() string {
+	l := e.Lease
+	who := fmt.Sprintf("pid %d on %s", l.Owner.PID, l.Owner.Host)
+	if l.Owner.User != "" {
+		who += " (" + l.Owner.User + ")"
+	}
+	return fmt.Sprintf("%s: release %s is in progress by %s since %s, last heartbeat %s ago",
+		l.Service, l.Release, who, l.Since.Format(time.RFC3339), e.Now.Sub(l.Heartbeat).Round(time.Second))
+}
+
+// Is makes errors.Is(err, ErrLeaseHeld) true.
+func (e *LeaseHeldError) Is(target error) bool { return target == ErrLeaseHeld }
+
+// ReleaseKind says whether a record is a deploy or a standalone rollback.
+type ReleaseKind string
+
+// Release kinds.
+const (
+	KindDeploy   ReleaseKind = "deploy"
+	KindRollback ReleaseKind = "rollback"
+)
+
+// VersionRef is a version and the image it ran from.
+type VersionRef struct {
+	Version string `json:"version"`
+	Image   string `json:"image,omitempty"`
+}
+
+// ReleaseRecord is the journal's summary of one release.
+type ReleaseRecord struct {
+	ID       string       `json:"id"`
+	Service  string       `json:"service"`
+	Kind     ReleaseKind  `json:"kind"`
+	From     []VersionRef `json:"from"` // stable first, then any other versions present
+	To       Target       `json:"to"`
+	Strategy StrategyType `json:"strategy"`
+	Actor    Actor        `json:"actor"`
+	Owner    Owner        `json:"owner"` // the process that last ran it
+	Started  time.Time    `json:"started"`
+	Ended    time.Time    `json:"ended,omitzero"`
+	State    ReleaseState `json:"state"`
+	Step     int          `json:"step"`
+	Steps    int          `json:"steps"`
+	Epoch    uint64       `json:"epoch"`
+	Error    string       `json:"error,omitempty"`
+	// RollsBack is, for a standalone rollback, the release it undid.
+	RollsBack string `json:"rolls_back,omitempty"`
+}
+
+// Stable is the version traffic went to before the release ("" for a first deploy).
+func (r ReleaseRecord) Stable() VersionRef {
+	if len(r.From) == 0 {
+		return VersionRef{}
+	}
+	return r.From[0]
+}
+
+// Journal stores releases and their events durably, and holds the
+// one-release-per-service lease. Writes return only once they are on disk.
+type Journal interface {
+	// Begin stores rec (or reopens the record with rec.ID to resume it) and
+	// takes the service's lease for rec.Owner at now. It fails with a
+	// *LeaseHeldError while another release holds a live lease, unless
+	// takeover is set.
+	Begin(ctx context.Context, rec ReleaseRecord, now time.Time, takeover bool) error
+	// Append stores ev; ev.State and ev.Step also update the record.
+	Append(ctx context.Context, ev Event) error
+	// Heartbeat renews the lease; ErrLeaseLost if another release took it.
+	Heartbeat(ctx context.Context, releaseID string, now time.Time) error
+	// End records the final state and releases the lease if still held.
+	End(ctx context.Context, releaseID string, state ReleaseState, now time.Time, lastErr string) error
+	// Releases lists a service's releases newest first ("" for all services).
+	Releases(ctx context.Context, service string, limit int) ([]ReleaseRecord, error)
+	// Release returns one record, or ErrNotFound.
+	Release(ctx context.Context, id string) (ReleaseRecord, error)
+	// Events returns a release's events in the order they were appended.
+	Events(ctx context.Context, id string) ([]Event, error)
+	// Active returns the service's lease, live or stale, if one is held.
+	Active(ctx context.Context, service string) (Lease, bool, error)
+}

@@ -1,0 +1,356 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Deps are the adapters a release drives.
+type Deps struct {
+	Platform Platform
+	Router   Router
+	Journal  Journal
+	Clock    Clock // nil: the wall clock
+	// HTTPGet fetches url and returns the status code; blue/green smoke
+	// checks use it. nil: net/http with the health check's timeout.
+	HTTPGet func(ctx context.Context, url string) (int, error)
+	// Owner identifies this process for the journal lease; zero fields
+	// default to os.Getpid and os.Hostname.
+	Owner Owner
+	// Alive reports whether a process on this host exists, to break the
+	// lease of a dead owner early; nil trusts heartbeats only.
+	Alive func(pid int) bool
+}
+
+func (d Deps) withDefaults() Deps {
+	if d.Clock == nil {
+		d.Clock = RealClock{}
+	}
+	if d.Owner.PID == 0 {
+		d.Owner.PID = os.Getpid()
+	}
+	if d.Owner.Host == "" {
+		d.Owner.Host, _ = os.Hostname()
+	}
+	return d
+}
+
+// Options tune one run of a release.
+type Options struct {
+	// ID resumes the journal's release with this id; empty starts a new one.
+	ID    string
+	Actor Actor
+	// AutoApprove passes approval gates without an operator (headless --auto).
+	AutoApprove bool
+	// Detach makes Run return instead of waiting for an operator: at an
+	// approval gate (WaitingForApproval) and when paused by a failure
+	// (Failed). The release stays resumable in the journal.
+	Detach bool
+	// PollEvery is how often the router is read for fencing and figures;
+	// default 1s.
+	PollEvery time.Duration
+}
+
+// ErrNotApplicable is returned by Send for a command that means nothing
+// in the release's current state (approve with no approval gate waiting).
+var ErrNotApplicable = errors.New("command does not apply now")
+
+// Release runs one plan (or a standalone rollback) and takes commands
+// while it does. Create it with New or NewRollback, then call Run once;
+// Send, Subscribe and Snapshot are safe from any goroutine.
+type Release struct {
+	deps Deps
+	spec ServiceSpec
+	opts Options
+	kind ReleaseKind
+	id   string
+
+	target Target     // the version being released (for a rollback: the stable one)
+	stable VersionRef // the version traffic returns to on rollback
+	rolls  string     // standalone rollback: the release it undoes
+
+	cmds    chan Command
+	started atomic.Bool
+
+	// Owned by the Run goroutine.
+	plan        Plan
+	step        int
+	epoch       uint64
+	paused      bool
+	pausedBy    string // "operator" or "failure"
+	want        Command
+	approved    bool
+	trafficSeen bool
+	rollingBack bool
+	lastFailure error
+	probes      map[string]*probe // instances this release watches, by id
+	lastPoll    time.Time
+	lastProbe   time.Time
+	lastBeat    time.Time
+	seq         int64
+
+	mu     sync.Mutex
+	snap   Snapshot
+	subs   map[int]*subscriber
+	nextID int
+	closed bool
+}
+
+// probe is the health record of one watched instance.
+type probe struct {
+	inst    Instance
+	health  Health
+	passes  int  // consecutive healthy probes
+	fails   int  // consecutive failed probes
+	healthy bool // passed Successes probes: may take traffic
+	failed  bool // crashed or failed Failures probes after being healthy
+}
+
+// New prepares a release of spec to target. It does no I/O; Run plans
+// from the actual state.
+func New(deps Deps, spec ServiceSpec, target Target, opts Options) (*Release, error) {
+	spec = spec.withDefaults()
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	if target.Version == "" || target.Image == "" {
+		return nil, fmt.Errorf("%s: target needs an image and a version", spec.Name)
+	}
+	r := newRelease(deps, spec, opts, KindDeploy)
+	r.target = target
+	return r, nil
+}
+
+// NewRollback prepares a standalone rollback of spec to stable, for a
+// process that does not own the running release (`cutover rollback`). It
+// takes the lease over and fences the old writer out. rollsBack names the
+// release being undone, if known.
+func NewRollback(deps Deps, spec ServiceSpec, stable Target, rollsBack string, opts Options) (*Release, error) {
+	spec = spec.withDefaults()
+	if spec.Name == "" {
+		return nil, fmt.Errorf("service has no name")
+	}
+	if stable.Version == "" {
+		return nil, fmt.Errorf("%s: rollback needs the stable version", spec.Name)
+	}
+	r := newRelease(deps, spec, opts, KindRollback)
+	r.target = stable
+	r.stable = VersionRef{Version: stable.Version, Image: stable.Image}
+	r.rolls = rollsBack
+	return r, nil
+}
+
+// Rollback runs a standalone rollback to stable and waits for it.
+func Rollback(ctx context.Context, deps Deps, spec ServiceSpec, stable Target, rollsBack string, opts Options) (Outcome, error) {
+	r, err := NewRollback(deps, spec, stable, rollsBack, opts)
+	if err != nil {
+		return "", err
+	}
+	return r.Run(ctx)
+}
+
+func newRelease(deps Deps, spec ServiceSpec, opts Options, kind ReleaseKind) *Release {
+	deps = deps.withDefaults()
+	if opts.PollEvery <= 0 {
+		opts.PollEvery = time.Second
+	}
+	if deps.Owner.User == "" {
+		deps.Owner.User = opts.Actor.User
+	}
+	r := &Release{deps: deps, spec: spec, opts: opts, kind: kind,
+		cmds: make(chan Command, 16), probes: map[string]*probe{}, subs: map[int]*subscriber{}, step: -1}
+	r.id = opts.ID
+	if r.id == "" {
+		r.id = newID(spec.Name, deps.Clock.Now())
+	}
+	r.snap = Snapshot{ID: r.id, Service: spec.Name, Kind: kind, Step: -1}
+	return r
+}
+
+// newID makes a sortable, unique release id: web-20250102T150405-3fa2.
+func newID(service string, now time.Time) string {
+	b := make([]byte, 2)
+	_, _ = rand.Read(b)
+	return service + "-" + now.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b)
+}
+
+// ID is the release's id in the journal.
+func (r *Release) ID() string { return r.id }
+
+// Plan returns the plan Run is following (empty before Run has planned).
+func (r *Release) Plan() Plan {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.snap.Plan
+}
+
+// Send delivers a command without blocking. It fails with ErrNotApplicable
+// when the command means nothing now, and when Run is not running.
+func (r *Release) Send(cmd Command) error {
+	r.mu.Lock()
+	s, gate, closed := r.snap.State, r.snap.Gate, r.closed
+	r.mu.Unlock()
+	if s == "" || closed {
+		return fmt.Errorf("%s: %w: the release is not running", cmd, ErrNotApplicable)
+	}
+	ok := false
+	switch cmd {
+	case CmdApprove:
+		ok = gate != nil && gate.Gate.Kind == GateApproval
+	case CmdPause:
+		ok = s == ReleaseRunning || s == ReleaseWaiting
+	case CmdResume:
+		ok = s == ReleasePaused
+	case CmdPromote, CmdRollback:
+		ok = s != ReleaseRollingBack && r.kind == KindDeploy
+	case CmdAbort:
+		ok = true
+	default:
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	if !ok {
+		why := "the release is " + string(s)
+		if cmd == CmdApprove {
+			why = "no approval gate is waiting"
+		}
+		return fmt.Errorf("%s: %w: %s", cmd, ErrNotApplicable, why)
+	}
+	select {
+	case r.cmds <- cmd:
+		return nil
+	default:
+		return fmt.Errorf("%s: too many commands queued", cmd)
+	}
+}
+
+// subscriber is one Subscribe channel; a full buffer drops events and
+// counts them into the next one delivered.
+type subscriber struct {
+	ch     chan Event
+	missed int
+}
+
+// subscriberBuffer is how many events a slow subscriber may fall behind.
+const subscriberBuffer = 256
+
+// Subscribe returns a channel of every event from now on, and a cancel
+// func. A subscriber that falls behind loses events (Event.Missed counts
+// them) rather than slowing the release; the channel closes when Run ends.
+func (r *Release) Subscribe() (<-chan Event, func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := &subscriber{ch: make(chan Event, subscriberBuffer)}
+	if r.closed {
+		close(s.ch)
+		return s.ch, func() {}
+	}
+	id := r.nextID
+	r.nextID++
+	r.subs[id] = s
+	return s.ch, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if _, ok := r.subs[id]; ok {
+			delete(r.subs, id)
+			close(s.ch)
+		}
+	}
+}
+
+// emit journals ev, then publishes it and folds it into the snapshot. The
+// journal write comes first and is synchronous: nothing the event
+// announces happens before it is on disk.
+func (r *Release) emit(ctx context.Context, ev Event) error {
+	r.seq++
+	ev.Seq = r.seq
+	ev.At = r.deps.Clock.Now()
+	ev.Release = r.id
+	ev.Service = r.spec.Name
+	ev.Step = r.step
+	r.mu.Lock()
+	ev.State = r.snap.State
+	r.mu.Unlock()
+	var jerr error
+	if r.deps.Journal != nil {
+		if err := r.deps.Journal.Append(context.WithoutCancel(ctx), ev); err != nil {
+			jerr = fmt.Errorf("journal: append %s: %w", ev.Kind, err)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.snap.LastEvent = ev.Message
+	r.snap.Seq = ev.Seq
+	if ev.Error != "" {
+		r.snap.LastError = ev.Error
+	}
+	if jerr != nil {
+		r.snap.LastError = jerr.Error()
+	}
+	for _, s := range r.subs {
+		e := ev
+		e.Missed = s.missed
+		select {
+		case s.ch <- e:
+			s.missed = 0
+		default:
+			s.missed++
+		}
+	}
+	return jerr
+}
+
+// update changes the snapshot under the lock.
+func (r *Release) update(f func(s *Snapshot)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(&r.snap)
+}
+
+func (r *Release) setState(s ReleaseState) { r.update(func(sn *Snapshot) { sn.State = s }) }
+
+// baseState is the state of a release that is neither paused nor rolling back.
+func (r *Release) baseState() ReleaseState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if g := r.snap.Gate; g != nil && g.Gate.Kind == GateApproval && !r.approved && !r.opts.AutoApprove {
+		return ReleaseWaiting
+	}
+	return ReleaseRunning
+}
+
+// closeSubs ends every subscription.
+func (r *Release) closeSubs() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	for id, s := range r.subs {
+		close(s.ch)
+		delete(r.subs, id)
+	}
+}
+
+func (r *Release) httpGet(ctx context.Context, url string) (int, error) {
+	if r.deps.HTTPGet != nil {
+		return r.deps.HTTPGet(ctx, url)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.spec.Health.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}

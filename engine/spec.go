@@ -1,0 +1,282 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+)
+
+// Target is the image a release moves a service to.
+type Target struct {
+	Image   string `json:"image"`            // reference to run, ideally pinned by digest
+	Version string `json:"version"`          // what operators call it: "1.1.0"
+	Digest  string `json:"digest,omitempty"` // sha256:… where known
+}
+
+// StrategyType names a release recipe.
+type StrategyType string
+
+// Strategies.
+const (
+	Rolling   StrategyType = "rolling"
+	BlueGreen StrategyType = "bluegreen"
+	Canary    StrategyType = "canary"
+)
+
+// FailureAction is what the engine does when a step fails.
+type FailureAction string
+
+// Failure actions.
+const (
+	FailRollback FailureAction = "rollback"
+	FailPause    FailureAction = "pause"
+)
+
+// FailurePolicy chooses the failure action by whether the new version has
+// had traffic yet: before traffic a rollback costs nothing, after it an
+// operator may want to look first.
+type FailurePolicy struct {
+	BeforeTraffic FailureAction // default rollback
+	AfterTraffic  FailureAction // default pause
+}
+
+// ServiceSpec is the engine's view of one service's settings; the config
+// package's cutover.yaml is converted into it by the caller.
+type ServiceSpec struct {
+	Name         string
+	Replicas     int
+	Port         int // container port
+	Env          map[string]string
+	Command      []string
+	Network      string
+	Labels       map[string]string // extra labels on launched instances
+	Health       HealthCheck
+	StartTimeout time.Duration // launch → healthy
+	DrainTimeout time.Duration // weight 0 → no requests in flight
+	StopGrace    time.Duration // SIGTERM → SIGKILL
+	OnFailure    FailurePolicy
+	Strategy     StrategySpec
+}
+
+// StrategySpec selects and tunes a strategy.
+type StrategySpec struct {
+	Type      StrategyType
+	Rolling   RollingSpec
+	BlueGreen BlueGreenSpec
+	Canary    CanarySpec
+}
+
+// RollingSpec tunes the rolling recipe. Each batch launches up to BatchSize
+// new instances (never more than MaxSurge above Replicas) and retires up to
+// BatchSize old ones (never leaving fewer than Replicas-MaxUnavailable).
+type RollingSpec struct {
+	BatchSize      int           // default 1
+	MaxSurge       int           // default BatchSize
+	MaxUnavailable int           // default 0
+	Pause          time.Duration // timed pause between batches; 0 for none
+}
+
+// BlueGreenSpec tunes the blue/green recipe.
+type BlueGreenSpec struct {
+	SmokePath      string        // GET on each green instance before the switch; 2xx required
+	Approval       bool          // wait for an operator before the switch
+	RollbackWindow time.Duration // blue kept warm after the switch
+}
+
+// CanarySpec tunes the canary recipe.
+type CanarySpec struct {
+	Instances int // new instances launched for the first step; default 1
+	Steps     []CanaryStep
+}
+
+// NoShift as a CanaryStep's Weight makes the step a gate only.
+const NoShift = -1
+
+// CanaryStep shifts the new version to Weight percent (unless NoShift) and
+// then waits on Gate (unless its Kind is empty).
+type CanaryStep struct {
+	Weight int
+	Gate   Gate
+}
+
+// GateKind names what a gate waits for.
+type GateKind string
+
+// Gate kinds.
+const (
+	GateApproval GateKind = "approval" // an operator's approve (or promote)
+	GatePause    GateKind = "pause"    // a fixed time
+	GateAnalysis GateKind = "analysis" // the router's figures over a window
+)
+
+// Gate holds the release until a condition is met.
+type Gate struct {
+	Kind     GateKind
+	Pause    time.Duration // for GatePause
+	Analysis AnalysisSpec  // for GateAnalysis
+}
+
+// String describes the gate as the plan prints it.
+func (g Gate) String() string {
+	switch g.Kind {
+	case GateApproval:
+		return "wait for approval"
+	case GatePause:
+		return "pause " + fmtDuration(g.Pause)
+	case GateAnalysis:
+		return "analysis " + fmtDuration(g.Analysis.Window) + ": " + g.Analysis.String()
+	}
+	return string(g.Kind)
+}
+
+// AnalysisSpec limits what the new version may show over Window. Zero
+// limits are not checked. The relative limits compare with the stable
+// version over the same window and are skipped when stable served fewer
+// than MinRequests; the error-rate one never demands less than 0.1%, so a
+// stable version with no errors does not fail a canary over one error.
+type AnalysisSpec struct {
+	Window               time.Duration
+	MaxErrorRate         float64       // fraction: 0.01 is 1%
+	MaxP99               time.Duration // absolute p99 latency
+	MaxErrorRateVsStable float64       // ratio: 2 means at most twice stable's error rate
+	MaxP99VsStable       float64       // ratio: 1.5 means at most 1.5 × stable's p99
+	MinRequests          int64         // fewer requests make the window inconclusive
+}
+
+// String lists the limits: "error rate ≤ 1%, p99 ≤ 500ms, ≥ 50 requests".
+func (a AnalysisSpec) String() string {
+	var parts []string
+	if a.MaxErrorRate > 0 {
+		parts = append(parts, "error rate ≤ "+fmtPercent(a.MaxErrorRate))
+	}
+	if a.MaxErrorRateVsStable > 0 {
+		parts = append(parts, fmt.Sprintf("error rate ≤ %g× stable", a.MaxErrorRateVsStable))
+	}
+	if a.MaxP99 > 0 {
+		parts = append(parts, "p99 ≤ "+fmtDuration(a.MaxP99))
+	}
+	if a.MaxP99VsStable > 0 {
+		parts = append(parts, fmt.Sprintf("p99 ≤ %g× stable", a.MaxP99VsStable))
+	}
+	if a.MinRequests > 0 {
+		parts = append(parts, fmt.Sprintf("≥ %s requests", fmtCount(a.MinRequests)))
+	}
+	if len(parts) == 0 {
+		return "no limits"
+	}
+	return joinComma(parts)
+}
+
+// Actor says who started a release: the local user, the host, and over SSH
+// the client address (from SSH_CLIENT/SSH_CONNECTION).
+type Actor struct {
+	User   string `json:"user"`
+	Host   string `json:"host"`
+	Remote string `json:"remote,omitempty"`
+}
+
+// String renders "alice@host (from 10.0.0.5)".
+func (a Actor) String() string {
+	s := a.User
+	if a.Host != "" {
+		s += "@" + a.Host
+	}
+	if a.Remote != "" {
+		s += " (from " + a.Remote + ")"
+	}
+	return s
+}
+
+// withDefaults fills the zero settings the engine needs to make progress.
+func (s ServiceSpec) withDefaults() ServiceSpec {
+	if s.Replicas <= 0 {
+		s.Replicas = 1
+	}
+	if s.Health.Interval <= 0 {
+		s.Health.Interval = time.Second
+	}
+	if s.Health.Timeout <= 0 {
+		s.Health.Timeout = 2 * time.Second
+	}
+	if s.Health.Successes <= 0 {
+		s.Health.Successes = 1
+	}
+	if s.Health.Failures <= 0 {
+		s.Health.Failures = 3
+	}
+	if s.StartTimeout <= 0 {
+		s.StartTimeout = time.Minute
+	}
+	if s.DrainTimeout <= 0 {
+		s.DrainTimeout = 30 * time.Second
+	}
+	if s.StopGrace <= 0 {
+		s.StopGrace = 10 * time.Second
+	}
+	if s.OnFailure.BeforeTraffic == "" {
+		s.OnFailure.BeforeTraffic = FailRollback
+	}
+	if s.OnFailure.AfterTraffic == "" {
+		s.OnFailure.AfterTraffic = FailPause
+	}
+	if s.Strategy.Type == "" {
+		s.Strategy.Type = Rolling
+	}
+	r := &s.Strategy.Rolling
+	if r.BatchSize <= 0 {
+		r.BatchSize = 1
+	}
+	if r.MaxSurge <= 0 && r.MaxUnavailable <= 0 {
+		r.MaxSurge = r.BatchSize
+	}
+	if s.Strategy.Canary.Instances <= 0 {
+		s.Strategy.Canary.Instances = 1
+	}
+	return s
+}
+
+// validate reports settings no plan can be made from.
+func (s ServiceSpec) validate() error {
+	if s.Name == "" {
+		return fmt.Errorf("service has no name")
+	}
+	switch s.Strategy.Type {
+	case Rolling, BlueGreen:
+	case Canary:
+		for i, st := range s.Strategy.Canary.Steps {
+			if st.Weight != NoShift && (st.Weight < 0 || st.Weight > 100) {
+				return fmt.Errorf("%s: canary step %d: weight %d is not between 0 and 100", s.Name, i+1, st.Weight)
+			}
+			if st.Weight == NoShift && st.Gate.Kind == "" {
+				return fmt.Errorf("%s: canary step %d: neither a weight nor a gate", s.Name, i+1)
+			}
+			if err := st.Gate.validate(); err != nil {
+				return fmt.Errorf("%s: canary step %d: %w", s.Name, i+1, err)
+			}
+		}
+	default:
+		return fmt.Errorf("%s: unknown strategy %q", s.Name, s.Strategy.Type)
+	}
+	for _, a := range []FailureAction{s.OnFailure.BeforeTraffic, s.OnFailure.AfterTraffic} {
+		if a != FailRollback && a != FailPause {
+			return fmt.Errorf("%s: unknown failure action %q", s.Name, a)
+		}
+	}
+	return nil
+}
+
+func (g Gate) validate() error {
+	switch g.Kind {
+	case "", GateApproval:
+	case GatePause:
+		if g.Pause <= 0 {
+			return fmt.Errorf("pause gate needs a duration")
+		}
+	case GateAnalysis:
+		if g.Analysis.Window <= 0 {
+			return fmt.Errorf("analysis gate needs a window")
+		}
+	default:
+		return fmt.Errorf("unknown gate %q", g.Kind)
+	}
+	return nil
+}
