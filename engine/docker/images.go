@@ -1,0 +1,244 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
+
+	"github.com/cutover/cutover/engine"
+)
+
+// MissingImageError says an image is not on the Docker host. Launch pulls
+// nothing, so the operator must pull or build it first.
+type MissingImageError struct {
+	Ref string
+}
+
+func (e *MissingImageError) Error() string {
+	return fmt.Sprintf("image %s is not on the Docker host; pull or build it first", e.Ref)
+}
+
+// ListImages lists the local images tagged in repo, newest first, one
+// entry per image with all its tags in repo. It makes the Docker host's own
+// images a Registry.
+func (p *Platform) ListImages(ctx context.Context, repo string) ([]engine.Image, error) {
+	list, err := p.cli.ImageList(ctx, image.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list images of %s on %s: %w", repo, p.host, err)
+	}
+	var out []engine.Image
+	for _, s := range list {
+		var tags []string
+		for _, rt := range s.RepoTags {
+			if r, tag := splitRef(rt); r == repo && tag != "" {
+				tags = append(tags, tag)
+			}
+		}
+		if len(tags) == 0 {
+			continue
+		}
+		slices.SortFunc(tags, func(a, b string) int { return compareTags(b, a) })
+		out = append(out, engine.Image{
+			Repository: repo,
+			Tags:       tags,
+			Digest:     digestOf(s.ID, s.RepoDigests, repo),
+			Pushed:     time.Unix(s.Created, 0),
+			Size:       s.Size,
+		})
+	}
+	sortNewestFirst(out)
+	return out, nil
+}
+
+// ImageInfo resolves a reference (repo:tag, repo@digest or image ID) to
+// the local image it names.
+func (p *Platform) ImageInfo(ctx context.Context, ref string) (engine.Image, error) {
+	info, err := p.cli.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return engine.Image{}, &MissingImageError{Ref: ref}
+	}
+	if err != nil {
+		return engine.Image{}, fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	repo, _ := splitRef(ref)
+	if !hasRepo(info.RepoTags, repo) {
+		// Named by ID (or by a name it no longer has): report it under
+		// its first repository.
+		repo, _ = splitRef(firstOr(info.RepoTags, ""))
+	}
+	var tags []string
+	for _, rt := range info.RepoTags {
+		if r, tag := splitRef(rt); r == repo && tag != "" {
+			tags = append(tags, tag)
+		}
+	}
+	slices.SortFunc(tags, func(a, b string) int { return compareTags(b, a) })
+	img := engine.Image{
+		Repository: repo,
+		Tags:       tags,
+		Digest:     digestOf(info.ID, info.RepoDigests, repo),
+		Size:       info.Size,
+	}
+	if t, err := time.Parse(time.RFC3339Nano, info.Created); err == nil {
+		img.Pushed = t
+	}
+	return img, nil
+}
+
+// Pull pulls ref onto the host. auth is the base64 X-Registry-Auth value
+// (what ECR's token becomes), empty for anonymous pulls. progress, if not
+// nil, receives each status line ("<layer>: Downloading ...").
+func (p *Platform) Pull(ctx context.Context, ref, auth string, progress func(string)) error {
+	rc, err := p.cli.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	defer rc.Close()
+	// A failed pull may still answer 200 and tell its failure in the stream.
+	if err := readPullStream(rc, progress); err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	return nil
+}
+
+// pullMessage is one line of Docker's JSON progress stream.
+type pullMessage struct {
+	ID          string `json:"id"`
+	Status      string `json:"status"`
+	Progress    string `json:"progress"`
+	Error       string `json:"error"`
+	ErrorDetail *struct {
+		Message string `json:"message"`
+	} `json:"errorDetail"`
+}
+
+func readPullStream(r io.Reader, progress func(string)) error {
+	dec := json.NewDecoder(r)
+	for {
+		var m pullMessage
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("read progress: %w", err)
+		}
+		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
+			return errors.New(m.ErrorDetail.Message)
+		}
+		if m.Error != "" {
+			return errors.New(m.Error)
+		}
+		if progress == nil {
+			continue
+		}
+		line := m.Status
+		if m.ID != "" {
+			line = m.ID + ": " + line
+		}
+		if m.Progress != "" {
+			line += " " + m.Progress
+		}
+		progress(line)
+	}
+}
+
+// digestOf is how an image is identified in labels and listings: the
+// registry digest for repo when the image came from a registry (it matches
+// what ECR lists), else the local image ID. Launch writes the same value
+// into LabelDigest, so instances and listings compare equal.
+func digestOf(id string, repoDigests []string, repo string) string {
+	for _, rd := range repoDigests {
+		if r, d, ok := strings.Cut(rd, "@"); ok && r == repo {
+			return d
+		}
+	}
+	return id
+}
+
+// splitRef splits "host:5000/name:tag" into "host:5000/name" and "tag";
+// a digest reference keeps its digest out of the tag.
+func splitRef(ref string) (repo, tag string) {
+	if i := strings.Index(ref, "@"); i >= 0 {
+		return ref[:i], ""
+	}
+	slash := strings.LastIndex(ref, "/")
+	if colon := strings.LastIndex(ref, ":"); colon > slash {
+		return ref[:colon], ref[colon+1:]
+	}
+	return ref, ""
+}
+
+func hasRepo(repoTags []string, repo string) bool {
+	for _, rt := range repoTags {
+		if r, _ := splitRef(rt); r == repo {
+			return true
+		}
+	}
+	return false
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) == 0 {
+		return def
+	}
+	return s[0]
+}
+
+// sortNewestFirst orders by creation time, then by the highest tag, so
+// images built within the same second still list in version order.
+func sortNewestFirst(imgs []engine.Image) {
+	slices.SortStableFunc(imgs, func(a, b engine.Image) int {
+		if c := b.Pushed.Compare(a.Pushed); c != 0 {
+			return c
+		}
+		return compareTags(firstOr(b.Tags, ""), firstOr(a.Tags, ""))
+	})
+}
+
+// compareTags orders tags the semver way where they look like versions
+// ("v1.10.0" > "1.9.2", "1.2.0" > "1.2.0-rc1"), and as text otherwise.
+func compareTags(a, b string) int {
+	an, apre, aok := parseVersion(a)
+	bn, bpre, bok := parseVersion(b)
+	switch {
+	case aok && !bok:
+		return 1
+	case !aok && bok:
+		return -1
+	case !aok && !bok:
+		return strings.Compare(a, b)
+	}
+	if c := slices.Compare(an, bn); c != 0 {
+		return c
+	}
+	switch { // a release sorts above its pre-releases
+	case apre == "" && bpre != "":
+		return 1
+	case apre != "" && bpre == "":
+		return -1
+	}
+	return strings.Compare(apre, bpre)
+}
+
+func parseVersion(tag string) (nums []int, pre string, ok bool) {
+	s := strings.TrimPrefix(tag, "v")
+	s, pre, _ = strings.Cut(s, "-")
+	s, _, _ = strings.Cut(s, "+")
+	for _, part := range strings.Split(s, ".") {
+		n, err := strconv.Atoi(part)
+		if err != nil {
+			return nil, "", false
+		}
+		nums = append(nums, n)
+	}
+	return nums, pre, true
+}
