@@ -93,13 +93,13 @@ func Analyze(spec AnalysisSpec, start, end Stats, version, stable string) Analys
 		limit := math.Max(spec.MaxErrorRateVsStable*res.StableErrorRate, minRelativeErrorRate)
 		res.Checks = append(res.Checks, Check{Name: "error rate vs stable", Measured: fmtPercent(res.ErrorRate),
 			Limit: fmt.Sprintf("%s (%g× stable %s)", fmtPercent(limit), spec.MaxErrorRateVsStable, fmtPercent(res.StableErrorRate)),
-			OK: res.ErrorRate <= limit})
+			OK:    res.ErrorRate <= limit})
 	}
 	if spec.MaxP99VsStable > 0 && stableEnough {
 		limit := spec.MaxP99VsStable * res.StableP99Ms
 		res.Checks = append(res.Checks, Check{Name: "p99 vs stable", Measured: fmtLatency(res.P99Ms),
 			Limit: fmt.Sprintf("%s (%g× stable %s)", fmtLatency(limit), spec.MaxP99VsStable, fmtLatency(res.StableP99Ms)),
-			OK: res.P99Ms <= limit})
+			OK:    res.P99Ms <= limit})
 	}
 	res.Verdict = VerdictPassed
 	var parts []string

@@ -176,6 +176,9 @@ type Actor struct {
 
 // String renders "alice@host (from 10.0.0.5)".
 func (a Actor) String() string {
+	if a.User == "" && a.Host == "" && a.Remote == "" {
+		return "unknown"
+	}
 	s := a.User
 	if a.Host != "" {
 		s += "@" + a.Host
