@@ -127,6 +127,9 @@ func TestWeightsSplitTrafficWithinOnePercent(t *testing.T) {
 	if got["light"]+got["heavy"] != total {
 		t.Fatalf("served %v, want %d in all", got, total)
 	}
+	if err := r.client.WaitDrained(context.Background(), []string{"light", "heavy"}); err != nil {
+		t.Fatal(err)
+	}
 	st, err := r.client.Stats(context.Background())
 	if err != nil {
 		t.Fatal(err)
