@@ -278,3 +278,35 @@ func TestDockerHealthcheckMustAgreeBeforeHealthy(t *testing.T) {
 		t.Errorf("healthy verdict with Docker HEALTHCHECK state %q, want healthy", h.Docker)
 	}
 }
+
+// BenchmarkLaunchToHealthy measures launching a demo instance until its
+// first healthy probe (probing every 10ms), and stopping it.
+func BenchmarkLaunchToHealthy(b *testing.B) {
+	images := demotest.Images(b)
+	p := demotest.Docker(b)
+	ctx := context.Background()
+	svc := fmt.Sprintf("b%d-launch", os.Getpid())
+	var stop time.Duration
+	for b.Loop() {
+		in, err := p.Launch(ctx, engine.InstanceSpec{Service: svc, Version: "1.1.0", Image: images["1.1.0"], Port: demo.DefaultPort, Labels: demotest.Labels()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			h, err := p.Health(ctx, in.ID, healthz)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if h.Status == engine.HealthHealthy {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		start := time.Now()
+		if err := p.Stop(ctx, in.ID, 5*time.Second); err != nil {
+			b.Fatal(err)
+		}
+		stop += time.Since(start)
+	}
+	b.ReportMetric(float64(stop.Milliseconds())/float64(b.N), "stop-ms/op")
+}
