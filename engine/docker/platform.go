@@ -27,7 +27,7 @@ var (
 // connections but never answers (a wrong TCP DOCKER_HOST).
 const pingTimeout = 10 * time.Second
 
-// Platform is one Docker host.
+// Platform is one Docker host. It is safe for concurrent use.
 type Platform struct {
 	cli   *client.Client
 	host  string
