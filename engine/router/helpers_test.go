@@ -2,9 +2,7 @@ package router
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -38,6 +36,8 @@ type testBackend struct {
 	arrived     chan struct{} // one value per request reaching /hold or /stream
 	release     chan struct{} // closed to let /hold and /stream finish
 	served      atomic.Int64
+	conns       atomic.Int64 // connections accepted
+	open        atomic.Int64 // connections open now
 	releaseOnce sync.Once
 }
 
@@ -49,7 +49,16 @@ func startBackend(t *testing.T, id, version string) *testBackend {
 	}
 	b := &testBackend{id: id, version: version, addr: l.Addr().String(),
 		arrived: make(chan struct{}, 64), release: make(chan struct{})}
-	b.srv = &http.Server{Handler: http.HandlerFunc(b.serve), IdleTimeout: time.Minute}
+	b.srv = &http.Server{Handler: http.HandlerFunc(b.serve), IdleTimeout: time.Minute,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				b.conns.Add(1)
+				b.open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				b.open.Add(-1)
+			}
+		}}
 	go b.srv.Serve(l)
 	t.Cleanup(b.kill)
 	return b
@@ -364,6 +373,3 @@ func backendStatsOf(st engine.Stats, id string) (engine.BackendStats, bool) {
 	}
 	return engine.BackendStats{}, false
 }
-
-var _ = errors.Is
-var _ = bytes.NewReader

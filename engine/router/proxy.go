@@ -193,7 +193,7 @@ func (p *proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	at.proxyErr = err
-	p.s.log.Warn("backend failed", "backend", at.entry.backend.ID, "addr", at.entry.backend.Addr, "err", err)
+	p.s.log.Debug("backend failed", "backend", at.entry.backend.ID, "addr", at.entry.backend.Addr, "err", err)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
@@ -249,7 +249,10 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if !strings.Contains(err.Error(), "server closed idle connection") {
 			// A keep-alive race says nothing about the backend's health.
-			e.up.holdOut(s.now().Add(s.opts.HoldOut))
+			now := s.now()
+			if e.up.holdOut(now, now.Add(s.opts.HoldOut)) {
+				s.log.Warn("backend held out after a connection failure", "backend", e.backend.ID, "addr", e.backend.Addr, "for", s.opts.HoldOut, "err", err)
+			}
 		}
 		if at.retried || !at.replayable {
 			return nil, err
@@ -261,7 +264,7 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if next == nil {
 			return nil, err
 		}
-		s.log.Info("retrying on another backend", "failed", e.backend.ID, "retry", next.backend.ID, "err", err)
+		s.log.Debug("retrying on another backend", "failed", e.backend.ID, "retry", next.backend.ID, "err", err)
 		now := s.now()
 		failed := outcome{proxyErr: true, retried: true}
 		e.stats.meter.record(now, failed)

@@ -388,3 +388,24 @@ func TestVersionHeaderForcesVersion(t *testing.T) {
 		t.Fatalf("header honoured without --version-header: went to %q", id)
 	}
 }
+
+func TestBackendConnectionsAreReusedAcrossTableSwaps(t *testing.T) {
+	a, b := startBackend(t, "a", "1"), startBackend(t, "b", "2")
+	r := startRouter(t, Options{})
+	c := newTestClient(1)
+	for i := range 40 {
+		r.apply(t, uint64(i+1), a.backend(1+i%3), b.backend(1))
+		for range 3 { // each weighting sends at least one of three to b
+			get(t, c, r.url+"/")
+		}
+	}
+	if a.conns.Load() != 1 || b.conns.Load() != 1 {
+		t.Fatalf("%d and %d backend connections for 120 sequential requests over 40 swaps, want 1 per backend", a.conns.Load(), b.conns.Load())
+	}
+	// A backend address dropped from the table has its idle connections closed.
+	r.apply(t, 100, b.backend(1))
+	eventually(t, "a's idle connection to close", func() bool { return a.open.Load() == 0 })
+	if b.open.Load() != 1 {
+		t.Fatalf("b has %d open connections, want its 1 kept", b.open.Load())
+	}
+}

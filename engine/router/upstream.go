@@ -60,6 +60,10 @@ func (u *upstream) closeIdle() {
 	time.AfterFunc(time.Second, u.transport.CloseIdleConnections)
 }
 
-func (u *upstream) holdOut(until time.Time) { u.heldUntil.Store(until.UnixNano()) }
+// holdOut skips the address until then; it reports whether the address was
+// usable before, so the start of a hold-out is logged once, not per request.
+func (u *upstream) holdOut(now, until time.Time) bool {
+	return u.heldUntil.Swap(until.UnixNano()) <= now.UnixNano()
+}
 
 func (u *upstream) heldOut(now time.Time) bool { return now.UnixNano() < u.heldUntil.Load() }
