@@ -17,6 +17,8 @@ const (
 	exitFailed     = 2 // the release failed and was left paused for an operator
 	exitRolledBack = 3 // the release was rolled back
 	exitWaiting    = 4 // detached while waiting for an approval
+	exitAborted    = 5 // stopped by the operator (Ctrl-C) where it was; resumable
+	exitTakenOver  = 6 // another writer (an emergency rollback) took the service over
 	exitUsage      = 64
 )
 
@@ -45,6 +47,14 @@ func newRootCmd() *cobra.Command {
 		newRouterCmd(),
 		newDemoAppCmd(),
 		newConfigCmd(),
+		newDemoCmd(),
+		newDemoTrafficCmd(),
+		newDeployCmd(),
+		newRollbackCmd(),
+		newStatusCmd(),
+		newHistoryCmd(),
+		newImagesCmd(),
+		newPlanCmd(),
 	)
 	return root
 }

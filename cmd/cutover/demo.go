@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/demo"
+	"github.com/cutover/cutover/engine/docker"
+	"github.com/cutover/cutover/engine/router"
+)
+
+// demoHeader marks a cutover.yaml written by `cutover demo`, so --down
+// removes only what the demo made.
+const demoHeader = "# Written by `cutover demo`; `cutover demo --down` removes it.\n"
+
+// demoService is the demo's service name.
+const demoService = "demo"
+
+// demoFlags are the settings of `cutover demo`.
+type demoFlags struct {
+	dir     string
+	down    bool
+	traffic int
+}
+
+func newDemoCmd() *cobra.Command {
+	var f demoFlags
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Set up a playground on the local Docker engine: images, a router, a fleet",
+		Long: `demo sets up a playground in one command, on the local Docker engine:
+
+  - images cutover-demo:1.0.0 and 1.1.0 (good), 1.2.0-crash (exits at start),
+    1.3.0-unhealthy (fails its health check) and 1.4.0-errors (answers 30% of
+    requests with 500 after serving 20), built FROM scratch around this binary;
+  - a cutover.yaml with a service "demo" (4 replicas, canary with analysis);
+  - a router on a free loopback port that outlives this command;
+  - a fleet of 4 × 1.0.0 behind it, and light background traffic (--traffic
+    requests per second; 0 for none) so the router's figures and analysis
+    gates have something to measure.
+
+"cutover demo --down" removes everything it made. The binary must be static
+(CGO_ENABLED=0) to run inside the images.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.down {
+				return demoDown(cmd, f)
+			}
+			return demoUp(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.dir, "dir", ".", "directory for cutover.yaml and the .cutover state directory")
+	fl.BoolVar(&f.down, "down", false, "remove everything the demo made")
+	fl.IntVar(&f.traffic, "traffic", 20, "background requests per second sent to the router (0: none)")
+	return cmd
+}
+
+// demoPaths are where the demo keeps its files.
+type demoPaths struct {
+	dir, config, state, routerPID, routerLog, routerState, loadPID, loadLog string
+}
+
+func pathsIn(dir string) (demoPaths, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return demoPaths{}, err
+	}
+	st := filepath.Join(abs, ".cutover")
+	return demoPaths{
+		dir:         abs,
+		config:      filepath.Join(abs, "cutover.yaml"),
+		state:       st,
+		routerPID:   filepath.Join(st, "router-main.pid"),
+		routerLog:   filepath.Join(st, "router-main.log"),
+		routerState: filepath.Join(st, "router-main.json"),
+		loadPID:     filepath.Join(st, "demo-traffic.pid"),
+		loadLog:     filepath.Join(st, "demo-traffic.log"),
+	}, nil
+}
+
+func demoUp(cmd *cobra.Command, f demoFlags) error {
+	ctx := cmd.Context()
+	out := cmd.OutOrStdout()
+	labels, err := extraLabels()
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	p, err := pathsIn(f.dir)
+	if err != nil {
+		return err
+	}
+	if b, err := os.ReadFile(p.config); err == nil && !bytes.HasPrefix(b, []byte(demoHeader)) {
+		return fmt.Errorf("%s exists and was not written by cutover demo; run the demo in another directory (--dir)", p.config)
+	}
+	if pid, ok := livePID(p.routerPID); ok {
+		return fmt.Errorf("the demo is already set up in %s (router pid %d); `cutover demo --down` removes it", p.dir, pid)
+	}
+	if err := os.MkdirAll(p.state, 0o755); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+
+	plat, err := docker.New(ctx)
+	if err != nil {
+		return err
+	}
+	defer plat.Close()
+	start := time.Now()
+	fmt.Fprintf(out, "building demo images FROM scratch around %s ...\n", exePath())
+	refs, err := demo.BuildImages(ctx, plat.Client(), "", demo.Repo, labels, demo.Variants())
+	if err != nil {
+		return err
+	}
+	for _, v := range demo.Variants() {
+		fmt.Fprintf(out, "  %-28s %s\n", refs[v.Tag], v.Note)
+	}
+
+	listen, err := freeLoopbackAddr()
+	if err != nil {
+		return fmt.Errorf("demo: find a free port for the router: %w", err)
+	}
+	if err := os.WriteFile(p.config, []byte(demoConfig(listen)), 0o644); err != nil {
+		return fmt.Errorf("demo: write config: %w", err)
+	}
+	cfg, err := config.Load(p.config)
+	if err != nil {
+		return fmt.Errorf("demo: the config it wrote does not load (a bug): %w", err)
+	}
+	r := cfg.Routers[config.DefaultRouterName]
+	_, sock := cfg.AdminAddr(r)
+	if err := startDetached(p.routerPID, p.routerLog, "router", "--listen", listen,
+		"--admin", "unix:"+sock, "--state", p.routerState, "--sticky-cookie", "", "--version-header", "X-Cutover-Version"); err != nil {
+		return err
+	}
+	client, err := waitRouter(ctx, "unix:"+sock, 10*time.Second)
+	if err != nil {
+		return fmt.Errorf("demo: the router did not come up (log: %s): %w", p.routerLog, err)
+	}
+	defer client.Close()
+	fmt.Fprintf(out, "router listening on http://%s (admin unix:%s)\n", listen, sock)
+
+	// The first fleet is an ordinary release from nothing to 1.0.0.
+	svc, _ := cfg.Service(demoService)
+	spec := specOf(svc)
+	spec.Strategy.Type = engine.Rolling
+	spec.Labels = labels
+	j, err := openJournal(cfg)
+	if err != nil {
+		return err
+	}
+	img, err := plat.ImageInfo(ctx, refs["1.0.0"])
+	if err != nil {
+		return err
+	}
+	target := engine.Target{Image: img.Digest, Version: "1.0.0", Digest: img.Digest}
+	rel, err := engine.New(engine.Deps{Platform: plat, Router: client, Journal: j, Alive: processAlive},
+		spec, target, engine.Options{Actor: actor(), AutoApprove: true})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "launching %d × 1.0.0 ...\n", svc.Replicas)
+	outcome, err := rel.Run(ctx)
+	if err != nil || outcome != engine.Succeeded {
+		return fmt.Errorf("demo: first release of 1.0.0 ended %s: %v (cutover history --release %s shows why)", outcome, err, rel.ID())
+	}
+	if f.traffic > 0 {
+		if err := startDetached(p.loadPID, p.loadLog, "demo-traffic", "--rps", strconv.Itoa(f.traffic), "http://"+listen+"/"); err != nil {
+			return err
+		}
+	}
+	cfgArg := ""
+	if rel, err := filepath.Rel(mustGetwd(), p.config); err != nil || rel != "cutover.yaml" {
+		cfgArg = " -c " + p.config
+	}
+	fmt.Fprintf(out, `
+The demo is up (%s).
+
+  traffic:   curl http://%s/        (%d requests/s of background traffic running)
+  status:    cutover%s status demo
+  release:   cutover%s deploy demo 1.1.0 --auto          a canary to 1.1.0, fully automatic
+             cutover%s deploy demo 1.4.0-errors --auto   fails analysis and rolls back
+             cutover%s deploy demo 1.3.0-unhealthy --auto never gets traffic
+  console:   cutover%s
+  undo:      cutover%s rollback demo
+  history:   cutover%s history demo
+  clean up:  cutover demo --down%s
+`, time.Since(start).Round(100*time.Millisecond), listen, f.traffic, cfgArg, cfgArg, cfgArg, cfgArg, cfgArg, cfgArg, cfgArg, dirArg(f.dir))
+	return nil
+}
+
+func dirArg(dir string) string {
+	if dir == "." || dir == "" {
+		return ""
+	}
+	return " --dir " + dir
+}
+
+func mustGetwd() string {
+	wd, _ := os.Getwd()
+	return wd
+}
+
+// demoConfig is the demo's cutover.yaml: a 4-replica service behind one
+// router, with a canary whose analysis catches the erroring version.
+func demoConfig(listen string) string {
+	return demoHeader + `# A service "demo" of 4 instances behind the router below. Try:
+#   cutover deploy demo 1.1.0 --auto
+state_dir: .cutover
+routers:
+  main:
+    listen: ` + listen + `
+    admin: unix:.cutover/router-main.sock
+services:
+  demo:
+    image: ` + demo.Repo + `
+    replicas: 4
+    port: 8080
+    health:
+      path: /healthz
+      interval: 500ms
+      timeout: 1s
+      successes: 2
+      failures: 2
+    start_timeout: 20s
+    drain_timeout: 10s
+    stop_grace: 2s
+    on_failure:
+      before_traffic: rollback
+      after_traffic: rollback
+    strategy:
+      type: canary
+      canary:
+        instances: 1
+        steps:
+          - weight: 20
+            analysis:
+              window: 10s
+              max_error_rate: 0.05
+              min_requests: 20
+          - weight: 50
+            approval: true
+          - weight: 100
+      bluegreen:
+        approval: true
+        rollback_window: 30s
+`
+}
+
+func demoDown(cmd *cobra.Command, f demoFlags) error {
+	ctx := cmd.Context()
+	out := cmd.OutOrStdout()
+	labels, err := extraLabels()
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	p, err := pathsIn(f.dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, pidFile := range []string{p.loadPID, p.routerPID} {
+		if err := stopDetached(pidFile); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	plat, err := docker.New(ctx)
+	if err != nil {
+		return err
+	}
+	defer plat.Close()
+	insts, err := plat.Instances(ctx, demoService)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, in := range insts {
+		if err := plat.Stop(ctx, in.ID, time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	fmt.Fprintf(out, "removed %d demo containers\n", len(insts))
+	n, err := demo.RemoveImages(ctx, plat.Client(), labels)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	fmt.Fprintf(out, "removed %d demo images\n", n)
+	if b, err := os.ReadFile(p.config); err == nil && bytes.HasPrefix(b, []byte(demoHeader)) {
+		if err := os.Remove(p.config); err != nil {
+			errs = append(errs, err)
+		}
+		if err := os.RemoveAll(p.state); err != nil {
+			errs = append(errs, err)
+		}
+		fmt.Fprintf(out, "removed %s and %s\n", p.config, p.state)
+	}
+	return errors.Join(errs...)
+}
+
+// startDetached starts this binary with args in a session of its own, so it
+// outlives the command (and the SSH session), logging to logFile.
+func startDetached(pidFile, logFile string, args ...string) error {
+	log, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer log.Close()
+	c := exec.Command(exePath(), args...)
+	c.Stdout, c.Stderr = log, log
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("demo: start %s: %w", args[0], err)
+	}
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(c.Process.Pid)+"\n"), 0o644); err != nil {
+		_ = c.Process.Kill()
+		return fmt.Errorf("demo: %w", err)
+	}
+	return c.Process.Release()
+}
+
+// stopDetached ends a process started by startDetached: SIGTERM, then
+// SIGKILL after a few seconds.
+func stopDetached(pidFile string) error {
+	pid, ok := livePID(pidFile)
+	if !ok {
+		_ = os.Remove(pidFile)
+		return nil
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	for i := 0; i < 50 && processAlive(pid); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if processAlive(pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	return os.Remove(pidFile)
+}
+
+// livePID reads a pid file and reports whether that process still runs.
+func livePID(pidFile string) (int, bool) {
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, processAlive(pid)
+}
+
+// waitRouter dials the router's admin API until it answers.
+func waitRouter(ctx context.Context, addr string, within time.Duration) (*router.Client, error) {
+	deadline := time.Now().Add(within)
+	for {
+		c, err := router.Dial(addr, "")
+		if err == nil {
+			if _, err = c.Health(ctx); err == nil {
+				return c, nil
+			}
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// freeLoopbackAddr finds a free port on 127.0.0.1.
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func exePath() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return os.Args[0]
+	}
+	return exe
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/cutover/cutover/engine"
+)
+
+// deployFlags are the settings of `cutover deploy`.
+type deployFlags struct {
+	strategy string
+	auto     bool
+	output   string
+}
+
+func newDeployCmd() *cobra.Command {
+	var f deployFlags
+	cmd := &cobra.Command{
+		Use:   "deploy SERVICE IMAGE",
+		Short: "Release IMAGE to SERVICE in the foreground, one line per event",
+		Long: `deploy releases IMAGE (a tag of the service's repository, such as 1.1.0, or a
+full reference) to SERVICE with the configured strategy, printing one line per
+event (NDJSON with --output json).
+
+Approval gates ask on the terminal: y approves, p pauses, r rolls back. With no
+terminal, a plan with approval gates is refused unless --auto approves every
+gate (continuous deployment). Ctrl-C detaches: the release stops where it is,
+and "cutover deploy" again resumes it, "cutover rollback" undoes it.
+
+If an interrupted release of the same image exists, deploy resumes it from the
+actual state of the service.
+
+Exit codes: 0 succeeded, 1 bad input or unreachable Docker/router (nothing
+changed), 2 failed (paused by a failure and left for an operator), 3 rolled
+back, 4 detached waiting for approval, 5 aborted by Ctrl-C, 6 taken over by
+another writer (such as "cutover rollback" from elsewhere).`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDeploy(cmd, args[0], args[1], f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.strategy, "strategy", "", "rolling, bluegreen or canary (default: the service's configured strategy)")
+	fl.BoolVar(&f.auto, "auto", false, "approve every gate without asking (continuous deployment)")
+	fl.StringVarP(&f.output, "output", "o", "text", "text or json (one JSON event per line)")
+	return cmd
+}
+
+func runDeploy(cmd *cobra.Command, name, image string, f deployFlags) error {
+	out, err := newEventWriter(cmd.OutOrStdout(), f.output)
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	s, err := openService(ctx, cmd, name)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if f.strategy != "" {
+		st := engine.StrategyType(f.strategy)
+		if st != engine.Rolling && st != engine.BlueGreen && st != engine.Canary {
+			return withCode(exitUsage, fmt.Errorf("--strategy %q: want rolling, bluegreen or canary", f.strategy))
+		}
+		s.spec.Strategy.Type = st
+	}
+	target, err := s.resolveTarget(ctx, image)
+	if err != nil {
+		return err
+	}
+	plan, err := engine.NewPlan(ctx, s.deps(), s.spec, target)
+	if err != nil {
+		return err
+	}
+	interactive := term.IsTerminal(int(os.Stdin.Fd()))
+	if !f.auto && !interactive && hasApproval(plan) {
+		return withCode(exitUsage, fmt.Errorf("%s: the plan has approval gates and there is no terminal to ask on; use --auto to approve them, or the console (cutover)", name))
+	}
+	opts := engine.Options{Actor: actor(), AutoApprove: f.auto}
+	if id, ok := s.resumable(ctx, target); ok {
+		opts.ID = id
+		fmt.Fprintf(cmd.ErrOrStderr(), "resuming release %s from the actual state\n", id)
+	}
+	rel, err := engine.New(s.deps(), s.spec, target, opts)
+	if err != nil {
+		return err
+	}
+
+	events, cancel := rel.Subscribe()
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range events {
+			out.write(ev)
+			if ev.Kind == engine.EventGateWaiting && ev.Gate != nil && ev.Gate.Kind == engine.GateApproval && !f.auto && interactive {
+				go askApproval(rel, os.Stdin, cmd.ErrOrStderr())
+			}
+		}
+	}()
+	// Ctrl-C aborts: the release stops where it is, resumable.
+	go func() {
+		<-ctx.Done()
+		_ = rel.Send(engine.CmdAbort)
+	}()
+
+	outcome, runErr := rel.Run(context.WithoutCancel(ctx))
+	cancel()
+	<-done
+	return outcomeError(name, outcome, runErr)
+}
+
+// resumable finds an interrupted release of the same target that this run
+// should continue rather than start anew.
+func (s *service) resumable(ctx context.Context, target engine.Target) (string, bool) {
+	recs, err := s.journal.Releases(ctx, s.svc.Name, 1)
+	if err != nil || len(recs) == 0 {
+		return "", false
+	}
+	r := recs[0]
+	if r.Kind != engine.KindDeploy || r.State.Finished() || r.To.Version != target.Version {
+		return "", false
+	}
+	return r.ID, true
+}
+
+// askApproval asks on the terminal what to do at an approval gate.
+func askApproval(rel *engine.Release, in io.Reader, out io.Writer) {
+	fmt.Fprint(out, "approve this step? [y]es / [p]ause / [r]ollback / [N]o, keep waiting: ")
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil {
+		return
+	}
+	var cmd engine.Command
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		cmd = engine.CmdApprove
+	case "p", "pause":
+		cmd = engine.CmdPause
+	case "r", "rollback":
+		cmd = engine.CmdRollback
+	default:
+		fmt.Fprintln(out, "still waiting; run `cutover deploy` again or use the console to approve")
+		return
+	}
+	if err := rel.Send(cmd); err != nil {
+		fmt.Fprintln(out, err)
+	}
+}
+
+// outcomeError maps how a release ended to the process's exit code.
+func outcomeError(name string, o engine.Outcome, err error) error {
+	if err != nil && o == "" {
+		return err
+	}
+	msg := func(s string) error {
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", name, s, err)
+		}
+		return errors.New(name + ": " + s)
+	}
+	switch o {
+	case engine.Succeeded:
+		return nil
+	case engine.RolledBack:
+		return withCode(exitRolledBack, msg("rolled back"))
+	case engine.WaitingForApproval:
+		return withCode(exitWaiting, msg("waiting for approval; run `cutover deploy` again or open the console"))
+	case engine.Aborted:
+		return withCode(exitAborted, msg("stopped where it was; `cutover deploy` resumes it, `cutover rollback` undoes it"))
+	case engine.TakenOver:
+		return withCode(exitTakenOver, msg("taken over by another writer"))
+	default:
+		return withCode(exitFailed, msg("failed"))
+	}
+}
+
+// hasApproval reports whether the plan stops for an operator anywhere.
+func hasApproval(p engine.Plan) bool {
+	for _, st := range p.Steps {
+		if st.Kind == engine.StepGate && st.Gate.Kind == engine.GateApproval && !st.Done {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cutover/cutover/engine"
+)
+
+// imageRow is an image of the service's repository, marked with whether it
+// runs now or ran before.
+type imageRow struct {
+	engine.Image
+	Running bool `json:"running"`
+	RanFrom bool `json:"ran_before"`
+}
+
+func newImagesCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "images SERVICE",
+		Short: "List the candidate images of a service, newest first",
+		Long: `images lists the images of SERVICE's repository on the Docker host, newest
+first, marking the version that runs now (●) and versions that ran before (○).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return withCode(exitUsage, fmt.Errorf("--output %q: want text or json", output))
+			}
+			ctx := cmd.Context()
+			s, err := openService(ctx, cmd, args[0])
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			imgs, err := s.platform.ListImages(ctx, s.svc.Image)
+			if err != nil {
+				return err
+			}
+			running := map[string]bool{}
+			if insts, err := s.platform.Instances(ctx, s.svc.Name); err == nil {
+				for _, in := range insts {
+					running[in.Digest] = true
+					running[in.Version] = true
+				}
+			}
+			ran := map[string]bool{}
+			if recs, err := s.journal.Releases(ctx, s.svc.Name, 200); err == nil {
+				for _, r := range recs {
+					if r.State == engine.ReleaseSucceeded {
+						ran[r.To.Version] = true
+						if r.To.Digest != "" {
+							ran[r.To.Digest] = true
+						}
+					}
+					for _, f := range r.From {
+						ran[f.Version] = true
+					}
+				}
+			}
+			rows := make([]imageRow, 0, len(imgs))
+			for _, img := range imgs {
+				row := imageRow{Image: img, Running: running[img.Digest]}
+				for _, t := range img.Tags {
+					row.RanFrom = row.RanFrom || ran[t]
+				}
+				row.RanFrom = row.RanFrom || ran[img.Digest]
+				rows = append(rows, row)
+			}
+			if output == "json" {
+				return writeJSON(cmd.OutOrStdout(), rows)
+			}
+			now := time.Now()
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "\tTAGS\tDIGEST\tCREATED\tSIZE")
+			for _, r := range rows {
+				mark := " "
+				if r.Running {
+					mark = "●"
+				} else if r.RanFrom {
+					mark = "○"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", mark, strings.Join(r.Tags, ", "), shortDigest(r.Digest), ago(now, r.Pushed), humanBytes(r.Size))
+			}
+			if len(rows) == 0 {
+				fmt.Fprintf(tw, "\t(no images of %s on the Docker host)\n", s.svc.Image)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+// humanBytes renders a size as "12.3 MB".
+func humanBytes(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}

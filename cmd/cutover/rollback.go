@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cutover/cutover/engine"
+)
+
+func newRollbackCmd() *cobra.Command {
+	var output string
+	var to string
+	cmd := &cobra.Command{
+		Use:   "rollback SERVICE",
+		Short: "Emergency rollback: all traffic back to the stable version now",
+		Long: `rollback sends 100% of SERVICE's traffic back to the version that was stable
+before the latest release, in one router table update, then drains and removes
+the new instances and restores stable capacity.
+
+It works from any terminal at any time: while a "cutover deploy" of the service
+runs elsewhere (it takes the service over; the router's epoch fences the old
+writer out and that process stops), and after the deploying process crashed.
+--to picks the version to return to when the journal does not know it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRollback(cmd, args[0], to, output)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (one JSON event per line)")
+	cmd.Flags().StringVar(&to, "to", "", "version to roll back to (default: the stable version of the latest release)")
+	return cmd
+}
+
+func runRollback(cmd *cobra.Command, name, to, output string) error {
+	out, err := newEventWriter(cmd.OutOrStdout(), output)
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := openService(ctx, cmd, name)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	stable, undo, err := s.stableTarget(ctx, to)
+	if err != nil {
+		return err
+	}
+	rel, err := engine.NewRollback(s.deps(), s.spec, stable, undo, engine.Options{Actor: actor()})
+	if err != nil {
+		return err
+	}
+	events, cancel := rel.Subscribe()
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range events {
+			out.write(ev)
+		}
+	}()
+	outcome, runErr := rel.Run(context.WithoutCancel(ctx))
+	cancel()
+	<-done
+	if outcome == engine.Succeeded || outcome == engine.RolledBack {
+		return nil
+	}
+	return outcomeError(name, outcome, runErr)
+}
+
+// stableTarget finds the version to roll back to: --to if given, else the
+// stable version of the service's latest deploy in the journal. The image
+// is taken from a running instance of that version when there is one, so
+// the rollback runs exactly what ran before.
+func (s *service) stableTarget(ctx context.Context, to string) (engine.Target, string, error) {
+	recs, err := s.journal.Releases(ctx, s.svc.Name, 20)
+	if err != nil {
+		return engine.Target{}, "", err
+	}
+	var undo string
+	var stable engine.VersionRef
+	for _, r := range recs {
+		if r.Kind != engine.KindDeploy {
+			continue
+		}
+		undo, stable = r.ID, r.Stable()
+		break
+	}
+	if to != "" {
+		stable = engine.VersionRef{Version: to}
+	}
+	if stable.Version == "" {
+		return engine.Target{}, "", fmt.Errorf("%s: the journal has no release with a version to return to; name one with --to VERSION", s.svc.Name)
+	}
+	insts, err := s.platform.Instances(ctx, s.svc.Name)
+	if err != nil {
+		return engine.Target{}, "", err
+	}
+	t := engine.Target{Version: stable.Version, Image: stable.Image}
+	for _, in := range insts {
+		if in.Version == stable.Version && in.Image != "" {
+			t.Image, t.Digest = in.Image, in.Digest
+			break
+		}
+	}
+	if t.Image == "" {
+		t.Image = s.svc.Image + ":" + stable.Version
+	}
+	return t, undo, nil
+}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/docker"
+	"github.com/cutover/cutover/engine/journal"
+	"github.com/cutover/cutover/engine/router"
+)
+
+// service is what a headless command needs to act on one service: its
+// config, the engine's view of its settings and the adapters, connected.
+type service struct {
+	cfg      *config.Config
+	svc      *config.Service
+	spec     engine.ServiceSpec
+	platform *docker.Platform
+	router   *router.Client
+	journal  engine.Journal
+	// routerAdmin and routerListen say where the router is, for messages.
+	routerAdmin  string
+	routerListen string
+}
+
+// openService loads the config named by --config and connects to the
+// service's Docker host, router and journal. Every failure says which of
+// them did not answer; nothing is changed.
+func openService(ctx context.Context, cmd *cobra.Command, name string) (*service, error) {
+	cfg, err := loadConfigFlag(cmd)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := cfg.Service(name)
+	if err != nil {
+		return nil, err
+	}
+	s := &service{cfg: cfg, svc: svc, spec: specOf(svc)}
+	if s.spec.Labels, err = extraLabels(); err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	s.journal, err = openJournal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.platform, err = docker.New(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.dialRouter(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// dialRouter connects the admin client of the service's router.
+func (s *service) dialRouter() error {
+	r, ok := s.cfg.Routers[s.svc.Router]
+	if !ok {
+		return fmt.Errorf("%s: router %q is not in %s", s.svc.Name, s.svc.Router, s.cfg.File)
+	}
+	network, addr := s.cfg.AdminAddr(r)
+	if network == "unix" {
+		addr = "unix:" + addr
+	}
+	token := ""
+	if r.TokenFile != "" {
+		b, err := os.ReadFile(s.cfg.Resolve(r.TokenFile))
+		if err != nil {
+			return fmt.Errorf("router %s: read token file: %w", r.Name, err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	c, err := router.Dial(addr, token)
+	if err != nil {
+		return fmt.Errorf("router %s at %s: %w", r.Name, addr, err)
+	}
+	s.router = c
+	s.routerAdmin = addr
+	s.routerListen = r.Listen
+	return nil
+}
+
+// Close releases the connections.
+func (s *service) Close() {
+	if s.router != nil {
+		s.router.Close()
+	}
+	if s.platform != nil {
+		s.platform.Close()
+	}
+}
+
+// deps wires the adapters into the engine.
+func (s *service) deps() engine.Deps {
+	return engine.Deps{
+		Platform: s.platform,
+		Router:   s.router,
+		Journal:  s.journal,
+		Alive:    processAlive,
+	}
+}
+
+// openJournal opens the journal in the config's state directory.
+func openJournal(cfg *config.Config) (engine.Journal, error) {
+	dir := cfg.StateDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	return journal.Open(filepath.Join(dir, "journal.db"))
+}
+
+// specOf converts a service's config into the engine's settings.
+func specOf(s *config.Service) engine.ServiceSpec {
+	spec := engine.ServiceSpec{
+		Name:     s.Name,
+		Replicas: s.Replicas,
+		Port:     s.Port,
+		Env:      s.Env,
+		Command:  s.Command,
+		Network:  s.Network,
+		Health: engine.HealthCheck{
+			Path:      s.Health.Path,
+			Interval:  s.Health.Interval,
+			Timeout:   s.Health.Timeout,
+			Successes: s.Health.Successes,
+			Failures:  s.Health.Failures,
+		},
+		StartTimeout: s.StartTimeout,
+		DrainTimeout: s.DrainTimeout,
+		StopGrace:    s.StopGrace,
+		OnFailure: engine.FailurePolicy{
+			BeforeTraffic: engine.FailureAction(s.OnFailure.BeforeTraffic),
+			AfterTraffic:  engine.FailureAction(s.OnFailure.AfterTraffic),
+		},
+		Strategy: engine.StrategySpec{
+			Type: engine.StrategyType(s.Strategy.Type),
+			Rolling: engine.RollingSpec{
+				BatchSize:      s.Strategy.Rolling.BatchSize,
+				MaxSurge:       s.Strategy.Rolling.MaxSurge,
+				MaxUnavailable: s.Strategy.Rolling.MaxUnavailable,
+				Pause:          s.Strategy.Rolling.Pause,
+			},
+			BlueGreen: engine.BlueGreenSpec{
+				SmokePath:      s.Strategy.BlueGreen.SmokePath,
+				Approval:       s.Strategy.BlueGreen.Approval,
+				RollbackWindow: s.Strategy.BlueGreen.RollbackWindow,
+			},
+			Canary: engine.CanarySpec{Instances: s.Strategy.Canary.Instances},
+		},
+	}
+	for _, st := range s.Strategy.Canary.Steps {
+		cs := engine.CanaryStep{Weight: engine.NoShift}
+		if st.Weight != nil {
+			cs.Weight = *st.Weight
+		}
+		switch {
+		case st.Approval:
+			cs.Gate = engine.Gate{Kind: engine.GateApproval}
+		case st.Pause > 0:
+			cs.Gate = engine.Gate{Kind: engine.GatePause, Pause: st.Pause}
+		case st.Analysis != nil:
+			cs.Gate = engine.Gate{Kind: engine.GateAnalysis, Analysis: analysisOf(*st.Analysis)}
+		}
+		spec.Strategy.Canary.Steps = append(spec.Strategy.Canary.Steps, cs)
+	}
+	return spec
+}
+
+func analysisOf(a config.Analysis) engine.AnalysisSpec {
+	return engine.AnalysisSpec{
+		Window:               a.Window,
+		MaxErrorRate:         a.MaxErrorRate,
+		MaxP99:               a.MaxP99,
+		MaxErrorRateVsStable: a.MaxErrorRateVsStable,
+		MaxP99VsStable:       a.MaxP99VsStable,
+		MinRequests:          int64(a.MinRequests),
+	}
+}
+
+// resolveTarget turns the IMAGE argument into what the engine runs: a full
+// reference, or a bare tag of the service's repository. The image is pinned
+// by its id, so a tag moved during the release changes nothing.
+func (s *service) resolveTarget(ctx context.Context, arg string) (engine.Target, error) {
+	ref := arg
+	if !strings.ContainsAny(arg, ":@/") {
+		ref = s.svc.Image + ":" + arg
+	}
+	img, err := s.platform.ImageInfo(ctx, ref)
+	if err != nil {
+		return engine.Target{}, err
+	}
+	version := ""
+	if i := strings.LastIndex(ref, ":"); i > 0 && !strings.Contains(ref[i:], "/") && !strings.Contains(ref, "@") {
+		version = ref[i+1:]
+	}
+	if version == "" {
+		for _, t := range img.Tags {
+			if i := strings.LastIndex(t, ":"); i > 0 {
+				version = t[i+1:]
+				break
+			}
+		}
+	}
+	if version == "" {
+		version = shortDigest(img.Digest)
+	}
+	return engine.Target{Image: s.pinned(ctx, img), Version: version, Digest: img.Digest}, nil
+}
+
+// pinned names img by content: repo@digest where the image came from a
+// registry, its local image id otherwise.
+func (s *service) pinned(ctx context.Context, img engine.Image) string {
+	if ref := img.Repository + "@" + img.Digest; img.Repository != "" {
+		if _, err := s.platform.ImageInfo(ctx, ref); err == nil {
+			return ref
+		}
+	}
+	return img.Digest
+}
+
+// shortDigest is the first 12 hex digits of a digest, as docker prints ids.
+func shortDigest(d string) string {
+	d = strings.TrimPrefix(d, "sha256:")
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	return d
+}
+
+// actor says who runs a release: the user, the host and, over SSH, the client.
+func actor() engine.Actor {
+	a := engine.Actor{}
+	if u, err := user.Current(); err == nil {
+		a.User = u.Username
+	}
+	if a.User == "" {
+		a.User = os.Getenv("USER")
+	}
+	a.Host, _ = os.Hostname()
+	for _, v := range []string{"SSH_CLIENT", "SSH_CONNECTION"} {
+		if f := strings.Fields(os.Getenv(v)); len(f) > 0 {
+			a.Remote = f[0]
+			break
+		}
+	}
+	return a
+}
+
+// processAlive reports whether a process with pid exists on this host.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || err == syscall.EPERM
+}
+
+// hostname is this machine's name, as leases record it.
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}
+
+// extraLabels reads CUTOVER_LABELS ("k=v,k2=v2"): labels put on every
+// container and demo image cutover makes, for cost tracking or, in tests,
+// for finding and removing what a test made.
+func extraLabels() (map[string]string, error) {
+	m := map[string]string{}
+	for _, kv := range strings.Split(os.Getenv("CUTOVER_LABELS"), ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("CUTOVER_LABELS: %q is not KEY=VALUE", kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
