@@ -107,7 +107,12 @@ func validateTable(rt engine.RouteTable) error {
 func checkAddr(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("address %q is not host:port: %v", addr, err)
+		reason := err.Error()
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			reason = ae.Err
+		}
+		return fmt.Errorf("address %q is not host:port (%s)", addr, reason)
 	}
 	if host == "" {
 		return fmt.Errorf("address %q has no host", addr)
