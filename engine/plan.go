@@ -220,9 +220,9 @@ func (o Observed) share(version string) int {
 	return int(int64(o.Table.Weights()[version]) * Full / int64(total))
 }
 
-// oldVersions lists the versions other than target that have instances,
-// the stable one first: the one with most weight, or, with no weight
-// anywhere, none (a first deploy, or a service the router never served).
+// oldVersions lists the versions other than target that have instances:
+// stable is the one with most weight, or, with no weight on any, the one
+// with most instances; others are the rest.
 func (o Observed) oldVersions(target string) (stable VersionRef, others []VersionRef) {
 	count := map[string]int{}
 	image := map[string]string{}
@@ -236,10 +236,12 @@ func (o Observed) oldVersions(target string) (stable VersionRef, others []Versio
 		}
 	}
 	weights := o.Table.Weights()
-	best, bestW := "", 0
-	for v := range count {
-		if w := weights[v]; w > bestW || w == bestW && w > 0 && v < best {
-			best, bestW = v, w
+	best, bestW, bestN := "", 0, 0
+	for v, n := range count {
+		w := weights[v]
+		better := w > bestW || w == bestW && (n > bestN || n == bestN && v > best)
+		if best == "" || better {
+			best, bestW, bestN = v, w, n
 		}
 	}
 	var vs []string
@@ -298,8 +300,12 @@ func PlanRelease(spec ServiceSpec, target Target, obs Observed) (Plan, error) {
 		return Plan{}, fmt.Errorf("%s already runs %s on all %d instances", spec.Name, target.Version, have)
 	}
 	b := planner{spec: spec, obs: obs, plan: &p, have: have, share: share}
+	served := false
+	for _, b := range obs.Table.Backends {
+		served = served || b.Weight > 0
+	}
 	switch {
-	case stable.Version == "":
+	case stable.Version == "" || !served:
 		// Nothing serves traffic: there is nothing to compare with or keep
 		// warm, so every strategy is launch, switch, clean up.
 		b.finalize()

@@ -200,25 +200,19 @@ func (r *Run) UntilKind(kind engine.EventKind) (engine.Event, bool) {
 	return r.Until(func(ev engine.Event) bool { return ev.Kind == kind })
 }
 
-// Idle advances the clock until the engine waits on it with every event
-// published, without passing a step: use it before asserting "nothing
-// happens". It does not advance the clock itself.
+// Idle waits until the engine waits on the clock with every event
+// published, or Run has ended. It does not advance the clock: use it
+// before asserting that nothing happens. Commands sent just before may
+// not be handled yet; wait for their event instead.
 func (r *Run) Idle() {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(r.ctx, realLimit)
-	defer cancel()
+	limit := time.After(realLimit)
 	for {
 		select {
 		case <-r.done:
 			return
-		default:
-		}
-		if !r.env.Clock.BlockUntil(ctx, 1) {
-			select {
-			case <-r.done:
-				return
-			default:
-			}
+		case <-r.clockBusy():
+		case <-limit:
 			r.t.Fatalf("engine never went idle")
 		}
 		r.mu.Lock()
@@ -233,7 +227,9 @@ func (r *Run) Idle() {
 		}
 		select {
 		case <-changed:
-		case <-ctx.Done():
+		case <-r.done:
+		case <-limit:
+			r.t.Fatalf("engine never went idle")
 		}
 	}
 }

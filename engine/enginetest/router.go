@@ -30,6 +30,14 @@ type Router struct {
 	violations []string
 	stateErr   error
 	applyErr   error
+	perState   []traffic
+}
+
+type traffic struct {
+	version   string
+	requests  int64
+	errors5xx int64
+	latencyMs float64
 }
 
 // NewRouter returns a router with an empty table at epoch 0.
@@ -72,6 +80,9 @@ func (r *Router) State(ctx context.Context) (engine.RouteTable, engine.Stats, er
 	defer r.mu.Unlock()
 	if r.stateErr != nil {
 		return engine.RouteTable{}, engine.Stats{}, r.stateErr
+	}
+	for _, tr := range r.perState {
+		r.serve(tr.version, tr.requests, tr.errors5xx, tr.latencyMs)
 	}
 	t := r.table
 	t.Backends = append([]engine.Backend(nil), t.Backends...)
@@ -184,6 +195,18 @@ func (r *Router) Violations() []string {
 func (r *Router) Serve(version string, requests, errors5xx int64, latencyMs float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.serve(version, requests, errors5xx, latencyMs)
+}
+
+// ServeOnState makes every State call first record this traffic, so
+// figures grow as the engine polls (as if load ran all along).
+func (r *Router) ServeOnState(version string, requests, errors5xx int64, latencyMs float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.perState = append(r.perState, traffic{version, requests, errors5xx, latencyMs})
+}
+
+func (r *Router) serve(version string, requests, errors5xx int64, latencyMs float64) {
 	t := r.totals[version]
 	if t == nil {
 		t = &engine.Totals{Latency: engine.Histogram{BoundsMs: latencyBoundsMs, Counts: make([]int64, len(latencyBoundsMs)+1)}}
