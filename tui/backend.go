@@ -1,0 +1,83 @@
+package tui
+
+import (
+	"context"
+	"time"
+
+	"github.com/cutover/cutover/engine"
+)
+
+// Backend is everything the console needs from outside: the config, the
+// Docker host, the router and the journal, behind one seam. cmd/cutover
+// implements it over the real adapters; tests use an in-memory one. Every
+// method may be slow (network, disk): the console calls them only from a
+// tea.Cmd, never from Update.
+type Backend interface {
+	// Services lists the services of the config with their live state.
+	Services(ctx context.Context) ([]ServiceState, error)
+	// Service refreshes one service's state.
+	Service(ctx context.Context, name string) (ServiceState, error)
+	// Images lists a service's candidate images, newest first, marked with
+	// what runs now and what ran before.
+	Images(ctx context.Context, service string) ([]ImageRow, error)
+	// Spec is the service's configured settings, to preset the strategy screen.
+	Spec(ctx context.Context, service string) (engine.ServiceSpec, error)
+	// Plan computes the steps of releasing image (an ImageRow.Ref) with
+	// spec (possibly edited in the strategy screen). It changes nothing.
+	Plan(ctx context.Context, service, image string, spec engine.ServiceSpec) (engine.Plan, error)
+	// Start prepares a release of image with spec; the console calls Run
+	// on it in a goroutine and drives it with Send. An interrupted release
+	// of the same image is resumed rather than started anew.
+	Start(ctx context.Context, service, image string, spec engine.ServiceSpec) (*engine.Release, error)
+	// Rollback prepares an emergency rollback of the service to its stable
+	// version, taking over from any release in progress elsewhere.
+	Rollback(ctx context.Context, service string) (*engine.Release, error)
+	// History lists releases newest first ("" for every service).
+	History(ctx context.Context, service string, limit int) ([]engine.ReleaseRecord, error)
+	// Events returns one release's journaled events in order.
+	Events(ctx context.Context, releaseID string) ([]engine.Event, error)
+}
+
+// ServiceState is a service as the home screen shows it.
+type ServiceState struct {
+	Name     string
+	Strategy engine.StrategyType // configured default
+	Replicas int                 // configured
+	// Versions running now, stable first, with their instances' health
+	// and their share of traffic (0..1).
+	Versions  []VersionState
+	Instances []engine.InstanceView
+	Table     engine.RouteTable
+	Stats     engine.Stats
+	// RouterAddr is where clients send traffic; RouterError says why the
+	// router could not be read, if it could not.
+	RouterAddr  string
+	RouterError string
+	// Release is the latest release from the journal (nil if none);
+	// Interrupted says it did not finish and no live process owns it, so
+	// it can be resumed or rolled back.
+	Release     *engine.ReleaseRecord
+	Interrupted bool
+	// Owner describes a live release run by another process ("pid 4242 on
+	// host, by alice"), empty if none.
+	Owner string
+	// Error says why the service's state could not be read (Docker down).
+	Error string
+	At    time.Time
+}
+
+// VersionState is one version of a service and how it is doing.
+type VersionState struct {
+	Version   string
+	Share     float64 // fraction of traffic, 0..1
+	Instances int
+	Healthy   int
+}
+
+// ImageRow is a candidate image in the picker.
+type ImageRow struct {
+	engine.Image
+	Ref     string // what to pass to Plan and Start: a tag or a full reference
+	Running bool   // runs now
+	RanAt   bool   // ran before (from the journal)
+}
