@@ -14,7 +14,7 @@ type where struct {
 	name  string
 	setup func(t *testing.T) (*enginetest.Env, *enginetest.Run)
 	// applicable says which commands mean something there.
-	applicable map[engine.Command]bool
+	applicable  map[engine.Command]bool
 	rollingBack bool
 }
 
