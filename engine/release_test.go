@@ -1,0 +1,170 @@
+package engine_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/engine"
+)
+
+// An aborted release resumes under the same id from the actual state:
+// steps below the current share are skipped, the gate at it re-runs, and
+// no instance is launched twice.
+func TestAbortedReleaseResumesFromTheActualState(t *testing.T) {
+	env := seeded(4)
+	spec := canarySpec(engine.CanaryStep{Weight: 25, Gate: approval()}, engine.CanaryStep{Weight: 50, Gate: approval()})
+	run := startOn(t, env, spec, engine.Options{})
+	mustUntil(t, run, gateWaiting(engine.GateApproval))
+	if err := run.Release.Send(engine.CmdAbort); err != nil {
+		t.Fatal(err)
+	}
+	mustWait(t, run, engine.Aborted)
+	launches := len(env.Platform.Calls())
+
+	rel, err := engine.New(env.Deps(), spec, target, engine.Options{ID: run.Release.ID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run2 := env.Start(t, rel)
+	mustUntil(t, run2, gateWaiting(engine.GateApproval))
+	s := run2.Release.Snapshot()
+	// The canary instance exists and serves 25%: no launch, the shift is done, the gate re-runs.
+	if s.Steps[0].Step.Kind != engine.StepShift || s.Steps[0].Status != engine.StepSkipped ||
+		s.Steps[1].Step.Kind != engine.StepGate || s.Steps[1].Status != engine.StepRunning {
+		t.Fatalf("steps %+v", s.Steps)
+	}
+	if len(env.Platform.Calls()) != launches {
+		t.Errorf("resume launched again: %v", env.Platform.Calls()[launches:])
+	}
+	if err := run2.Release.Send(engine.CmdApprove); err != nil {
+		t.Fatal(err)
+	}
+	mustUntil(t, run2, gateWaiting(engine.GateApproval))
+	if err := run2.Release.Send(engine.CmdApprove); err != nil {
+		t.Fatal(err)
+	}
+	mustWait(t, run2, engine.Succeeded)
+	expectFleet(t, env, "1.1.0")
+	rels, _ := env.Journal.Releases(t.Context(), svc, 0)
+	if len(rels) != 1 || rels[0].State != engine.ReleaseSucceeded {
+		t.Errorf("journal %+v", rels)
+	}
+}
+
+func TestDetachAtApprovalGate(t *testing.T) {
+	env := seeded(4)
+	run := startOn(t, env, canarySpec(engine.CanaryStep{Weight: 10, Gate: approval()}), engine.Options{Detach: true})
+	mustWait(t, run, engine.WaitingForApproval)
+	rec, _ := env.Journal.Release(t.Context(), run.Release.ID())
+	if rec.State != engine.ReleaseWaiting {
+		t.Errorf("journal state %s", rec.State)
+	}
+	if _, held, _ := env.Journal.Active(t.Context(), svc); held {
+		t.Error("detached release still holds the lease")
+	}
+	if share(env.Router.Table(), "1.1.0") != 10 {
+		t.Error("detaching changed the traffic")
+	}
+}
+
+func TestAutoApprovePassesApprovalGates(t *testing.T) {
+	env := seeded(4)
+	run := startOn(t, env, canarySpec(engine.CanaryStep{Weight: 10, Gate: approval()}), engine.Options{AutoApprove: true})
+	mustWait(t, run, engine.Succeeded)
+}
+
+// Promote at 10% still launches and health-checks the remaining instances
+// before the one shift to 100%.
+func TestPromoteLaunchesTheRestBeforeShiftingEverything(t *testing.T) {
+	env := seeded(4)
+	run := startOn(t, env, canarySpec(engine.CanaryStep{Weight: 10, Gate: approval()}, engine.CanaryStep{Weight: 50, Gate: approval()}), engine.Options{})
+	mustUntil(t, run, gateWaiting(engine.GateApproval))
+	if err := run.Release.Send(engine.CmdPromote); err != nil {
+		t.Fatal(err)
+	}
+	mustWait(t, run, engine.Succeeded)
+	healthy := 0
+	for _, ev := range run.Events() {
+		if ev.Kind == engine.EventHealthy {
+			healthy++
+		}
+		if ev.Kind == engine.EventApplied && share(*ev.Table, "1.1.0") == 100 && healthy != 4 {
+			t.Fatalf("100%% applied with %d healthy new instances", healthy)
+		}
+		if ev.Kind == engine.EventApplied && share(*ev.Table, "1.1.0") == 50 {
+			t.Fatal("promote ran the 50% step")
+		}
+	}
+	assertSafe(t, env)
+}
+
+func TestBlueGreenSmokeFailureRollsBackBeforeTraffic(t *testing.T) {
+	env := seeded(4)
+	deps := env.Deps()
+	var urls []string
+	deps.HTTPGet = func(ctx context.Context, url string) (int, error) {
+		urls = append(urls, url)
+		return 500, nil
+	}
+	spec := baseSpec(engine.StrategySpec{Type: engine.BlueGreen, BlueGreen: engine.BlueGreenSpec{SmokePath: "/smoke"}})
+	rel, _ := engine.New(deps, spec, target, engine.Options{})
+	run := env.Start(t, rel)
+	err := mustWait(t, run, engine.RolledBack)
+	if err == nil || !strings.Contains(err.Error(), "GET http://10.0.0.5:8080/smoke: status 500") {
+		t.Errorf("err %v (urls %v)", err, urls)
+	}
+	for _, tab := range env.Router.Applied() {
+		if share(tab, "1.1.0") > 0 {
+			t.Fatalf("green got traffic: %+v", tab)
+		}
+	}
+	expectFleet(t, env, "1.0.0")
+}
+
+func TestSnapshotShowsTheGateInstancesAndTable(t *testing.T) {
+	env := seeded(4)
+	run := startOn(t, env, canarySpec(engine.CanaryStep{Weight: 10, Gate: approval()}), engine.Options{Actor: engine.Actor{User: "alice", Host: "ops", Remote: "10.1.2.3"}})
+	mustUntil(t, run, gateWaiting(engine.GateApproval))
+	env.Clock.Advance(2 * time.Second)
+	run.Idle()
+	s := run.Release.Snapshot()
+	if s.State != engine.ReleaseWaiting || s.Gate == nil || s.Gate.Gate.Kind != engine.GateApproval || s.Step != 2 {
+		t.Fatalf("state %s gate %+v step %d", s.State, s.Gate, s.Step)
+	}
+	if s.To.Version != "1.1.0" || len(s.From) != 1 || s.From[0].Version != "1.0.0" || s.Strategy != engine.Canary {
+		t.Errorf("from/to %+v → %+v", s.From, s.To)
+	}
+	if len(s.Instances) != 5 || share(s.Table, "1.1.0") != 10 || s.Elapsed <= 0 || s.Actor.Remote != "10.1.2.3" {
+		t.Errorf("instances %d table %+v elapsed %s", len(s.Instances), s.Table, s.Elapsed)
+	}
+	for _, in := range s.Instances {
+		if in.Role == "new" && (!in.Healthy || in.Health.Status != engine.HealthHealthy || in.Weight != 1000) {
+			t.Errorf("new instance view %+v", in)
+		}
+	}
+}
+
+// A subscriber that never reads does not hold the release up.
+func TestSlowSubscriberDoesNotBlockTheEngine(t *testing.T) {
+	env := seeded(4)
+	rel, _ := engine.New(env.Deps(), baseSpec(engine.StrategySpec{Type: engine.Rolling}), target, engine.Options{})
+	stuck, cancel := rel.Subscribe()
+	defer cancel()
+	run := env.Start(t, rel)
+	mustWait(t, run, engine.Succeeded)
+	n := 0
+	missed := 0
+	for ev := range stuck {
+		n++
+		missed += ev.Missed
+	}
+	evs, _ := env.Journal.Events(t.Context(), rel.ID())
+	if n+missed < len(evs) && n < 256 {
+		t.Errorf("stuck subscriber got %d (+%d missed) of %d", n, missed, len(evs))
+	}
+	if len(evs) != len(run.Events()) {
+		t.Errorf("journal has %d events, subscriber %d", len(evs), len(run.Events()))
+	}
+}
