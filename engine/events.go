@@ -75,18 +75,17 @@ type Event struct {
 	Message string       `json:"message"`
 	Error   string       `json:"error,omitempty"`
 
-	Instance *Instance         `json:"instance,omitempty"`
-	Health   *Health           `json:"health,omitempty"`
-	Table    *RouteTable       `json:"table,omitempty"`
-	Gate     *Gate             `json:"gate,omitempty"`
-	Analysis *AnalysisResult   `json:"analysis,omitempty"`
-	Outcome  Outcome           `json:"outcome,omitempty"`
-	Command  Command           `json:"command,omitempty"`
-	Epoch    uint64            `json:"epoch,omitempty"`
-	Plan     []string          `json:"plan,omitempty"`
-	IDs      []string          `json:"ids,omitempty"`    // instances a drain or stop concerns
-	Missed   int               `json:"missed,omitempty"` // events this subscriber lost to a full buffer before this one
-	Extra    map[string]string `json:"extra,omitempty"`
+	Instance *Instance       `json:"instance,omitempty"`
+	Health   *Health         `json:"health,omitempty"`
+	Table    *RouteTable     `json:"table,omitempty"`
+	Gate     *Gate           `json:"gate,omitempty"`
+	Analysis *AnalysisResult `json:"analysis,omitempty"`
+	Outcome  Outcome         `json:"outcome,omitempty"`
+	Command  Command         `json:"command,omitempty"`
+	Epoch    uint64          `json:"epoch,omitempty"`
+	Plan     []string        `json:"plan,omitempty"`
+	IDs      []string        `json:"ids,omitempty"`    // instances a drain or stop concerns
+	Missed   int             `json:"missed,omitempty"` // events this subscriber lost to a full buffer before this one
 }
 
 // Outcome is how a run of the executor ended; the CLI maps it to an exit code.

@@ -25,9 +25,6 @@ type Deps struct {
 	// Owner identifies this process for the journal lease; zero fields
 	// default to os.Getpid and os.Hostname.
 	Owner Owner
-	// Alive reports whether a process on this host exists, to break the
-	// lease of a dead owner early; nil trusts heartbeats only.
-	Alive func(pid int) bool
 }
 
 func (d Deps) withDefaults() Deps {
