@@ -67,27 +67,36 @@ type benchLoad struct {
 }
 
 // benchEnv holds what every leg shares: a temp dir, built binaries and the
-// backend every proxy forwards to.
+// backends every proxy forwards to.
 type benchEnv struct {
 	dir      string
-	bin      map[string]string // name -> built binary
+	bins     map[string]string // name -> built binary
 	backendA string            // host:port answering "a"
 	backendB string            // host:port answering "b"
 }
 
-// benchSetup builds the helper programs and starts backends a and b.
-func benchSetup(b *testing.B, withB bool, programs ...string) *benchEnv {
+// benchSetup starts backend a, and backend b when withB.
+func benchSetup(b *testing.B, withB bool) *benchEnv {
 	b.Helper()
-	env := &benchEnv{dir: b.TempDir(), bin: map[string]string{}}
-	for _, p := range programs {
-		env.bin[p] = benchBuild(b, env.dir, p)
-	}
-	env.backendA = benchStartListener(b, env.dir, "backend-a", env.bin["backend"], nil, "-id", "a")
+	env := &benchEnv{dir: b.TempDir(), bins: map[string]string{}}
+	env.backendA = benchStartListener(b, env.dir, "backend-a", env.bin(b, "backend"), nil, "-id", "a")
 	if withB {
-		env.backendB = benchStartListener(b, env.dir, "backend-b", env.bin["backend"], nil, "-id", "b")
+		env.backendB = benchStartListener(b, env.dir, "backend-b", env.bin(b, "backend"), nil, "-id", "b")
 	}
 	benchWaitBody(b, "http://"+env.backendA+"/", "a")
 	return env
+}
+
+// bin builds a program on first use, so that a leg whose program does not
+// build fails alone.
+func (env *benchEnv) bin(b *testing.B, name string) string {
+	b.Helper()
+	if p, ok := env.bins[name]; ok {
+		return p
+	}
+	p := benchBuild(b, env.dir, name)
+	env.bins[name] = p
+	return p
 }
 
 // benchBuild compiles one of the benchmark's programs into dir and returns the
@@ -305,7 +314,7 @@ func BenchmarkProxyThroughput(b *testing.B) {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		b.Skip("wrk not installed (apt-get install wrk): no load generator")
 	}
-	env := benchSetup(b, false, "backend", "refproxy", "cutover")
+	env := benchSetup(b, false)
 	loadBefore := benchLoadAvg()
 
 	var (
@@ -313,6 +322,17 @@ func BenchmarkProxyThroughput(b *testing.B) {
 		haveDirect bool
 		rows       []benchRow
 	)
+	// addRow keeps one row per leg: with a -benchtime longer than a leg, the
+	// driver calls a leg again and its later figures replace the earlier.
+	addRow := func(r benchRow) {
+		for i := range rows {
+			if rows[i].name == r.name {
+				rows[i] = r
+				return
+			}
+		}
+		rows = append(rows, r)
+	}
 	measure := func(b *testing.B, url string) benchLoad {
 		b.Helper()
 		benchWrk(b, url, benchWarmup) // fill connection pools, warm caches
@@ -345,11 +365,11 @@ func BenchmarkProxyThroughput(b *testing.B) {
 		{"haproxy", benchStartHAProxy},
 		{"nginx", benchStartNginx},
 		{"reverseproxy_tuned", func(b *testing.B, env *benchEnv) string {
-			return "http://" + benchStartListener(b, env.dir, "refproxy-tuned", env.bin["refproxy"], nil,
+			return "http://" + benchStartListener(b, env.dir, "refproxy-tuned", env.bin(b, "refproxy"), nil,
 				"-backend", "http://"+env.backendA, "-tuned=true") + "/"
 		}},
 		{"reverseproxy_default", func(b *testing.B, env *benchEnv) string {
-			return "http://" + benchStartListener(b, env.dir, "refproxy-default", env.bin["refproxy"], nil,
+			return "http://" + benchStartListener(b, env.dir, "refproxy-default", env.bin(b, "refproxy"), nil,
 				"-backend", "http://"+env.backendA, "-tuned=false") + "/"
 		}},
 	}
@@ -357,13 +377,13 @@ func BenchmarkProxyThroughput(b *testing.B) {
 	b.Run("direct", func(b *testing.B) {
 		d := baseline(b)
 		benchReport(b, d, d)
-		rows = append(rows, benchRow{name: "direct", load: d})
+		addRow(benchRow{name: "direct", load: d})
 	})
 	for _, leg := range legs {
 		b.Run(leg.name, func(b *testing.B) {
 			defer func() {
 				if b.Skipped() {
-					rows = append(rows, benchRow{name: leg.name, skipped: true})
+					addRow(benchRow{name: leg.name, skipped: true})
 				}
 			}()
 			url := leg.start(b, env)
@@ -371,7 +391,7 @@ func BenchmarkProxyThroughput(b *testing.B) {
 			d := baseline(b)
 			load := measure(b, url)
 			benchReport(b, load, d)
-			rows = append(rows, benchRow{name: leg.name, load: load})
+			addRow(benchRow{name: leg.name, load: load})
 		})
 	}
 	// The backend measured again at the end: how far the shared machine
@@ -380,7 +400,7 @@ func BenchmarkProxyThroughput(b *testing.B) {
 		d := baseline(b)
 		load := measure(b, "http://"+env.backendA+"/")
 		benchReport(b, load, d)
-		rows = append(rows, benchRow{name: "direct_end", load: load})
+		addRow(benchRow{name: "direct_end", load: load})
 	})
 	if haveDirect && len(rows) > 0 {
 		// Printed rather than logged: a parent benchmark's log is shown only
@@ -538,7 +558,7 @@ func benchStartRouter(b *testing.B, env *benchEnv) (string, *router.Client) {
 	}
 	listen := benchFreeAddr(b)
 	admin := "unix:" + filepath.Join(dir, "admin.sock")
-	benchStart(b, env.dir, filepath.Base(dir), env.bin["cutover"], nil, nil, "router",
+	benchStart(b, env.dir, filepath.Base(dir), env.bin(b, "cutover"), nil, nil, "router",
 		"--listen", listen, "--admin", admin, "--state", filepath.Join(dir, "state.json"), "--log-level", "warn")
 	client, err := router.Dial(admin, "")
 	if err != nil {
@@ -570,7 +590,7 @@ func benchStartRouter(b *testing.B, env *benchEnv) (string, *router.Client) {
 // It reports p50/p99/max of that delay, and the p50 of Apply's own round trip
 // (which includes the router's fsync of its state file).
 func BenchmarkApplyToFirstRequest(b *testing.B) {
-	env := benchSetup(b, true, "backend", "cutover")
+	env := benchSetup(b, true)
 	proxyAddr, client := benchStartRouter(b, env)
 	ctx := context.Background()
 	table := func(epoch uint64, to string) engine.RouteTable {
