@@ -167,7 +167,7 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 		return err
 	}
 	target := engine.Target{Image: img.Digest, Version: "1.0.0", Digest: img.Digest}
-	rel, err := engine.New(engine.Deps{Platform: plat, Router: client, Journal: j, Alive: processAlive},
+	rel, err := engine.New(engine.Deps{Platform: plat, Router: client, Journal: j},
 		spec, target, engine.Options{Actor: actor(), AutoApprove: true})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -37,39 +38,9 @@ first, marking the version that runs now (●) and versions that ran before (○
 				return err
 			}
 			defer s.Close()
-			imgs, err := s.platform.ListImages(ctx, s.svc.Image)
+			rows, err := s.imageRows(ctx)
 			if err != nil {
 				return err
-			}
-			running := map[string]bool{}
-			if insts, err := s.platform.Instances(ctx, s.svc.Name); err == nil {
-				for _, in := range insts {
-					running[in.Digest] = true
-					running[in.Version] = true
-				}
-			}
-			ran := map[string]bool{}
-			if recs, err := s.journal.Releases(ctx, s.svc.Name, 200); err == nil {
-				for _, r := range recs {
-					if r.State == engine.ReleaseSucceeded {
-						ran[r.To.Version] = true
-						if r.To.Digest != "" {
-							ran[r.To.Digest] = true
-						}
-					}
-					for _, f := range r.From {
-						ran[f.Version] = true
-					}
-				}
-			}
-			rows := make([]imageRow, 0, len(imgs))
-			for _, img := range imgs {
-				row := imageRow{Image: img, Running: running[img.Digest]}
-				for _, t := range img.Tags {
-					row.RanFrom = row.RanFrom || ran[t]
-				}
-				row.RanFrom = row.RanFrom || ran[img.Digest]
-				rows = append(rows, row)
 			}
 			if output == "json" {
 				return writeJSON(cmd.OutOrStdout(), rows)
@@ -108,4 +79,42 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}
+
+// imageRows lists the service's images, newest first, marked with what
+// runs now (by digest) and what ran before (from the journal).
+func (s *service) imageRows(ctx context.Context) ([]imageRow, error) {
+	imgs, err := s.platform.ListImages(ctx, s.svc.Image)
+	if err != nil {
+		return nil, err
+	}
+	running := map[string]bool{}
+	if insts, err := s.platform.Instances(ctx, s.svc.Name); err == nil {
+		for _, in := range insts {
+			running[in.Digest] = true
+		}
+	}
+	ran := map[string]bool{}
+	if recs, err := s.journal.Releases(ctx, s.svc.Name, 200); err == nil {
+		for _, r := range recs {
+			if r.State == engine.ReleaseSucceeded {
+				ran[r.To.Version] = true
+				if r.To.Digest != "" {
+					ran[r.To.Digest] = true
+				}
+			}
+			for _, f := range r.From {
+				ran[f.Version] = true
+			}
+		}
+	}
+	rows := make([]imageRow, 0, len(imgs))
+	for _, img := range imgs {
+		row := imageRow{Image: img, Running: running[img.Digest], RanFrom: ran[img.Digest]}
+		for _, t := range img.Tags {
+			row.RanFrom = row.RanFrom || ran[t]
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
 }

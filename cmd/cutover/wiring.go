@@ -107,7 +107,6 @@ func (s *service) deps() engine.Deps {
 		Platform: s.platform,
 		Router:   s.router,
 		Journal:  s.journal,
-		Alive:    processAlive,
 	}
 }
 
