@@ -1,0 +1,235 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/cutover/cutover/engine"
+)
+
+// Results of the commands that call the Backend. Each carries what it was
+// asked about, so a late answer for a screen the operator has left is
+// recognised and dropped.
+type (
+	servicesMsg struct {
+		services []ServiceState
+		err      error
+	}
+	imagesMsg struct {
+		service string
+		rows    []ImageRow
+		err     error
+	}
+	specMsg struct {
+		service string
+		spec    engine.ServiceSpec
+		err     error
+	}
+	planMsg struct {
+		service string
+		plan    engine.Plan
+		err     error
+	}
+	// startedMsg carries a prepared release (deploy, resume or rollback).
+	startedMsg struct {
+		service string
+		what    string // "release", "resume", "rollback": for the error message
+		rel     *engine.Release
+		err     error
+	}
+	releaseDoneMsg struct {
+		id      string
+		outcome engine.Outcome
+		err     error
+	}
+	releaseEventMsg struct {
+		id string
+		ev engine.Event
+	}
+	// releaseEventsClosedMsg says the subscription ended (Run returned).
+	releaseEventsClosedMsg struct{ id string }
+	commandSentMsg         struct {
+		cmd engine.Command
+		err error
+	}
+	historyMsg struct {
+		records []engine.ReleaseRecord
+		err     error
+	}
+	eventsMsg struct {
+		id     string
+		events []engine.Event
+		err    error
+	}
+	// errMsg is a failure with no better home, such as a recovered panic.
+	errMsg struct{ err error }
+
+	homeTickMsg struct{}
+	liveTickMsg struct{ id string }
+	busyTickMsg struct{}
+)
+
+// homeRefreshEvery is how often the home screen re-reads the services.
+const homeRefreshEvery = 2 * time.Second
+
+// liveTickEvery is how often the live view takes a snapshot: often enough
+// to feel live, rare enough that a burst of events costs one frame.
+const liveTickEvery = 500 * time.Millisecond
+
+// safe runs f as a command and turns a panic into an error message, so a
+// bug in an adapter never takes the terminal down with it.
+func safe(f func() tea.Msg) tea.Cmd {
+	return func() (msg tea.Msg) {
+		defer func() {
+			if p := recover(); p != nil {
+				msg = errMsg{fmt.Errorf("internal error (please report): %v\n%s", p, firstLines(string(debug.Stack()), 6))}
+			}
+		}()
+		return f()
+	}
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func loadServices(ctx context.Context, b Backend) tea.Cmd {
+	return safe(func() tea.Msg {
+		s, err := b.Services(ctx)
+		return servicesMsg{s, err}
+	})
+}
+
+func loadImages(ctx context.Context, b Backend, service string) tea.Cmd {
+	return safe(func() tea.Msg {
+		rows, err := b.Images(ctx, service)
+		return imagesMsg{service, rows, err}
+	})
+}
+
+func loadSpec(ctx context.Context, b Backend, service string) tea.Cmd {
+	return safe(func() tea.Msg {
+		s, err := b.Spec(ctx, service)
+		return specMsg{service, s, err}
+	})
+}
+
+func makePlan(ctx context.Context, b Backend, service, image string, spec engine.ServiceSpec) tea.Cmd {
+	return safe(func() tea.Msg {
+		p, err := b.Plan(ctx, service, image, spec)
+		return planMsg{service, p, err}
+	})
+}
+
+func startRelease(ctx context.Context, b Backend, service, image string, spec engine.ServiceSpec) tea.Cmd {
+	return safe(func() tea.Msg {
+		rel, err := b.Start(ctx, service, image, spec)
+		return startedMsg{service, "release", rel, err}
+	})
+}
+
+// resumeRelease starts the interrupted release's image again with the
+// service's current settings: Backend.Start resumes rather than restarts.
+func resumeRelease(ctx context.Context, b Backend, service, image string) tea.Cmd {
+	return safe(func() tea.Msg {
+		spec, err := b.Spec(ctx, service)
+		if err != nil {
+			return startedMsg{service, "resume", nil, err}
+		}
+		rel, err := b.Start(ctx, service, image, spec)
+		return startedMsg{service, "resume", rel, err}
+	})
+}
+
+func startRollback(ctx context.Context, b Backend, service string) tea.Cmd {
+	return safe(func() tea.Msg {
+		rel, err := b.Rollback(ctx, service)
+		return startedMsg{service, "rollback", rel, err}
+	})
+}
+
+// runRelease runs rel to its end; the console learns of it by releaseDoneMsg.
+func runRelease(ctx context.Context, rel *engine.Release) tea.Cmd {
+	return safe(func() tea.Msg {
+		o, err := rel.Run(ctx)
+		return releaseDoneMsg{rel.ID(), o, err}
+	})
+}
+
+// waitEvent waits for the next event of a subscription; the live view
+// re-arms it once per event it receives (bubbletea's realtime pattern).
+func waitEvent(id string, ch <-chan engine.Event) tea.Cmd {
+	return func() tea.Msg {
+		ev, ok := <-ch
+		if !ok {
+			return releaseEventsClosedMsg{id}
+		}
+		return releaseEventMsg{id, ev}
+	}
+}
+
+func sendCommand(rel *engine.Release, c engine.Command) tea.Cmd {
+	return safe(func() tea.Msg { return commandSentMsg{c, rel.Send(c)} })
+}
+
+func loadHistory(ctx context.Context, b Backend, service string) tea.Cmd {
+	return safe(func() tea.Msg {
+		r, err := b.History(ctx, service, 200)
+		return historyMsg{r, err}
+	})
+}
+
+func loadEvents(ctx context.Context, b Backend, id string) tea.Cmd {
+	return safe(func() tea.Msg {
+		e, err := b.Events(ctx, id)
+		return eventsMsg{id, e, err}
+	})
+}
+
+func homeTick() tea.Cmd {
+	return tea.Tick(homeRefreshEvery, func(time.Time) tea.Msg { return homeTickMsg{} })
+}
+
+func liveTick(id string) tea.Cmd {
+	return tea.Tick(liveTickEvery, func(time.Time) tea.Msg { return liveTickMsg{id} })
+}
+
+func busyTick() tea.Cmd {
+	return tea.Tick(150*time.Millisecond, func(time.Time) tea.Msg { return busyTickMsg{} })
+}
+
+// advise turns an error into a message that says what to do about it.
+func advise(doing string, err error) string {
+	s := err.Error()
+	low := strings.ToLower(s)
+	hint := ""
+	switch {
+	case errors.Is(err, engine.ErrLeaseHeld):
+		hint = "wait for it, or press r to roll back and take over"
+	case errors.Is(err, engine.ErrNotApplicable):
+		return s
+	case strings.Contains(low, "docker") && (strings.Contains(low, "connect") || strings.Contains(low, "daemon")):
+		hint = "is Docker running? start it or check DOCKER_HOST; the console retries by itself"
+	case strings.Contains(low, "router"):
+		hint = "is the router running? start it with `cutover router`; the console retries by itself"
+	case strings.Contains(low, "no such image") || strings.Contains(low, "not found") || strings.Contains(low, "manifest"):
+		hint = "check the image exists (pick another in the image list)"
+	case strings.Contains(low, "context deadline") || strings.Contains(low, "timeout"):
+		hint = "it took too long; try again"
+	}
+	out := doing + ": " + s
+	if hint != "" {
+		out += " — " + hint
+	}
+	return out
+}

@@ -1,0 +1,108 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/cutover/cutover/engine"
+)
+
+// planScreen shows what the engine will do and starts it on enter: the
+// "button" of continuous delivery.
+type planScreen struct {
+	env     *env
+	service string
+	image   ImageRow
+	spec    engine.ServiceSpec
+	plan    engine.Plan
+	loaded  bool
+	err     string
+	offset  int
+	w, h    int
+}
+
+func newPlan(e *env, service string, image ImageRow, spec engine.ServiceSpec) planScreen {
+	return planScreen{env: e, service: service, image: image, spec: spec}
+}
+
+// SetSize sets the area the screen draws in.
+func (s *planScreen) SetSize(w, h int) { s.w, s.h = w, h }
+
+// Update scrolls long plans.
+func (s planScreen) Update(msg tea.Msg) (planScreen, tea.Cmd) {
+	if k, ok := msg.(tea.KeyPressMsg); ok {
+		switch {
+		case key.Matches(k, s.env.keys.Up):
+			s.offset = max(0, s.offset-1)
+		case key.Matches(k, s.env.keys.Down):
+			s.offset = min(max(0, len(s.plan.Steps)-1), s.offset+1)
+		}
+	}
+	return s, nil
+}
+
+// View draws from → to, the strategy and the numbered steps.
+func (s planScreen) View() string {
+	st := s.env.styles
+	w := max(40, s.w)
+	out := []string{st.Title.Render(s.service) + st.Subtle.Render(" · plan")}
+	if s.err != "" {
+		return strings.Join(append(out, st.Error.Render("× "+s.err), "", "esc: back to the strategy to change it"), "\n")
+	}
+	if !s.loaded {
+		return strings.Join(append(out, st.Subtle.Render("planning from the actual state…")), "\n")
+	}
+	p := s.plan
+	from := versions(p.From())
+	out = append(out,
+		cut(fmt.Sprintf("%s %s → %s", st.Stable.Render(from), st.Subtle.Render("→"), st.Canary.Render(p.Target.Version))+
+			st.Subtle.Render(fmt.Sprintf("  %s · %d replicas · image %s", strategyName(p.Strategy), p.Replicas, p.Target.Image)), w),
+		"")
+	if len(p.Steps) == 0 {
+		out = append(out, "Nothing to do: "+p.Target.Version+" already runs as configured.")
+	}
+	room := max(1, s.h-len(out)-2)
+	start := min(s.offset, max(0, len(p.Steps)-room))
+	for i := start; i < len(p.Steps) && i < start+room; i++ {
+		stp := p.Steps[i]
+		glyph := "○"
+		switch stp.Kind {
+		case engine.StepGate:
+			glyph = "⚠"
+		case engine.StepShift:
+			glyph = "→"
+		case engine.StepLaunch:
+			glyph = "↑"
+		case engine.StepRetire:
+			glyph = "↓"
+		case engine.StepVerify:
+			glyph = "✓"
+		}
+		line := fmt.Sprintf("  %s %2d. %s", glyph, i+1, stp.String())
+		if stp.Kind == engine.StepGate {
+			line += st.Subtle.Render(" — waits for " + gateWaits(stp.Gate))
+		}
+		if stp.Done {
+			line = st.Subtle.Render(line + " (already done)")
+		}
+		out = append(out, cut(line, w))
+	}
+	out = append(out, "", st.Key.Render("enter")+" start the release · "+st.Key.Render("esc")+" change the strategy")
+	return strings.Join(out, "\n")
+}
+
+// gateWaits says in words what a gate waits for.
+func gateWaits(g engine.Gate) string {
+	switch g.Kind {
+	case engine.GateApproval:
+		return "an operator to press a (or P to promote)"
+	case engine.GatePause:
+		return "time to pass"
+	case engine.GateAnalysis:
+		return "the router's figures to stay within limits"
+	}
+	return string(g.Kind)
+}
