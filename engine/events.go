@@ -35,6 +35,9 @@ const (
 	EventStepStarted   EventKind = "step-started"   //
 	EventStepDone      EventKind = "step-done"      //
 	EventStepSkipped   EventKind = "step-skipped"   // already done according to the actual state
+	EventPulling       EventKind = "pulling"        // about to fetch the target's image onto the host (Deps.Puller)
+	EventPullProgress  EventKind = "pull-progress"  // a pull status line, at most about one per second per layer
+	EventPulled        EventKind = "pulled"         // the image is on the host
 	EventLaunching     EventKind = "launching"      // about to call Platform.Launch
 	EventLaunched      EventKind = "launched"       // Instance set
 	EventHealthy       EventKind = "healthy"        // Instance passed its checks

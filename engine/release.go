@@ -18,7 +18,10 @@ type Deps struct {
 	Platform Platform
 	Router   Router
 	Journal  Journal
-	Clock    Clock // nil: the wall clock
+	// Puller, when set, fetches a deploy's image onto the host before the
+	// first mutation; a failed pull ends the release with nothing changed.
+	Puller Puller
+	Clock  Clock // nil: the wall clock
 	// HTTPGet fetches url and returns the status code; blue/green smoke
 	// checks use it. nil: net/http with the health check's timeout.
 	HTTPGet func(ctx context.Context, url string) (int, error)

@@ -114,6 +114,22 @@ func (r *Release) start(ctx context.Context) (Outcome, error) {
 			return Failed, err
 		}
 	}
+	if r.kind == KindDeploy && r.deps.Puller != nil {
+		switch err := r.pull(ctx); {
+		case err == nil, errors.Is(err, errRollback):
+			// A rollback asked for during the pull is carried out by drive.
+		case errors.Is(err, errAbort):
+			return Aborted, nil
+		case ctx.Err() != nil:
+			return Aborted, ctx.Err()
+		default:
+			var taken *TakenOverError
+			if errors.As(err, &taken) {
+				return TakenOver, err
+			}
+			return Failed, err
+		}
+	}
 	if r.kind == KindDeploy {
 		// Claim the epoch now, table unchanged, so a rollback from another
 		// process claims a newer one and fences this release out (rule 7).
@@ -510,16 +526,24 @@ func (r *Release) housekeep(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := r.heartbeat(ctx, now); err != nil {
+		return err
+	}
+	if now.Sub(r.lastProbe) >= r.spec.Health.Interval {
+		r.lastProbe = now
+		return r.probeWatched(ctx)
+	}
+	return nil
+}
+
+// heartbeat renews the journal lease when it is due.
+func (r *Release) heartbeat(ctx context.Context, now time.Time) error {
 	if r.deps.Journal != nil && now.Sub(r.lastBeat) >= HeartbeatEvery {
 		r.lastBeat = now
 		err := r.deps.Journal.Heartbeat(ctx, r.id, now)
 		if errors.Is(err, ErrLeaseLost) {
 			return &TakenOverError{Reason: "taken over by another writer: the journal lease of " + r.spec.Name + " went to another release"}
 		}
-	}
-	if now.Sub(r.lastProbe) >= r.spec.Health.Interval {
-		r.lastProbe = now
-		return r.probeWatched(ctx)
 	}
 	return nil
 }
