@@ -46,8 +46,11 @@ func stateText(st Styles, s engine.ReleaseState, pausedBy string) string {
 // healthText is an instance's health as glyph and word.
 func healthText(st Styles, h engine.HealthStatus, healthy bool) string {
 	switch {
-	case h == engine.HealthHealthy || (h == "" && healthy):
+	case h == engine.HealthHealthy:
 		return st.Healthy.Render("✓ healthy")
+	case (h == "" || h == engine.HealthUnknown) && healthy:
+		// Not probed by this release, but serving: it passed its checks to get traffic.
+		return st.Healthy.Render("✓ serving")
 	case h == engine.HealthStarting:
 		return st.Degraded.Render("↑ starting")
 	case h == engine.HealthUnhealthy:

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	tea "charm.land/bubbletea/v2"
 	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/cutover/cutover/engine"
 )
@@ -94,7 +94,7 @@ func (s homeScreen) View() string {
 	b.WriteString(st.Title.Render("cutover") + st.Subtle.Render(" · services") + "\n")
 	switch {
 	case s.err != "" && len(s.services) == 0:
-		b.WriteString(st.Error.Render("× "+s.err) + "\n")
+		b.WriteString(st.Error.Width(max(20, s.w)).Render("× "+s.err) + "\n")
 		return b.String()
 	case !s.loaded:
 		b.WriteString(st.Subtle.Render("reading services…") + "\n")

@@ -45,6 +45,10 @@ type KeyMap struct {
 	// history
 	Events key.Binding
 
+	// prompts
+	Yes key.Binding
+	No  key.Binding
+
 	Back key.Binding
 	Help key.Binding
 	Quit key.Binding
@@ -88,6 +92,9 @@ func DefaultKeyMap() KeyMap {
 
 		Events: b([]string{"enter"}, "enter", "events"),
 
+		Yes: b([]string{"y"}, "y", "yes"),
+		No:  b([]string{"n", "esc", "enter"}, "n/esc/enter", "no (default)"),
+
 		Back: b([]string{"esc"}, "esc", "back"),
 		Help: b([]string{"?"}, "?", "help"),
 		Quit: b([]string{"q", "ctrl+c"}, "q", "quit"),
@@ -103,6 +110,7 @@ func (k KeyMap) all() []key.Binding {
 		k.Start,
 		k.Approve, k.Pause, k.Promote,
 		k.Events,
+		k.Yes, k.No,
 		k.Up, k.Down,
 		k.Back, k.Help, k.Quit,
 	}
@@ -155,7 +163,7 @@ func (k *KeyMap) disableAll() {
 		&k.Up, &k.Down, &k.Deploy, &k.Resume, &k.Watch, &k.History, &k.Rollback,
 		&k.Filter, &k.Choose,
 		&k.PrevStrategy, &k.NextStrategy, &k.Rolling, &k.BlueGreen, &k.Canary, &k.Inc, &k.Dec, &k.AddStep, &k.DelStep, &k.GateKind, &k.ToPlan,
-		&k.Start, &k.Approve, &k.Pause, &k.Promote, &k.Events, &k.Back, &k.Help, &k.Quit,
+		&k.Start, &k.Approve, &k.Pause, &k.Promote, &k.Events, &k.Yes, &k.No, &k.Back, &k.Help, &k.Quit,
 	} {
 		p.SetEnabled(false)
 	}

@@ -6,8 +6,8 @@ import (
 	"sort"
 	"strings"
 
-	tea "charm.land/bubbletea/v2"
 	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/cutover/cutover/engine"
 )
@@ -347,7 +347,7 @@ func (s liveScreen) View() string {
 	if len(sn.Steps) == 0 {
 		nSteps = 0
 	}
-	nInst := min(len(insts), max(2, (rem-nSteps)/2))
+	nInst := min(len(insts), max(2, rem-nSteps-4)) // instances before log lines
 	nLog := max(1, rem-nSteps-nInst)
 
 	var out []string
@@ -455,6 +455,10 @@ func (s liveScreen) figures(w int) []string {
 func (s liveScreen) instanceRows(w int) []string {
 	st := s.env.styles
 	now := s.env.now()
+	weights := map[string]int{}
+	for _, b := range s.snap.Table.Backends {
+		weights[b.ID] = b.Weight
+	}
 	infl := map[string]int64{}
 	for _, b := range s.snap.Stats.Backends {
 		infl[b.ID] = b.InFlight
@@ -480,8 +484,8 @@ func (s liveScreen) instanceRows(w int) []string {
 			restarts = st.Degraded.Render("⚠ " + restarts)
 		}
 		line := fit(in.Name, nameW) + " " + r(fit(g+" "+in.Version, 10)) + " " + fit(instanceStateText(st, in.State), 11) + " " +
-			fit(healthText(st, iv.Health.Status, iv.Healthy), 12) + " " + fit(uptime(now, in.Started), 5) + " " +
-			fit(restarts, 8) + " " + fit(fmt.Sprintf("%d", infl[in.ID]), 9) + " " + fmt.Sprintf("%.1f%%", float64(iv.Weight)/100)
+			fit(healthText(st, iv.Health.Status, iv.Healthy || weights[in.ID] > 0), 12) + " " + fit(uptime(now, in.Started), 5) + " " +
+			fit(restarts, 8) + " " + fit(fmt.Sprintf("%d", infl[in.ID]), 9) + " " + pct(weightShare(s.snap.Table, weights[in.ID]))
 		out = append(out, cut(line, w))
 	}
 	return out
@@ -499,4 +503,16 @@ func (s liveScreen) logRows(w, n int) []string {
 		out = append(out, cut(l, w))
 	}
 	return out
+}
+
+// weightShare is a backend weight as a fraction of the table's total.
+func weightShare(t engine.RouteTable, w int) float64 {
+	total := 0
+	for _, b := range t.Backends {
+		total += b.Weight
+	}
+	if total == 0 {
+		return 0
+	}
+	return float64(w) / float64(total)
 }

@@ -58,7 +58,7 @@ func (s planScreen) View() string {
 	p := s.plan
 	from := versions(p.From())
 	out = append(out,
-		cut(fmt.Sprintf("%s %s → %s", st.Stable.Render(from), st.Subtle.Render("→"), st.Canary.Render(p.Target.Version))+
+		cut(st.Stable.Render(from)+" → "+st.Canary.Render(p.Target.Version)+
 			st.Subtle.Render(fmt.Sprintf("  %s · %d replicas · image %s", strategyName(p.Strategy), p.Replicas, p.Target.Image)), w),
 		"")
 	if len(p.Steps) == 0 {

@@ -622,6 +622,13 @@ func (m Model) back() (Model, tea.Cmd) {
 func (m *Model) syncKeys() {
 	k := DefaultKeyMap()
 	k.disableAll()
+	if m.dialog != nil {
+		// Only the answers work while a prompt is open.
+		k.Yes.SetEnabled(true)
+		k.No.SetEnabled(true)
+		m.env.keys = k
+		return
+	}
 	k.Quit.SetEnabled(true)
 	k.Help.SetEnabled(true)
 	k.Back.SetEnabled(m.screen != screenHome)
@@ -686,7 +693,8 @@ func (m Model) Keys() KeyMap { return m.env.keys }
 // prompt is drawn over the bottom of the screen.
 func (m Model) View() tea.View {
 	st := m.env.styles
-	h := max(1, m.height-2)
+	keyLines := m.keyLines()
+	h := max(1, m.height-1-len(keyLines))
 	var body string
 	switch {
 	case m.showHelp:
@@ -720,11 +728,38 @@ func (m Model) View() tea.View {
 	case m.message != "":
 		msg = st.Info.Render(m.message)
 	}
-	lines = append(lines, cut(msg, m.width), cut(m.help.ShortHelpView(m.env.keys.ShortHelp()), m.width))
+	lines = append(lines, cut(msg, m.width))
+	lines = append(lines, keyLines...)
 	v := tea.NewView(strings.Join(lines, "\n"))
 	v.AltScreen = true
 	v.WindowTitle = "cutover"
 	return v
+}
+
+// keyLines is the bottom line of keys that work here, wrapped onto a
+// second line rather than cut when the terminal is narrow.
+func (m Model) keyLines() []string {
+	st := m.env.styles
+	var lines []string
+	cur := ""
+	for _, b := range m.env.keys.ShortHelp() {
+		item := st.Help.ShortKey.Render(b.Help().Key) + " " + st.Help.ShortDesc.Render(b.Help().Desc)
+		switch {
+		case cur == "":
+			cur = item
+		case lipglossWidth(cur)+3+lipglossWidth(item) <= m.width:
+			cur += st.Help.ShortSeparator.Render(" • ") + item
+		default:
+			lines = append(lines, cur)
+			cur = item
+		}
+	}
+	lines = append(lines, cur)
+	if len(lines) > 2 {
+		lines = lines[:2]
+		lines[1] = cut(lines[1]+" …", m.width)
+	}
+	return lines
 }
 
 func (m Model) screenView() string {

@@ -268,11 +268,11 @@ func (s strategyScreen) View() string {
 		}
 		out = append(out, cut(line, w))
 	}
-	hint := "+/- change the selected setting"
+	hint := "+/- change"
 	if s.spec.Strategy.Type == engine.Canary {
 		hint += " · n add step · x delete step · g gate kind"
 	}
-	out = append(out, "", st.Subtle.Render(cut(hint+" · enter: plan", w)))
+	out = append(out, "", st.Subtle.Render(cut(hint+" · enter plan", w)))
 	return strings.Join(out, "\n")
 }
 

@@ -1,0 +1,293 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/cutover/cutover/engine"
+)
+
+// liveAtApproval is a console showing a canary waiting at its approval gate.
+func liveAtApproval(t *testing.T) *harness {
+	t.Helper()
+	h := newHarness(t, 80, 24)
+	h.startCanary(gateIs(engine.GateApproval))
+	h.pushFigures(30)
+	return h
+}
+
+func mustContain(t *testing.T, v string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(v, w) {
+			t.Fatalf("view lacks %q:\n%s", w, v)
+		}
+	}
+}
+
+func TestLiveViewKeys(t *testing.T) {
+	t.Run("a_approves_the_gate", func(t *testing.T) {
+		h := liveAtApproval(t)
+		mustContain(t, h.view(), "waiting for approval — press a", "⚠ waiting for approval")
+		h.run(h.press("a"))
+		h.rn.Until(gateIs(engine.GatePause))
+		h.rn.Idle()
+		h.syncLive()
+		mustContain(t, h.view(), "approve sent", "pause 1m", "1.1.0 50%")
+		h.golden()
+	})
+	t.Run("p_pauses_and_p_resumes", func(t *testing.T) {
+		h := liveAtApproval(t)
+		h.run(h.press("p"))
+		h.rn.UntilKind(engine.EventPaused)
+		h.rn.Idle()
+		h.syncLive()
+		mustContain(t, h.view(), "○ paused", "press p to resume", "p resume")
+		h.golden()
+		h.run(h.press("p"))
+		h.rn.UntilKind(engine.EventResumed)
+		h.rn.Idle()
+		h.syncLive()
+		mustContain(t, h.view(), "waiting for approval — press a")
+	})
+	t.Run("r_asks_before_rolling_back", func(t *testing.T) {
+		h := liveAtApproval(t)
+		h.press("r")
+		mustContain(t, h.view(), "Roll back demo to 1.0.0?", "demo: canary 1.1.0 25% → 0%, stable 1.0.0 75% → 100%", "default: No")
+		h.golden()
+	})
+	t.Run("r_then_y_rolls_back", func(t *testing.T) {
+		h := liveAtApproval(t)
+		h.press("r")
+		h.settle()
+		h.run(h.press("y"))
+		o, err := h.rn.Wait()
+		if o != engine.RolledBack {
+			t.Fatalf("outcome %s (%v)", o, err)
+		}
+		h.syncLive()
+		h.send(releaseDoneMsg{h.m.live.id, o, err})
+		if s := h.b.env.Router.Table().Share("1.0.0"); s != 1 {
+			t.Fatalf("stable share after rollback = %v", s)
+		}
+		mustContain(t, h.view(), "▼ rolled back", "release rolled-back")
+		h.golden()
+	})
+	t.Run("P_asks_before_promoting", func(t *testing.T) {
+		h := liveAtApproval(t)
+		h.press("P")
+		mustContain(t, h.view(), "Promote demo 1.1.0 to 100%?", "canary 1.1.0 25% → 100%, stable 1.0.0 75% → 0% and retired")
+		h.golden()
+	})
+	t.Run("P_then_y_promotes", func(t *testing.T) {
+		h := liveAtApproval(t)
+		h.press("P")
+		h.settle()
+		h.run(h.press("y"))
+		if o, err := h.rn.Wait(); o != engine.Succeeded {
+			t.Fatalf("outcome %s (%v)", o, err)
+		}
+		if s := h.b.env.Router.Table().Share("1.1.0"); s != 1 {
+			t.Fatalf("new share after promote = %v", s)
+		}
+	})
+	t.Run("q_asks_and_names_the_split", func(t *testing.T) {
+		h := liveAtApproval(t)
+		h.press("q")
+		mustContain(t, h.view(), "Leave the console?", "traffic stays as it is (1.0.0 75% · 1.1.0 25%)", "cutover rollback demo")
+		h.golden()
+	})
+	t.Run("q_then_y_aborts_then_quits", func(t *testing.T) {
+		h := liveAtApproval(t)
+		h.press("q")
+		h.settle()
+		cmd := h.press("y")
+		if !h.m.quitting {
+			t.Fatal("not quitting after y")
+		}
+		for _, c := range cmd().(tea.BatchMsg) {
+			if msg, ok := runQuick(c); ok {
+				h.send(msg)
+			}
+		}
+		o, _ := h.rn.Wait()
+		if o != engine.Aborted {
+			t.Fatalf("outcome %s, want aborted", o)
+		}
+		if s := h.b.env.Router.Table().Share("1.1.0"); s != 0.25 {
+			t.Fatalf("abort changed the split: new share %v", s)
+		}
+		if cmd := h.send(releaseDoneMsg{h.m.live.id, o, nil}); cmd == nil || !isQuit(cmd()) {
+			t.Fatal("console did not quit once the release stopped")
+		}
+	})
+	t.Run("esc_goes_home_and_the_release_keeps_running", func(t *testing.T) {
+		h := liveAtApproval(t)
+		h.press("esc")
+		mustContain(t, h.view(), "● releasing here: 1.0.0 → 1.1.0", "v view release")
+		h.golden()
+		h.press("v")
+		mustContain(t, h.view(), "waiting for approval — press a")
+	})
+	t.Run("k_scrolls_the_log_and_j_back", func(t *testing.T) {
+		h := liveAtApproval(t)
+		h.press("k")
+		h.press("k")
+		mustContain(t, h.view(), "scrolled up 2")
+		h.golden()
+		h.press("j")
+		h.press("j")
+		mustContain(t, h.view(), "k/↑ to scroll")
+	})
+	t.Run("question_mark_shows_full_help", func(t *testing.T) {
+		h := liveAtApproval(t)
+		h.press("?")
+		mustContain(t, h.view(), "approve", "promote 100%", "roll back")
+		h.golden()
+	})
+	t.Run("a_when_no_gate_waits_says_so", func(t *testing.T) {
+		h := liveAtApproval(t)
+		h.run(h.press("P"))
+		h.settle()
+		h.run(h.press("y"))
+		h.rn.Wait()
+		h.syncLive()
+		if h.m.Keys().Approve.Enabled() {
+			t.Fatal("approve enabled after the release finished")
+		}
+		h.run(sendCommand(h.m.live.rel, engine.CmdApprove))
+		mustContain(t, h.view(), "× approve")
+	})
+}
+
+// runQuick runs c and returns its message if it answers within a
+// moment; ticks and waits for events are dropped.
+func runQuick(c tea.Cmd) (tea.Msg, bool) {
+	ch := make(chan tea.Msg, 1)
+	go func() { ch <- c() }()
+	select {
+	case m := <-ch:
+		return m, true
+	case <-afterMoment():
+		return nil, false
+	}
+}
+
+func isQuit(msg tea.Msg) bool {
+	_, ok := msg.(tea.QuitMsg)
+	return ok
+}
+
+func TestPromptsAreSafe(t *testing.T) {
+	t.Run("enter_does_not_confirm", func(t *testing.T) {
+		h := liveAtApproval(t)
+		h.press("r")
+		h.settle()
+		if cmd := h.press("enter"); cmd != nil {
+			t.Fatal("enter produced a command")
+		}
+		if h.m.dialog != nil {
+			t.Fatal("enter left the prompt open; it should answer No")
+		}
+		mustContain(t, h.view(), "cancelled — nothing changed")
+		h.rn.Idle()
+		if h.m.live.rel.Snapshot().State == engine.ReleaseRollingBack {
+			t.Fatal("enter rolled back")
+		}
+	})
+	t.Run("keys_in_the_first_moments_are_ignored", func(t *testing.T) {
+		h := liveAtApproval(t)
+		h.press("r")
+		if cmd := h.press("y"); cmd != nil || h.m.dialog == nil {
+			t.Fatal("y right after the prompt opened was taken")
+		}
+		h.settle()
+		if cmd := h.press("y"); cmd == nil {
+			t.Fatal("y after the guard did nothing")
+		}
+	})
+	t.Run("default_is_no", func(t *testing.T) {
+		h := newHarness(t, 80, 24)
+		h.press("r")
+		h.settle()
+		h.press("x")
+		if h.m.dialog == nil {
+			t.Fatal("an unrelated key closed the prompt")
+		}
+		h.press("esc")
+		if h.m.dialog != nil || h.m.busy != "" {
+			t.Fatal("esc did not cancel")
+		}
+	})
+	t.Run("target_is_captured_when_the_prompt_opens", func(t *testing.T) {
+		h := newHarness(t, 80, 24)
+		h.b.extra = []ServiceState{{Name: "api", Versions: []VersionState{{Version: "2.0.0", Share: 1, Instances: 1, Healthy: 1}}}}
+		h.loadServices()
+		h.press("r") // demo is selected
+		// The list changes under the prompt: api is first now.
+		h.send(servicesMsg{services: append([]ServiceState{h.b.extra[0]}, h.m.home.services[0])})
+		h.settle()
+		cmd := h.press("y")
+		if h.m.home.services[0].Name != "demo" {
+			t.Fatal("rows reordered while the prompt was open")
+		}
+		var got startedMsg
+		for _, c := range cmd().(tea.BatchMsg) {
+			if msg, ok := runQuick(c); ok {
+				if s, ok := msg.(startedMsg); ok {
+					got = s
+				}
+			}
+		}
+		if got.service != "demo" || got.what != "rollback" {
+			t.Fatalf("rolled back %q (%s), want demo", got.service, got.what)
+		}
+	})
+}
+
+func TestEmergencyRollbackFromHomeIsTwoKeys(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	// A canary at 25% left behind by an earlier, aborted console.
+	rel, _ := h.b.Start(context.Background(), svc, "img:1.1.0", h.b.spec)
+	rn := h.b.env.Start(t, rel)
+	rn.Until(gateIs(engine.GateApproval))
+	rel.Send(engine.CmdAbort)
+	rn.Wait()
+	h.loadServices()
+	mustContain(t, h.view(), "⚠ interrupted", "u resume")
+
+	h.press("r")
+	mustContain(t, h.view(), "Roll back demo to 1.0.0?", "demo: canary 1.1.0 25% → 0%, stable 1.0.0 75% → 100%")
+	h.golden()
+	h.settle()
+	cmd := h.press("y")
+	var started startedMsg
+	for _, c := range cmd().(tea.BatchMsg) {
+		if msg, ok := runQuick(c); ok {
+			if s, ok := msg.(startedMsg); ok {
+				started = s
+			}
+		}
+	}
+	if started.rel == nil {
+		t.Fatalf("no rollback started: %+v", started)
+	}
+	h.send(started)
+	if h.m.screen != screenLive {
+		t.Fatal("not on the live view of the rollback")
+	}
+	h.rn = h.b.env.Start(t, started.rel)
+	o, err := h.rn.Wait()
+	if o != engine.RolledBack && o != engine.Succeeded {
+		t.Fatalf("rollback outcome %s (%v)", o, err)
+	}
+	h.syncLive()
+	h.send(releaseDoneMsg{h.m.live.id, o, err})
+	if s := h.b.env.Router.Table().Share("1.0.0"); s != 1 {
+		t.Fatalf("stable share = %v after the rollback", s)
+	}
+	mustContain(t, h.view(), "rollback")
+}
