@@ -5,13 +5,15 @@ package router_test
 //	go test -run '^$' -bench . -benchtime 1x ./engine/router/
 //
 // BenchmarkProxyThroughput puts the same backend behind each proxy in turn and
-// drives it with wrk, pairing every leg with a direct run just before it;
+// drives it with wrk, alternating one-second runs of every leg with runs of
+// the backend reached directly and reporting medians;
 // BenchmarkApplyToFirstRequest measures how soon after Apply returns the
 // router routes by the new table. Figures are reported with b.ReportMetric
 // and as a table on stdout; there is no ns/op.
 //
-// Each leg does its work once per call whatever b.N is: wrk runs for a fixed
-// duration (benchWrkDuration, after a benchWarmup), and Go's benchmark driver
+// Each leg does its work once per call whatever b.N is: wrk runs for fixed
+// durations (a warm-up, then benchRounds slices of benchSlice on the leg,
+// alternating with as many on the direct backend), and Go's benchmark driver
 // stops growing b.N once one call took longer than -benchtime, so the legs run
 // once each with the default -benchtime too; -benchtime 1x just says so. The
 // whole run takes about 80 seconds.
@@ -51,7 +53,8 @@ import (
 const (
 	benchWrkThreads     = 2
 	benchWrkConns       = 64
-	benchWrkDuration    = 5 * time.Second
+	benchRounds         = 5
+	benchSlice          = 1 * time.Second
 	benchWarmup         = 1 * time.Second
 	benchApplyRounds    = 50
 	benchApplyLoaders   = 4
@@ -305,7 +308,8 @@ type benchLeg struct {
 type benchRow struct {
 	name    string
 	load    benchLoad
-	direct  benchLoad // the direct run paired with this leg
+	direct  benchLoad // the direct runs paired with this leg
+	x       float64   // median of the per-round ratios leg rps / direct rps
 	skipped bool
 }
 
@@ -333,19 +337,6 @@ func BenchmarkProxyThroughput(b *testing.B) {
 		rows = append(rows, r)
 	}
 	directURL := "http://" + env.backendA + "/"
-	measure := func(b *testing.B, url string, warmup bool) benchLoad {
-		b.Helper()
-		if warmup {
-			benchWrk(b, url, benchWarmup) // fill connection pools, warm caches
-		}
-		load := benchWrk(b, url, benchWrkDuration)
-		if load.Non2xx > 0 || load.SockErrs > 0 {
-			b.Errorf("%s: %d non-2xx responses and %d socket errors in %d requests",
-				url, load.Non2xx, load.SockErrs, load.Requests)
-		}
-		return load
-	}
-
 	legs := []benchLeg{
 		{"router", func(b *testing.B, env *benchEnv) string {
 			proxyAddr, client := benchStartRouter(b, env)
@@ -368,9 +359,10 @@ func BenchmarkProxyThroughput(b *testing.B) {
 	}
 
 	b.Run("direct", func(b *testing.B) {
-		d := measure(b, directURL, true)
-		benchReport(b, d, d)
-		addRow(benchRow{name: "direct", load: d, direct: d})
+		benchWrk(b, directURL, benchWarmup)
+		d := benchWrk(b, directURL, benchRounds*benchSlice)
+		benchReport(b, d, d, 1)
+		addRow(benchRow{name: "direct", load: d, direct: d, x: 1})
 	})
 	for _, leg := range legs {
 		b.Run(leg.name, func(b *testing.B) {
@@ -381,13 +373,9 @@ func BenchmarkProxyThroughput(b *testing.B) {
 			}()
 			url := leg.start(b, env)
 			benchWaitBody(b, url, "a")
-			// Each leg is paired with a direct run just before it: the other
-			// work on a shared machine drifts by tens of percent over a
-			// minute, far less over ten seconds.
-			d := measure(b, directURL, false)
-			load := measure(b, url, true)
-			benchReport(b, load, d)
-			addRow(benchRow{name: leg.name, load: load, direct: d})
+			load, d, x := benchPaired(b, url, directURL)
+			benchReport(b, load, d, x)
+			addRow(benchRow{name: leg.name, load: load, direct: d, x: x})
 		})
 	}
 	if len(rows) > 0 {
@@ -399,13 +387,61 @@ func BenchmarkProxyThroughput(b *testing.B) {
 	}
 }
 
+// benchPaired warms url up, then runs wrk on url and on directURL in turn,
+// benchRounds slices of benchSlice each, and returns the median figures of
+// each side and the median of the per-round rps ratios. Alternating short
+// slices pairs every proxy second with a direct second taken under the same
+// load from the other work on a shared machine, which drifts by tens of
+// percent within a minute.
+func benchPaired(b *testing.B, url, directURL string) (leg, direct benchLoad, x float64) {
+	b.Helper()
+	benchWrk(b, url, benchWarmup) // fill connection pools, warm caches
+	var legs, directs []benchLoad
+	var ratios []float64
+	for range benchRounds {
+		l := benchWrk(b, url, benchSlice)
+		d := benchWrk(b, directURL, benchSlice)
+		legs, directs = append(legs, l), append(directs, d)
+		ratios = append(ratios, l.RPS/d.RPS)
+	}
+	leg, direct = benchMedian(legs), benchMedian(directs)
+	for _, l := range []benchLoad{leg, direct} {
+		if l.Non2xx > 0 || l.SockErrs > 0 {
+			b.Errorf("%s: %d non-2xx responses and %d socket errors in %d requests",
+				url, l.Non2xx, l.SockErrs, l.Requests)
+		}
+	}
+	sort.Float64s(ratios)
+	return leg, direct, ratios[len(ratios)/2]
+}
+
+// benchMedian takes the median rps and latencies of several runs and sums
+// their counts.
+func benchMedian(runs []benchLoad) benchLoad {
+	var m benchLoad
+	rps := make([]float64, len(runs))
+	p50 := make([]time.Duration, len(runs))
+	p99 := make([]time.Duration, len(runs))
+	for i, r := range runs {
+		rps[i], p50[i], p99[i] = r.RPS, r.P50, r.P99
+		m.Requests += r.Requests
+		m.Non2xx += r.Non2xx
+		m.SockErrs += r.SockErrs
+	}
+	sort.Float64s(rps)
+	sort.Slice(p50, func(i, j int) bool { return p50[i] < p50[j] })
+	sort.Slice(p99, func(i, j int) bool { return p99[i] < p99[j] })
+	m.RPS, m.P50, m.P99 = rps[len(rps)/2], p50[len(p50)/2], p99[len(p99)/2]
+	return m
+}
+
 // benchReport attaches one leg's figures to the benchmark result.
-func benchReport(b *testing.B, load, direct benchLoad) {
+func benchReport(b *testing.B, load, direct benchLoad, x float64) {
 	b.ReportMetric(0, "ns/op") // wall time per op means nothing: wrk ran for a fixed time
 	b.ReportMetric(load.RPS, "rps")
 	b.ReportMetric(float64(load.P50.Microseconds()), "p50_us")
 	b.ReportMetric(float64(load.P99.Microseconds()), "p99_us")
-	b.ReportMetric(load.RPS/direct.RPS, "x_direct")
+	b.ReportMetric(x, "x_direct")
 	b.ReportMetric(float64((load.P50 - direct.P50).Microseconds()), "added_p50_us")
 	b.ReportMetric(float64((load.P99 - direct.P99).Microseconds()), "added_p99_us")
 }
@@ -422,7 +458,7 @@ func benchSummary(rows []benchRow) string {
 			fmt.Fprintf(&tab, "%-22s skipped (run with -v for the reason)\n", r.name)
 			continue
 		}
-		x := r.load.RPS / r.direct.RPS
+		x := r.x
 		if r.name != "direct" {
 			line = append(line, fmt.Sprintf("%s %.2f×", r.name, x))
 		}
