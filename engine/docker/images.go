@@ -70,9 +70,10 @@ func (p *Platform) ImageInfo(ctx context.Context, ref string) (engine.Image, err
 		return engine.Image{}, fmt.Errorf("inspect image %s: %w", ref, err)
 	}
 	repo, _ := splitRef(ref)
-	if !hasRepo(info.RepoTags, repo) {
+	if !hasRepo(info.RepoTags, repo) && !hasRepo(info.RepoDigests, repo) {
 		// Named by ID (or by a name it no longer has): report it under
-		// its first repository.
+		// its first repository. An image pulled by digest (from ECR) has
+		// no tag in its repository, only the digest, and keeps that name.
 		repo, _ = splitRef(firstOr(info.RepoTags, ""))
 	}
 	var tags []string
