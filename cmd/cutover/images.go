@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/engine"
 )
 
@@ -25,8 +26,10 @@ func newImagesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "images SERVICE",
 		Short: "List the candidate images of a service, newest first",
-		Long: `images lists the images of SERVICE's repository on the Docker host, newest
-first, marking the version that runs now (●) and versions that ran before (○).`,
+		Long: `images lists the images of SERVICE's repository, newest first (or by
+semantic version), marking the version that runs now (●) and versions that
+ran before (○). The repository is on the Docker host, or in AWS ECR for a
+service whose source is ecr (with scan status where ECR has one).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
@@ -47,7 +50,7 @@ first, marking the version that runs now (●) and versions that ran before (○
 			}
 			now := time.Now()
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "\tTAGS\tDIGEST\tCREATED\tSIZE")
+			fmt.Fprintln(tw, "\tTAGS\tDIGEST\tCREATED\tSIZE\tSCAN")
 			for _, r := range rows {
 				mark := " "
 				if r.Running {
@@ -55,10 +58,14 @@ first, marking the version that runs now (●) and versions that ran before (○
 				} else if r.RanFrom {
 					mark = "○"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", mark, strings.Join(r.Tags, ", "), shortDigest(r.Digest), ago(now, r.Pushed), humanBytes(r.Size))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", mark, strings.Join(r.Tags, ", "), shortDigest(r.Digest), ago(now, r.Pushed), humanBytes(r.Size), r.Scan)
 			}
 			if len(rows) == 0 {
-				fmt.Fprintf(tw, "\t(no images of %s on the Docker host)\n", s.svc.Image)
+				where := "on the Docker host"
+				if s.svc.Source.Type == config.SourceECR {
+					where = "in ECR repository " + s.svc.Source.Repository
+				}
+				fmt.Fprintf(tw, "\t(no images of %s %s)\n", s.svc.Image, where)
 			}
 			return tw.Flush()
 		},
@@ -84,7 +91,11 @@ func humanBytes(n int64) string {
 // imageRows lists the service's images, newest first, marked with what
 // runs now (by digest) and what ran before (from the journal).
 func (s *service) imageRows(ctx context.Context) ([]imageRow, error) {
-	imgs, err := s.platform.ListImages(ctx, s.svc.Image)
+	reg, repo, err := s.registry(ctx)
+	if err != nil {
+		return nil, err
+	}
+	imgs, err := reg.ListImages(ctx, repo)
 	if err != nil {
 		return nil, err
 	}

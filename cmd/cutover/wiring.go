@@ -14,6 +14,7 @@ import (
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/docker"
+	"github.com/cutover/cutover/engine/ecr"
 	"github.com/cutover/cutover/engine/journal"
 	"github.com/cutover/cutover/engine/router"
 )
@@ -27,6 +28,7 @@ type service struct {
 	platform *docker.Platform
 	router   *router.Client
 	journal  engine.Journal
+	ecr      *ecr.Registry // the service's ECR registry (source type ecr), made on first use
 	// routerAdmin and routerListen say where the router is, for messages.
 	routerAdmin  string
 	routerListen string
@@ -101,13 +103,71 @@ func (s *service) Close() {
 	}
 }
 
-// deps wires the adapters into the engine.
+// deps wires the adapters into the engine. An ECR service's image is
+// pulled onto the Docker host before the release changes anything.
 func (s *service) deps() engine.Deps {
-	return engine.Deps{
+	d := engine.Deps{
 		Platform: s.platform,
 		Router:   s.router,
 		Journal:  s.journal,
 	}
+	if s.ecr != nil {
+		d.Puller = ecr.NewPuller(s.ecr, s.platform)
+	}
+	return d
+}
+
+// ecrRegistry returns the service's ECR registry, or nil for a service
+// whose images come from the local Docker host.
+func (s *service) ecrRegistry(ctx context.Context) (*ecr.Registry, error) {
+	src := s.svc.Source
+	if src.Type != config.SourceECR {
+		return nil, nil
+	}
+	if s.ecr == nil {
+		reg, err := ecr.New(ctx, ecr.Config{Repository: src.Repository, Region: src.Region, Profile: src.Profile,
+			RegistryID: src.RegistryID, Endpoint: src.Endpoint, TagFilter: src.TagFilter, Semver: src.Semver})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.svc.Name, err)
+		}
+		s.ecr = reg
+	}
+	return s.ecr, nil
+}
+
+// registry is where the service's candidate images are listed, and the
+// repository to list there.
+func (s *service) registry(ctx context.Context) (engine.Registry, string, error) {
+	reg, err := s.ecrRegistry(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if reg != nil {
+		return reg, s.svc.Source.Repository, nil
+	}
+	return s.platform, s.svc.Image, nil
+}
+
+// resolveECR resolves a tag (or sha256: digest) through ECR and pins it:
+// "<registry>/<repo>@sha256:…", pulled before the release by deps' Puller.
+func (s *service) resolveECR(ctx context.Context, reg *ecr.Registry, arg string) (engine.Target, error) {
+	repo := s.svc.Source.Repository
+	img, err := reg.Resolve(ctx, repo, arg)
+	if err != nil {
+		return engine.Target{}, err
+	}
+	ref, err := reg.ImageRef(ctx, repo, img.Digest)
+	if err != nil {
+		return engine.Target{}, err
+	}
+	version := arg
+	if strings.HasPrefix(arg, "sha256:") {
+		version = shortDigest(img.Digest)
+		if len(img.Tags) > 0 {
+			version = img.Tags[0]
+		}
+	}
+	return engine.Target{Image: ref, Version: version, Digest: img.Digest}, nil
 }
 
 // openJournal opens the journal in the config's state directory.
@@ -191,6 +251,13 @@ func analysisOf(a config.Analysis) engine.AnalysisSpec {
 // reference, or a bare tag of the service's repository. The image is pinned
 // by its id, so a tag moved during the release changes nothing.
 func (s *service) resolveTarget(ctx context.Context, arg string) (engine.Target, error) {
+	reg, err := s.ecrRegistry(ctx)
+	if err != nil {
+		return engine.Target{}, err
+	}
+	if reg != nil && (!strings.ContainsAny(arg, ":@/") || strings.HasPrefix(arg, "sha256:")) {
+		return s.resolveECR(ctx, reg, arg)
+	}
 	ref := arg
 	if !strings.ContainsAny(arg, ":@/") {
 		ref = s.svc.Image + ":" + arg
