@@ -509,8 +509,11 @@ backend be
 	return "http://" + addr + "/"
 }
 
-// benchStartNginx starts nginx (daemon off, two workers, everything it
-// writes under a temp prefix) in front of backend a with a keepalive upstream.
+// benchStartNginx starts nginx in front of backend a with a keepalive
+// upstream, in the foreground, everything it writes under a temp prefix. It
+// runs as one process (master_process off, so one worker): a master's
+// workers outlive it when the benchmark is killed, and on two shared cores
+// with wrk and the backend beside it a second worker measured no faster.
 func benchStartNginx(b *testing.B, env *benchEnv) string {
 	b.Helper()
 	if _, err := exec.LookPath("nginx"); err != nil {
@@ -522,7 +525,7 @@ func benchStartNginx(b *testing.B, env *benchEnv) string {
 		b.Fatalf("make nginx prefix: %v", err)
 	}
 	cfg := fmt.Sprintf(`daemon off;
-worker_processes 2;
+master_process off;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
 events { worker_connections 1024; }
