@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/image"
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/config"
@@ -263,10 +265,6 @@ services:
 func demoDown(cmd *cobra.Command, f demoFlags) error {
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
-	labels, err := extraLabels()
-	if err != nil {
-		return withCode(exitUsage, err)
-	}
 	p, err := pathsIn(f.dir)
 	if err != nil {
 		return err
@@ -292,7 +290,7 @@ func demoDown(cmd *cobra.Command, f demoFlags) error {
 		}
 	}
 	fmt.Fprintf(out, "removed %d demo containers\n", len(insts))
-	n, err := demo.RemoveImages(ctx, plat.Client(), labels)
+	n, err := removeDemoImages(ctx, plat)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -395,4 +393,25 @@ func exePath() string {
 		return os.Args[0]
 	}
 	return exe
+}
+
+// removeDemoImages removes the demo's tags (cutover-demo:1.0.0, ...) where
+// they name a demo image, and so the images once untagged. Other images,
+// such as those of tests running beside, are left alone.
+func removeDemoImages(ctx context.Context, plat *docker.Platform) (int, error) {
+	var errs []error
+	n := 0
+	for _, v := range demo.Variants() {
+		ref := demo.Repo + ":" + v.Tag
+		info, err := plat.Client().ImageInspect(ctx, ref)
+		if err != nil || info.Config == nil || info.Config.Labels[demo.LabelDemo] != "1" {
+			continue
+		}
+		if _, err := plat.Client().ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove %s: %w", ref, err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }

@@ -41,8 +41,11 @@ func newRootCmd() *cobra.Command {
 		Long:          "cutover releases container images on Docker hosts with rolling, blue/green and canary strategies.\nWith no subcommand it opens the console.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE:          runConsole,
 	}
 	root.PersistentFlags().StringP("config", "c", "cutover.yaml", "path to the config file")
+	root.Flags().StringP("service", "s", "", "service to select when the console opens")
 	root.AddCommand(
 		newRouterCmd(),
 		newDemoAppCmd(),

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/docker"
+	"github.com/cutover/cutover/engine/router"
+	"github.com/cutover/cutover/tui"
+)
+
+// consoleBackend is the console's view of the world over the real adapters.
+// Connections are made on first use and retried on the next call after a
+// failure, so the console opens (and says what is wrong) even when Docker
+// or a router does not answer.
+type consoleBackend struct {
+	cfg     *config.Config
+	journal engine.Journal
+	labels  map[string]string
+
+	mu       sync.Mutex
+	platform *docker.Platform
+	routers  map[string]*router.Client
+}
+
+var _ tui.Backend = (*consoleBackend)(nil)
+
+func newConsoleBackend(cfg *config.Config) (*consoleBackend, error) {
+	j, err := openJournal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	labels, err := extraLabels()
+	if err != nil {
+		return nil, err
+	}
+	return &consoleBackend{cfg: cfg, journal: j, labels: labels, routers: map[string]*router.Client{}}, nil
+}
+
+// Close releases the connections.
+func (b *consoleBackend) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.platform != nil {
+		b.platform.Close()
+	}
+	for _, c := range b.routers {
+		c.Close()
+	}
+}
+
+// service connects what one service needs, reusing earlier connections.
+func (b *consoleBackend) service(ctx context.Context, name string) (*service, error) {
+	svc, err := b.cfg.Service(name)
+	if err != nil {
+		return nil, err
+	}
+	s := &service{cfg: b.cfg, svc: svc, spec: specOf(svc), journal: b.journal}
+	s.spec.Labels = b.labels
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.platform == nil {
+		p, err := docker.New(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b.platform = p
+	}
+	s.platform = b.platform
+	if c, ok := b.routers[svc.Router]; ok {
+		s.router = c
+		r := b.cfg.Routers[svc.Router]
+		s.routerListen = r.Listen
+		return s, nil
+	}
+	if err := s.dialRouter(); err != nil {
+		return nil, err
+	}
+	b.routers[svc.Router] = s.router
+	return s, nil
+}
+
+// Services lists every configured service's state; a service whose state
+// cannot be read carries the error instead of failing the list.
+func (b *consoleBackend) Services(ctx context.Context) ([]tui.ServiceState, error) {
+	names := b.cfg.ServiceNames()
+	out := make([]tui.ServiceState, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := b.Service(ctx, n)
+			if err != nil {
+				st.Error = err.Error()
+			}
+			out[i] = st
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// Service reads one service's live state.
+func (b *consoleBackend) Service(ctx context.Context, name string) (tui.ServiceState, error) {
+	st := tui.ServiceState{Name: name, At: time.Now()}
+	if svc, err := b.cfg.Service(name); err == nil {
+		st.Strategy = engine.StrategyType(svc.Strategy.Type)
+		st.Replicas = svc.Replicas
+		st.RouterAddr = b.cfg.Routers[svc.Router].Listen
+	}
+	if recs, err := b.journal.Releases(ctx, name, 1); err == nil && len(recs) > 0 {
+		st.Release = &recs[0]
+	}
+	if l, ok, err := b.journal.Active(ctx, name); err == nil && ok {
+		if l.Live(time.Now(), hostname(), processAlive) {
+			st.Owner = fmt.Sprintf("pid %d on %s", l.Owner.PID, l.Owner.Host)
+			if l.Owner.User != "" {
+				st.Owner += ", by " + l.Owner.User
+			}
+		}
+	}
+	st.Interrupted = st.Release != nil && !st.Release.State.Finished() && st.Owner == ""
+	s, err := b.service(ctx, name)
+	if err != nil {
+		return st, err
+	}
+	full, err := s.status(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Table = full.Router.Table
+	st.RouterError = full.Router.Error
+	if full.Router.Error == "" {
+		_, stats, err := s.router.State(ctx)
+		if err == nil {
+			st.Stats = stats
+		}
+	}
+	versions := map[string]*tui.VersionState{}
+	for _, in := range full.Instances {
+		healthy := in.Health.Status == engine.HealthHealthy
+		st.Instances = append(st.Instances, engine.InstanceView{
+			Instance: in.Instance, Health: in.Health, Healthy: healthy, Weight: in.Weight,
+		})
+		v := versions[in.Version]
+		if v == nil {
+			v = &tui.VersionState{Version: in.Version, Share: full.Router.Shares[in.Version]}
+			versions[in.Version] = v
+		}
+		v.Instances++
+		if healthy {
+			v.Healthy++
+		}
+	}
+	for _, v := range versions {
+		st.Versions = append(st.Versions, *v)
+	}
+	sort.Slice(st.Versions, func(i, j int) bool {
+		if st.Versions[i].Share != st.Versions[j].Share {
+			return st.Versions[i].Share > st.Versions[j].Share
+		}
+		return st.Versions[i].Version < st.Versions[j].Version
+	})
+	return st, nil
+}
+
+// Images lists the service's candidate images with their markers.
+func (b *consoleBackend) Images(ctx context.Context, name string) ([]tui.ImageRow, error) {
+	s, err := b.service(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.imageRows(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]tui.ImageRow, len(rows))
+	for i, r := range rows {
+		ref := r.Digest
+		if len(r.Tags) > 0 {
+			ref = r.Tags[0]
+		}
+		out[i] = tui.ImageRow{Image: r.Image, Ref: ref, Running: r.Running, RanAt: r.RanFrom}
+	}
+	return out, nil
+}
+
+// Spec is the service's configured settings.
+func (b *consoleBackend) Spec(ctx context.Context, name string) (engine.ServiceSpec, error) {
+	svc, err := b.cfg.Service(name)
+	if err != nil {
+		return engine.ServiceSpec{}, err
+	}
+	spec := specOf(svc)
+	spec.Labels = b.labels
+	return spec, nil
+}
+
+// Plan computes the steps of a release; it changes nothing.
+func (b *consoleBackend) Plan(ctx context.Context, name, image string, spec engine.ServiceSpec) (engine.Plan, error) {
+	s, err := b.service(ctx, name)
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	s.spec = spec
+	target, err := s.resolveTarget(ctx, image)
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	return engine.NewPlan(ctx, s.deps(), spec, target)
+}
+
+// Start prepares a release, resuming an interrupted one of the same image.
+func (b *consoleBackend) Start(ctx context.Context, name, image string, spec engine.ServiceSpec) (*engine.Release, error) {
+	s, err := b.service(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	s.spec = spec
+	target, err := s.resolveTarget(ctx, image)
+	if err != nil {
+		return nil, err
+	}
+	opts := engine.Options{Actor: actor()}
+	if id, ok := s.resumable(ctx, target); ok {
+		opts.ID = id
+	}
+	return engine.New(s.deps(), spec, target, opts)
+}
+
+// Rollback prepares an emergency rollback to the stable version.
+func (b *consoleBackend) Rollback(ctx context.Context, name string) (*engine.Release, error) {
+	s, err := b.service(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	stable, undo, err := s.stableTarget(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	return engine.NewRollback(s.deps(), s.spec, stable, undo, engine.Options{Actor: actor()})
+}
+
+// History lists releases newest first.
+func (b *consoleBackend) History(ctx context.Context, name string, limit int) ([]engine.ReleaseRecord, error) {
+	return b.journal.Releases(ctx, name, limit)
+}
+
+// Events returns one release's events.
+func (b *consoleBackend) Events(ctx context.Context, id string) ([]engine.Event, error) {
+	return b.journal.Events(ctx, id)
+}
+
+// runConsole opens the console over the config's services.
+func runConsole(cmd *cobra.Command, _ []string) error {
+	if !term.IsTerminal(int(os.Stdout.Fd())) {
+		return withCode(exitUsage, errors.New("the console needs a terminal; use the headless commands (cutover deploy, rollback, status, history) from scripts and CI"))
+	}
+	cfg, err := loadConfigFlag(cmd)
+	if err != nil {
+		return err
+	}
+	b, err := newConsoleBackend(cfg)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	service, _ := cmd.Flags().GetString("service")
+	ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	return tui.Run(ctx, b, tui.Options{Service: service})
+}

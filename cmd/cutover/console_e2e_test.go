@@ -1,0 +1,304 @@
+package main
+
+// The console end to end: the built binary in tmux, against the real Docker
+// engine and router of `cutover demo`. Each key is followed by an assertion
+// on the captured screen and on the real state (router table, containers).
+//
+// With CUTOVER_SCREENSHOTS=DIR the frames are also written to DIR as .ansi
+// and rendered to PNG with freeze: screenshots/make runs it that way.
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/demo/demotest"
+	"github.com/cutover/cutover/engine/router"
+)
+
+// tmuxConsole is the console running in a private tmux server.
+type tmuxConsole struct {
+	t      *testing.T
+	socket string
+	shots  string // where to write frames, "" for nowhere
+}
+
+func (c *tmuxConsole) tmux(args ...string) string {
+	c.t.Helper()
+	out, err := exec.Command("tmux", append([]string{"-L", c.socket}, args...)...).CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("tmux %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// key sends one key and gives the console a moment to take it: several
+// printable keys in one send-keys call can arrive as one key message.
+func (c *tmuxConsole) key(k string) {
+	c.t.Helper()
+	c.tmux("send-keys", "-t", "0", k)
+	time.Sleep(150 * time.Millisecond)
+}
+
+func (c *tmuxConsole) screen() string { return c.tmux("capture-pane", "-p", "-t", "0") }
+
+// waitFor waits until the screen shows every one of texts.
+func (c *tmuxConsole) waitFor(within time.Duration, texts ...string) string {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		s := c.screen()
+		missing := ""
+		for _, t := range texts {
+			if !strings.Contains(s, t) {
+				missing = t
+				break
+			}
+		}
+		if missing == "" {
+			return s
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("screen lacks %q after %v:\n%s", missing, within, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// settle waits d before a screenshot, so figures and sparklines have
+// filled in; without screenshots it waits only a little.
+func (c *tmuxConsole) settle(d time.Duration) {
+	if c.shots == "" {
+		d = min(d, time.Second)
+	}
+	time.Sleep(d)
+}
+
+// shot keeps the current frame, with its colours, as name.ansi and name.png.
+func (c *tmuxConsole) shot(name string) {
+	c.t.Helper()
+	if c.shots == "" {
+		return
+	}
+	frame := c.tmux("capture-pane", "-e", "-p", "-t", "0")
+	ansi := filepath.Join(c.shots, name+".ansi")
+	if err := os.WriteFile(ansi, []byte(frame), 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+	cmd := exec.Command("go", "run", "github.com/charmbracelet/freeze@v0.2.2",
+		"--language", "ansi", "--line-height", "1.0", "--window", "--padding", "20",
+		"-o", filepath.Join(c.shots, name+".png"))
+	in, err := os.Open(ansi)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer in.Close()
+	cmd.Stdin = in
+	if out, err := cmd.CombinedOutput(); err != nil {
+		c.t.Fatalf("freeze %s: %v\n%s", name, err, out)
+	}
+}
+
+func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv(demotest.EnvRequire) == "1" {
+			t.Fatalf("tmux is required (%s=1): %v", demotest.EnvRequire, err)
+		}
+		t.Skip("skipping: needs tmux (apt-get install tmux)")
+	}
+	bin := demotest.Binary(t)
+	p := demotest.Docker(t)
+	ctx := context.Background()
+	if insts, err := p.Instances(ctx, demoService); err == nil {
+		for _, in := range insts {
+			if in.State == engine.StateRunning {
+				t.Skipf("skipping: a demo service already runs on this Docker host (%s); this test would replace it", in.Name)
+			}
+		}
+	}
+
+	dir := t.TempDir()
+	env := append(os.Environ(), "CUTOVER_LABELS="+engine.LabelTest+"=1")
+	run := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env, cmd.Dir = env, dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("cutover %v: %v\n%s", args, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		cmd := exec.Command(bin, "demo", "--down", "--dir", dir)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("cutover demo --down: %v\n%s", err, out)
+		}
+	})
+	run("demo", "--dir", dir, "--traffic", "30")
+
+	cfg, err := config.Load(filepath.Join(dir, "cutover.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Routers[config.DefaultRouterName]
+	_, sock := cfg.AdminAddr(r)
+	rc, err := router.Dial("unix:"+sock, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	table := func() engine.RouteTable {
+		tb, err := rc.Table(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tb
+	}
+	containers := func() map[string]int {
+		insts, err := p.Instances(ctx, demoService)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		for _, in := range insts {
+			n[in.Version]++
+		}
+		return n
+	}
+
+	c := &tmuxConsole{t: t, socket: "cutover-e2e-" + filepath.Base(dir), shots: os.Getenv("CUTOVER_SCREENSHOTS")}
+	if c.shots != "" {
+		if err := os.MkdirAll(c.shots, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.tmux("new-session", "-d", "-x", "120", "-y", "40", "-c", dir,
+		"-e", "COLORTERM=truecolor", "-e", "CUTOVER_LABELS="+engine.LabelTest+"=1", bin)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last screen:\n%s", c.screen())
+		}
+		_ = exec.Command("tmux", "-L", c.socket, "kill-server").Run()
+	})
+
+	// Home: the demo fleet, all on 1.0.0.
+	c.waitFor(15*time.Second, "demo", "1.0.0", "4/4 healthy", "100%")
+	c.settle(3 * time.Second) // traffic figures for the picture
+	c.shot("home")
+
+	// Picker: newest first; the running version is marked.
+	c.key("Enter")
+	s := c.waitFor(10*time.Second, "choose an image", "1.1.0", "● running")
+	if i, j := strings.Index(s, "1.4.0-errors"), strings.Index(s, "1.0.0 "); i < 0 || j < 0 || i > j {
+		t.Errorf("picker is not newest first:\n%s", s)
+	}
+	for range 3 {
+		c.key("Down")
+	}
+	c.waitFor(5*time.Second, "▸ 1.1.0")
+	c.shot("picker")
+
+	// Strategy: canary preset from the config; make step 1 an approval.
+	c.key("Enter")
+	c.waitFor(10*time.Second, "[3 canary]", "step 1 gate")
+	c.key("Down")
+	c.key("Down")
+	c.key("g")
+	c.key("g")
+	c.waitFor(5*time.Second, "step 1 gate                        wait for approval")
+	c.shot("strategy")
+
+	// Plan: the steps, nothing changed yet.
+	c.key("Enter")
+	c.waitFor(10*time.Second, "1.0.0 → 1.1.0", "shift traffic: 1.0.0 80% → 1.1.0 20%", "enter start")
+	if got := containers(); got["1.1.0"] != 0 {
+		t.Fatalf("the plan screen launched something: %v", got)
+	}
+	c.shot("plan")
+
+	// Start: the canary reaches its first approval gate at 20%.
+	c.key("Enter")
+	c.waitFor(60*time.Second, "waiting for approval — press a")
+	if got := table().Share("1.1.0"); got != 0.2 {
+		t.Errorf("router share of 1.1.0 at the first gate %.2f, want 0.20", got)
+	}
+	if got := containers(); got["1.1.0"] != 1 || got["1.0.0"] != 4 {
+		t.Errorf("containers at the first gate %v, want 1 × 1.1.0 and 4 × 1.0.0", got)
+	}
+	c.settle(15 * time.Second) // sparkline points for the picture
+	c.shot("live-approval")
+
+	// Approve: on to 50% and the second gate.
+	c.key("a")
+	c.waitFor(60*time.Second, "Steps 6/", "waiting for approval — press a")
+	if got := table().Share("1.1.0"); got != 0.5 {
+		t.Errorf("router share of 1.1.0 after approve %.2f, want 0.50", got)
+	}
+
+	// Roll back: the prompt names the effect and changes nothing by itself.
+	c.key("r")
+	c.waitFor(5*time.Second, "Roll back demo to 1.0.0?")
+	c.key("Enter") // Enter does not confirm
+	time.Sleep(300 * time.Millisecond)
+	if got := table().Share("1.1.0"); got != 0.5 {
+		t.Fatalf("Enter on the rollback prompt changed the traffic: 1.1.0 at %.2f", got)
+	}
+	c.key("r")
+	c.waitFor(5*time.Second, "Roll back demo to 1.0.0?")
+	c.shot("rollback-prompt")
+	time.Sleep(400 * time.Millisecond) // past the prompt's guard against stray keys
+
+	// A slow request held on the canary keeps the drain going, so the
+	// rollback can be seen in progress.
+	slow := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", "http://"+r.Listen+"/?sleep=4s", nil)
+		req.Header.Set("X-Cutover-Version", "1.1.0")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				err = &statusError{resp.StatusCode}
+			}
+		}
+		slow <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	c.tmux("send-keys", "-t", "0", "y")
+	for table().Share("1.0.0") != 1 {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("traffic not back on 1.0.0 within 5s of y: %+v", table())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("traffic 100%% on 1.0.0 %v after y", time.Since(start).Round(time.Millisecond))
+	c.waitFor(5*time.Second, "↓ rolling back", "1.0.0 100%")
+	c.shot("rollback")
+	c.waitFor(60*time.Second, "rolled back")
+	if err := <-slow; err != nil {
+		t.Errorf("the request in flight on the canary during the rollback failed: %v", err)
+	}
+	if got := containers(); got["1.1.0"] != 0 || got["1.0.0"] != 4 {
+		t.Errorf("containers after the rollback %v, want 4 × 1.0.0 only", got)
+	}
+
+	// History: the rolled-back release and who ran it.
+	c.key("Escape")
+	c.waitFor(10*time.Second, "cutover · services")
+	c.key("h")
+	c.waitFor(10*time.Second, "rolled back", "1.0.0 → 1.1.0")
+	c.shot("history")
+	c.key("q")
+}
+
+type statusError struct{ code int }
+
+func (e *statusError) Error() string { return http.StatusText(e.code) }
