@@ -17,6 +17,7 @@ import (
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/docker"
+	"github.com/cutover/cutover/engine/ecr"
 	"github.com/cutover/cutover/engine/router"
 	"github.com/cutover/cutover/tui"
 )
@@ -33,6 +34,7 @@ type consoleBackend struct {
 	mu       sync.Mutex
 	platform *docker.Platform
 	routers  map[string]*router.Client
+	ecrs     map[string]*ecr.Registry // by service: keeps each ECR login token cached
 }
 
 var _ tui.Backend = (*consoleBackend)(nil)
@@ -46,7 +48,7 @@ func newConsoleBackend(cfg *config.Config) (*consoleBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &consoleBackend{cfg: cfg, journal: j, labels: labels, routers: map[string]*router.Client{}}, nil
+	return &consoleBackend{cfg: cfg, journal: j, labels: labels, routers: map[string]*router.Client{}, ecrs: map[string]*ecr.Registry{}}, nil
 }
 
 // Close releases the connections.
@@ -79,6 +81,14 @@ func (b *consoleBackend) service(ctx context.Context, name string) (*service, er
 		b.platform = p
 	}
 	s.platform = b.platform
+	if svc.Source.Type == config.SourceECR {
+		if s.ecr = b.ecrs[name]; s.ecr == nil {
+			if _, err := s.ecrRegistry(ctx); err != nil {
+				return nil, err
+			}
+			b.ecrs[name] = s.ecr
+		}
+	}
 	if c, ok := b.routers[svc.Router]; ok {
 		s.router = c
 		r := b.cfg.Routers[svc.Router]
@@ -187,6 +197,20 @@ func (b *consoleBackend) Images(ctx context.Context, name string) ([]tui.ImageRo
 	if err != nil {
 		return nil, err
 	}
+	return toImageRows(rows), nil
+}
+
+// ImagePages delivers the candidate images page by page as the registry
+// answers; pages are not in order with each other.
+func (b *consoleBackend) ImagePages(ctx context.Context, name string, page func([]tui.ImageRow)) error {
+	s, err := b.service(ctx, name)
+	if err != nil {
+		return err
+	}
+	return s.imagePages(ctx, func(rows []imageRow) { page(toImageRows(rows)) })
+}
+
+func toImageRows(rows []imageRow) []tui.ImageRow {
 	out := make([]tui.ImageRow, len(rows))
 	for i, r := range rows {
 		ref := r.Digest
@@ -195,7 +219,7 @@ func (b *consoleBackend) Images(ctx context.Context, name string) ([]tui.ImageRo
 		}
 		out[i] = tui.ImageRow{Image: r.Image, Ref: ref, Running: r.Running, RanAt: r.RanFrom}
 	}
-	return out, nil
+	return out
 }
 
 // Spec is the service's configured settings.

@@ -99,33 +99,67 @@ func (s *service) imageRows(ctx context.Context) ([]imageRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	running := map[string]bool{}
+	return s.imageMarks(ctx).rows(imgs), nil
+}
+
+// imagePages is imageRows delivered as the registry answers, page by page,
+// so a large ECR repository shows its first images before the rest arrive.
+// Pages are not in order with each other; the caller merges them.
+func (s *service) imagePages(ctx context.Context, page func([]imageRow)) error {
+	reg, err := s.ecrRegistry(ctx)
+	if err != nil {
+		return err
+	}
+	marks := s.imageMarks(ctx)
+	if reg == nil {
+		imgs, err := s.platform.ListImages(ctx, s.svc.Image)
+		if err != nil {
+			return err
+		}
+		page(marks.rows(imgs))
+		return nil
+	}
+	return reg.ListImagesPages(ctx, s.svc.Source.Repository, func(imgs []engine.Image) error {
+		page(marks.rows(imgs))
+		return nil
+	})
+}
+
+// imageMarks are the digests running now and the versions and digests that
+// ran before.
+type imageMarks struct{ running, ran map[string]bool }
+
+func (s *service) imageMarks(ctx context.Context) imageMarks {
+	m := imageMarks{running: map[string]bool{}, ran: map[string]bool{}}
 	if insts, err := s.platform.Instances(ctx, s.svc.Name); err == nil {
 		for _, in := range insts {
-			running[in.Digest] = true
+			m.running[in.Digest] = true
 		}
 	}
-	ran := map[string]bool{}
 	if recs, err := s.journal.Releases(ctx, s.svc.Name, 200); err == nil {
 		for _, r := range recs {
 			if r.State == engine.ReleaseSucceeded {
-				ran[r.To.Version] = true
+				m.ran[r.To.Version] = true
 				if r.To.Digest != "" {
-					ran[r.To.Digest] = true
+					m.ran[r.To.Digest] = true
 				}
 			}
 			for _, f := range r.From {
-				ran[f.Version] = true
+				m.ran[f.Version] = true
 			}
 		}
 	}
+	return m
+}
+
+func (m imageMarks) rows(imgs []engine.Image) []imageRow {
 	rows := make([]imageRow, 0, len(imgs))
 	for _, img := range imgs {
-		row := imageRow{Image: img, Running: running[img.Digest], RanFrom: ran[img.Digest]}
+		row := imageRow{Image: img, Running: m.running[img.Digest], RanFrom: m.ran[img.Digest]}
 		for _, t := range img.Tags {
-			row.RanFrom = row.RanFrom || ran[t]
+			row.RanFrom = row.RanFrom || m.ran[t]
 		}
 		rows = append(rows, row)
 	}
-	return rows, nil
+	return rows
 }
