@@ -28,10 +28,15 @@ import (
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/demo/demotest"
 	"github.com/cutover/cutover/engine/docker"
+	"github.com/cutover/cutover/engine/ecr/ecrtest"
 	"github.com/cutover/cutover/engine/router"
 )
 
-func TestMain(m *testing.M) { os.Exit(demotest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := demotest.Main(m)
+	ecrtest.Stop()
+	os.Exit(code)
+}
 
 // e2e is one service on a router of its own, driven through the binary.
 type e2e struct {
@@ -164,7 +169,12 @@ func (e *e2e) command(args ...string) *exec.Cmd {
 // run runs the binary to the end and returns its output and exit code.
 func (e *e2e) run(args ...string) (stdout, stderr string, code int) {
 	e.t.Helper()
-	cmd := e.command(args...)
+	return runCmd(e.t, e.command(args...))
+}
+
+// runCmd runs cmd to the end and returns its output and exit code.
+func runCmd(t *testing.T, cmd *exec.Cmd) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -173,7 +183,7 @@ func (e *e2e) run(args ...string) (stdout, stderr string, code int) {
 	case errors.As(err, &ee):
 		code = ee.ExitCode()
 	case err != nil:
-		e.t.Fatalf("run %v: %v", args, err)
+		t.Fatalf("run %v: %v", cmd.Args, err)
 	}
 	return out.String(), errb.String(), code
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/ecr"
+	"github.com/cutover/cutover/engine/ecr/ecrtest"
 )
 
 // benchImages is how many images the listing benchmark puts in moto.
@@ -56,9 +57,9 @@ func BenchmarkECRListing5000(b *testing.B) {
 func moto5000(b *testing.B) string {
 	b.Helper()
 	seeded5000.once.Do(func() {
-		ep := motoEndpoint(b)
+		ep := ecrtest.Endpoint(b)
 		start := time.Now()
-		s := newSeeder(b, ep, "big")
+		s := ecrtest.NewSeeder(b, ep, "big")
 		var wg sync.WaitGroup
 		work := make(chan int)
 		for range 8 {
@@ -66,7 +67,7 @@ func moto5000(b *testing.B) string {
 			go func() {
 				defer wg.Done()
 				for i := range work {
-					s.push(context.Background(), "big", i, fmt.Sprintf("1.%d.%d", i/100, i%100), fmt.Sprintf("build-%d", i))
+					s.Push(context.Background(), "big", i, fmt.Sprintf("1.%d.%d", i/100, i%100), fmt.Sprintf("build-%d", i))
 				}
 			}()
 		}
@@ -80,6 +81,6 @@ func moto5000(b *testing.B) string {
 	if seeded5000.endpoint == "" {
 		b.Fatal("seeding moto failed")
 	}
-	awsTestEnv(b)
+	ecrtest.Env(b)
 	return seeded5000.endpoint
 }

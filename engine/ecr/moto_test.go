@@ -2,8 +2,6 @@ package ecr_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,72 +9,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	awsecr "github.com/aws/aws-sdk-go-v2/service/ecr"
-
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/ecr"
+	"github.com/cutover/cutover/engine/ecr/ecrtest"
 )
-
-// seeder pushes images into moto through the SDK, as CI would push them.
-type seeder struct {
-	tb  testing.TB
-	cli *awsecr.Client
-}
-
-func newSeeder(tb testing.TB, endpoint string, repos ...string) *seeder {
-	tb.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithBaseEndpoint(endpoint))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := &seeder{tb: tb, cli: awsecr.NewFromConfig(cfg)}
-	for _, r := range repos {
-		if _, err := s.cli.CreateRepository(context.Background(), &awsecr.CreateRepositoryInput{RepositoryName: aws.String(r)}); err != nil {
-			tb.Fatalf("create repository %s: %v", r, err)
-		}
-	}
-	return s
-}
-
-// manifest is a Docker v2 manifest whose layer digest depends on seed, so
-// every seed is a distinct image (moto derives the digest from layers).
-func manifest(seed int) string {
-	h := func(s string) string { return fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(s))) }
-	m := map[string]any{
-		"schemaVersion": 2,
-		"mediaType":     "application/vnd.docker.distribution.manifest.v2+json",
-		"config":        map[string]any{"mediaType": "application/vnd.docker.container.image.v1+json", "size": 100 + seed, "digest": h(fmt.Sprint("config", seed))},
-		"layers": []any{map[string]any{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-			"size": 1000 + seed, "digest": h(fmt.Sprint("layer", seed))}},
-	}
-	b, _ := json.Marshal(m)
-	return string(b)
-}
-
-// push puts the image of seed into repo under each tag (none: untagged)
-// and returns its digest.
-func (s *seeder) push(ctx context.Context, repo string, seed int, tags ...string) string {
-	s.tb.Helper()
-	if len(tags) == 0 {
-		tags = []string{""}
-	}
-	digest := ""
-	for _, tag := range tags {
-		in := &awsecr.PutImageInput{RepositoryName: aws.String(repo), ImageManifest: aws.String(manifest(seed)),
-			ImageManifestMediaType: aws.String("application/vnd.docker.distribution.manifest.v2+json")}
-		if tag != "" {
-			in.ImageTag = aws.String(tag)
-		}
-		out, err := s.cli.PutImage(ctx, in)
-		if err != nil {
-			s.tb.Fatalf("put image %d:%s: %v", seed, tag, err)
-		}
-		digest = aws.ToString(out.Image.ImageId.ImageDigest)
-	}
-	return digest
-}
 
 func newRegistry(t *testing.T, endpoint string, cfg ecr.Config) *ecr.Registry {
 	t.Helper()
@@ -89,20 +25,20 @@ func newRegistry(t *testing.T, endpoint string, cfg ecr.Config) *ecr.Registry {
 }
 
 func TestListingGroupsTagsPerDigestNewestFirstAndHidesUntagged(t *testing.T) {
-	ep := motoEndpoint(t)
+	ep := ecrtest.Endpoint(t)
 	ctx := context.Background()
-	s := newSeeder(t, ep, "web")
+	s := ecrtest.NewSeeder(t, ep, "web")
 	want := map[string][]string{} // digest → tags
 	for i := range 40 {
 		tags := []string{fmt.Sprintf("1.%d.0", i), fmt.Sprintf("build-%03d", i)}
 		if i%4 == 0 {
 			tags = append(tags, fmt.Sprintf("rc-%d", i))
 		}
-		d := s.push(ctx, "web", i, tags...)
+		d := s.Push(ctx, "web", i, tags...)
 		slices.Sort(tags)
 		want[d] = tags
 	}
-	untagged := s.push(ctx, "web", 999)
+	untagged := s.Push(ctx, "web", 999)
 
 	imgs, err := newRegistry(t, ep, ecr.Config{Repository: "web"}).ListImages(ctx, "")
 	if err != nil {
@@ -155,14 +91,14 @@ func versionOf(img engine.Image) int {
 }
 
 func TestTagFilterAndSemverOrdering(t *testing.T) {
-	ep := motoEndpoint(t)
+	ep := ecrtest.Endpoint(t)
 	ctx := context.Background()
-	s := newSeeder(t, ep, "api")
+	s := ecrtest.NewSeeder(t, ep, "api")
 	// Pushed out of version order, with build tags and a nightly.
 	for i, v := range []string{"v1.10.0", "v1.2.0", "v1.9.0", "v2.0.0-rc.2", "v2.0.0-rc.10", "v1.9.1"} {
-		s.push(ctx, "api", i, v, "sha-"+fmt.Sprint(i))
+		s.Push(ctx, "api", i, v, "sha-"+fmt.Sprint(i))
 	}
-	s.push(ctx, "api", 50, "nightly")
+	s.Push(ctx, "api", 50, "nightly")
 
 	reg := newRegistry(t, ep, ecr.Config{Repository: "api", TagFilter: `^v\d+\.\d+\.\d+`, Semver: true})
 	imgs, err := reg.ListImages(ctx, "api")
@@ -183,11 +119,11 @@ func TestTagFilterAndSemverOrdering(t *testing.T) {
 }
 
 func TestResolveFindsTheDigestOfATag(t *testing.T) {
-	ep := motoEndpoint(t)
+	ep := ecrtest.Endpoint(t)
 	ctx := context.Background()
-	s := newSeeder(t, ep, "web")
-	d1 := s.push(ctx, "web", 1, "1.0.0", "stable")
-	s.push(ctx, "web", 2, "1.1.0")
+	s := ecrtest.NewSeeder(t, ep, "web")
+	d1 := s.Push(ctx, "web", 1, "1.0.0", "stable")
+	s.Push(ctx, "web", 2, "1.1.0")
 	reg := newRegistry(t, ep, ecr.Config{Repository: "web"})
 
 	img, err := reg.Resolve(ctx, "", "stable")
@@ -208,9 +144,9 @@ func TestResolveFindsTheDigestOfATag(t *testing.T) {
 }
 
 func TestLoginTokenBecomesDockerRegistryAuth(t *testing.T) {
-	ep := motoEndpoint(t)
+	ep := ecrtest.Endpoint(t)
 	ctx := context.Background()
-	newSeeder(t, ep, "web")
+	ecrtest.NewSeeder(t, ep, "web")
 	reg := newRegistry(t, ep, ecr.Config{Repository: "web"})
 	a, err := reg.Auth(ctx)
 	if err != nil {
@@ -226,8 +162,8 @@ func TestLoginTokenBecomesDockerRegistryAuth(t *testing.T) {
 }
 
 func TestMissingRepositorySaysWhichAndWhatToCheck(t *testing.T) {
-	ep := motoEndpoint(t)
-	newSeeder(t, ep, "web")
+	ep := ecrtest.Endpoint(t)
+	ecrtest.NewSeeder(t, ep, "web")
 	_, err := newRegistry(t, ep, ecr.Config{Repository: "nope"}).ListImages(context.Background(), "")
 	var e *ecr.Error
 	if !errors.As(err, &e) || e.Kind != ecr.ErrRepositoryNotFound {
@@ -242,7 +178,7 @@ func TestMissingRepositorySaysWhichAndWhatToCheck(t *testing.T) {
 }
 
 func TestNoCredentialsSaysHowToProvideThem(t *testing.T) {
-	ep := motoEndpoint(t)
+	ep := ecrtest.Endpoint(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
 	_, err := newRegistry(t, ep, ecr.Config{Repository: "web"}).ListImages(context.Background(), "")
@@ -253,7 +189,7 @@ func TestNoCredentialsSaysHowToProvideThem(t *testing.T) {
 }
 
 func TestUnreachableEndpointNamesIt(t *testing.T) {
-	awsTestEnv(t)
+	ecrtest.Env(t)
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -269,7 +205,7 @@ func TestUnreachableEndpointNamesIt(t *testing.T) {
 }
 
 func TestMissingRegionFailsBeforeAnyRequest(t *testing.T) {
-	awsTestEnv(t)
+	ecrtest.Env(t)
 	t.Setenv("AWS_REGION", "")
 	_, err := ecr.New(context.Background(), ecr.Config{Repository: "web"})
 	if !ecr.IsKind(err, ecr.ErrNoRegion) || !strings.Contains(err.Error(), "source.region") {
@@ -279,10 +215,10 @@ func TestMissingRegionFailsBeforeAnyRequest(t *testing.T) {
 }
 
 func TestEndpointFromTheSDKsEnvironmentVariable(t *testing.T) {
-	ep := motoEndpoint(t)
+	ep := ecrtest.Endpoint(t)
 	ctx := context.Background()
-	s := newSeeder(t, ep, "web")
-	d := s.push(ctx, "web", 1, "1.0.0")
+	s := ecrtest.NewSeeder(t, ep, "web")
+	d := s.Push(ctx, "web", 1, "1.0.0")
 	t.Setenv("AWS_ENDPOINT_URL_ECR", ep)
 	imgs, err := newRegistry(t, "", ecr.Config{Repository: "web"}).ListImages(ctx, "")
 	if err != nil || len(imgs) != 1 || imgs[0].Digest != d {
