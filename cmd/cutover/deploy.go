@@ -60,7 +60,7 @@ another writer (such as "cutover rollback" from elsewhere).`,
 func runDeploy(cmd *cobra.Command, name, image string, f deployFlags) error {
 	out, err := newEventWriter(cmd.OutOrStdout(), f.output)
 	if err != nil {
-		return withCode(exitUsage, err)
+		return err
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -99,6 +99,23 @@ func runDeploy(cmd *cobra.Command, name, image string, f deployFlags) error {
 		return err
 	}
 
+	// Ctrl-C aborts: the release stops where it is, resumable.
+	go func() {
+		<-ctx.Done()
+		_ = rel.Send(engine.CmdAbort)
+	}()
+	outcome, runErr := follow(ctx, rel, out, func(ev engine.Event) {
+		if ev.Kind == engine.EventGateWaiting && ev.Gate != nil && ev.Gate.Kind == engine.GateApproval && !f.auto && interactive {
+			go askApproval(rel, os.Stdin, cmd.ErrOrStderr())
+		}
+	})
+	return outcomeError(name, outcome, runErr)
+}
+
+// follow runs rel to its end, printing each event and passing it to
+// onEvent (if not nil). Cancelling ctx does not stop Run: the caller turns
+// it into a command, so the release records where it stopped.
+func follow(ctx context.Context, rel *engine.Release, out *eventWriter, onEvent func(engine.Event)) (engine.Outcome, error) {
 	events, cancel := rel.Subscribe()
 	defer cancel()
 	done := make(chan struct{})
@@ -106,21 +123,15 @@ func runDeploy(cmd *cobra.Command, name, image string, f deployFlags) error {
 		defer close(done)
 		for ev := range events {
 			out.write(ev)
-			if ev.Kind == engine.EventGateWaiting && ev.Gate != nil && ev.Gate.Kind == engine.GateApproval && !f.auto && interactive {
-				go askApproval(rel, os.Stdin, cmd.ErrOrStderr())
+			if onEvent != nil {
+				onEvent(ev)
 			}
 		}
 	}()
-	// Ctrl-C aborts: the release stops where it is, resumable.
-	go func() {
-		<-ctx.Done()
-		_ = rel.Send(engine.CmdAbort)
-	}()
-
-	outcome, runErr := rel.Run(context.WithoutCancel(ctx))
+	outcome, err := rel.Run(context.WithoutCancel(ctx))
 	cancel()
 	<-done
-	return outcomeError(name, outcome, runErr)
+	return outcome, err
 }
 
 // resumable finds an interrupted release of the same target that this run

@@ -20,8 +20,8 @@ func newHistoryCmd() *cobra.Command {
 outcome. --release ID prints that release's events, in order.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return withCode(exitUsage, fmt.Errorf("--output %q: want text or json", output))
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			cfg, err := loadConfigFlag(cmd)
 			if err != nil {

@@ -32,8 +32,8 @@ ran before (○). The repository is on the Docker host, or in AWS ECR for a
 service whose source is ecr (with scan status where ECR has one).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return withCode(exitUsage, fmt.Errorf("--output %q: want text or json", output))
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			s, err := openService(ctx, cmd, args[0])

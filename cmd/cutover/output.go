@@ -19,13 +19,18 @@ type eventWriter struct {
 }
 
 func newEventWriter(w io.Writer, format string) (*eventWriter, error) {
-	switch format {
-	case "text", "":
-		return &eventWriter{w: w}, nil
-	case "json":
-		return &eventWriter{w: w, json: true}, nil
+	if err := checkOutput(format); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("--output %q: want text or json", format)
+	return &eventWriter{w: w, json: format == "json"}, nil
+}
+
+// checkOutput validates an --output flag.
+func checkOutput(format string) error {
+	if format != "text" && format != "json" {
+		return withCode(exitUsage, fmt.Errorf("--output %q: want text or json", format))
+	}
+	return nil
 }
 
 func (o *eventWriter) write(ev engine.Event) {

@@ -18,8 +18,8 @@ steps that "cutover deploy SERVICE IMAGE" would take from there. It changes
 nothing.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return withCode(exitUsage, fmt.Errorf("--output %q: want text or json", output))
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			s, err := openService(ctx, cmd, args[0])

@@ -39,7 +39,7 @@ writer out and that process stops), and after the deploying process crashed.
 func runRollback(cmd *cobra.Command, name, to, output string) error {
 	out, err := newEventWriter(cmd.OutOrStdout(), output)
 	if err != nil {
-		return withCode(exitUsage, err)
+		return err
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -56,18 +56,7 @@ func runRollback(cmd *cobra.Command, name, to, output string) error {
 	if err != nil {
 		return err
 	}
-	events, cancel := rel.Subscribe()
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ev := range events {
-			out.write(ev)
-		}
-	}()
-	outcome, runErr := rel.Run(context.WithoutCancel(ctx))
-	cancel()
-	<-done
+	outcome, runErr := follow(ctx, rel, out, nil)
 	if outcome == engine.Succeeded || outcome == engine.RolledBack {
 		return nil
 	}

@@ -55,8 +55,8 @@ router's table and the journal, so it is the truth even after a console or
 deploy process died mid-release.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return withCode(exitUsage, fmt.Errorf("--output %q: want text or json", output))
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			s, err := openService(cmd.Context(), cmd, args[0])
 			if err != nil {
