@@ -16,7 +16,7 @@ package router_test
 // alternating with as many on the direct backend), and Go's benchmark driver
 // stops growing b.N once one call took longer than -benchtime, so the legs run
 // once each with the default -benchtime too; -benchtime 1x just says so. The
-// whole run takes about 80 seconds.
+// whole run takes about 70 seconds.
 //
 // Everything runs as separate processes on loopback on free ports: the
 // backends (./bench/backend), the router (the real ./cmd/cutover binary),
@@ -56,7 +56,7 @@ const (
 	benchRounds         = 5
 	benchSlice          = 1 * time.Second
 	benchWarmup         = 1 * time.Second
-	benchApplyRounds    = 50
+	benchApplyRounds    = 100
 	benchApplyLoaders   = 4
 	benchApplyDeadline  = 3 * time.Second
 	benchStartupTimeout = 15 * time.Second
@@ -130,8 +130,8 @@ func benchBuild(b *testing.B, dir, name string) string {
 }
 
 // benchStart starts a long-running process in its own process group and
-// registers a cleanup that ends the whole group (nginx has workers), first
-// gently, then with SIGKILL. Its stderr and stdout go to dir/name.log unless
+// registers a cleanup that ends the whole group, first gently, then with
+// SIGKILL. Its stderr and stdout go to dir/name.log unless
 // the caller takes stdout. Pdeathsig covers a test binary that dies before
 // its cleanups run.
 func benchStart(b *testing.B, dir, name, path string, env []string, stdout io.Writer, args ...string) *exec.Cmd {
@@ -314,9 +314,10 @@ type benchRow struct {
 }
 
 // BenchmarkProxyThroughput reports, per leg, wrk's requests/sec and p50/p99
-// latency through that proxy, and the ratio of its rps to a direct run of the
-// same backend made just before it (x_direct), with the latency the proxy
-// adds over that direct run (added_p50_us, added_p99_us).
+// latency through that proxy (medians of benchRounds runs), the median ratio
+// of its rps to the backend reached directly in the runs alternating with
+// them (x_direct), and the latency the proxy adds over those direct runs
+// (added_p50_us, added_p99_us).
 func BenchmarkProxyThroughput(b *testing.B) {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		b.Skip("wrk not installed (apt-get install wrk): no load generator")
@@ -615,8 +616,9 @@ func benchStartRouter(b *testing.B, env *benchEnv) (string, *router.Client) {
 // each round applies a table that moves 100% to the other backend and records
 // the time from Apply returning to the first response from that backend to a
 // request sent after Apply was called (0 when it came before Apply returned).
-// It reports p50/p99/max of that delay, and the p50 of Apply's own round trip
-// (which includes the router's fsync of its state file).
+// It reports p50/p99/max of that delay, the load loop's mean request latency
+// (the floor of that delay), and the p50 of Apply's own round trip (which
+// includes the router's fsync of its state file).
 func BenchmarkApplyToFirstRequest(b *testing.B) {
 	env := benchSetup(b, true)
 	proxyAddr, client := benchStartRouter(b, env)
@@ -639,8 +641,8 @@ func BenchmarkApplyToFirstRequest(b *testing.B) {
 	benchWaitBody(b, url, "a")
 
 	var cur atomic.Pointer[benchSwitch]
-	var loadErrs atomic.Int64
-	stop := benchApplyLoad(url, benchApplyLoaders, &cur, &loadErrs)
+	var load benchLoopStats
+	stop := benchApplyLoad(url, benchApplyLoaders, &cur, &load)
 	defer stop()
 
 	var delays, applies []time.Duration
@@ -677,7 +679,7 @@ func BenchmarkApplyToFirstRequest(b *testing.B) {
 	if missed > 0 {
 		b.Errorf("%d of %d rounds saw no response from the new backend within %s", missed, benchApplyRounds, benchApplyDeadline)
 	}
-	if n := loadErrs.Load(); n > 0 {
+	if n := load.errs.Load(); n > 0 {
 		b.Errorf("load loop saw %d failed requests while tables were swapped", n)
 	}
 	if len(delays) == 0 {
@@ -691,8 +693,10 @@ func BenchmarkApplyToFirstRequest(b *testing.B) {
 	b.ReportMetric(float64(p99.Microseconds()), "p99_us")
 	b.ReportMetric(float64(worst.Microseconds()), "max_us")
 	b.ReportMetric(float64(benchPercentile(applies, 0.50).Microseconds()), "apply_p50_us")
-	fmt.Printf("apply to first request on the new table, %d rounds (%d answered before Apply returned): p50 %s, p99 %s, max %s; Apply round trip p50 %s, p99 %s\n",
-		len(delays), early, benchDur(p50), benchDur(p99), benchDur(worst),
+	b.ReportMetric(float64(load.mean().Microseconds()), "req_mean_us")
+	fmt.Printf("apply to first request on the new table, %d rounds (%d answered before Apply returned): p50 %s, p99 %s, max %s; "+
+		"one request through the router takes %s on average under this load; Apply round trip p50 %s, p99 %s\n",
+		len(delays), early, benchDur(p50), benchDur(p99), benchDur(worst), benchDur(load.mean()),
 		benchDur(benchPercentile(applies, 0.50)), benchDur(benchPercentile(applies, 0.99)))
 }
 
@@ -705,10 +709,26 @@ type benchSwitch struct {
 	once  sync.Once
 }
 
+// benchLoopStats counts the apply load loop's requests, their summed
+// latency and its failures.
+type benchLoopStats struct {
+	requests, nanos, errs atomic.Int64
+}
+
+// mean is the loop's mean request latency: how long one request through the
+// router takes, the floor of any apply-to-first-request figure.
+func (st *benchLoopStats) mean() time.Duration {
+	n := st.requests.Load()
+	if n == 0 {
+		return 0
+	}
+	return time.Duration(st.nanos.Load() / n)
+}
+
 // benchApplyLoad keeps loaders requests in flight against url, reporting to
 // the current benchSwitch. It returns a stop func that waits for the loaders;
 // calling it twice is fine.
-func benchApplyLoad(url string, loaders int, cur *atomic.Pointer[benchSwitch], errs *atomic.Int64) (stop func()) {
+func benchApplyLoad(url string, loaders int, cur *atomic.Pointer[benchSwitch], st *benchLoopStats) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: loaders, DisableCompression: true}}
 	var wg sync.WaitGroup
@@ -721,7 +741,7 @@ func benchApplyLoad(url string, loaders int, cur *atomic.Pointer[benchSwitch], e
 				resp, err := client.Do(req)
 				if err != nil {
 					if ctx.Err() == nil {
-						errs.Add(1)
+						st.errs.Add(1)
 					}
 					continue
 				}
@@ -729,8 +749,10 @@ func benchApplyLoad(url string, loaders int, cur *atomic.Pointer[benchSwitch], e
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				got := time.Now()
+				st.requests.Add(1)
+				st.nanos.Add(int64(got.Sub(sent)))
 				if resp.StatusCode != http.StatusOK {
-					errs.Add(1)
+					st.errs.Add(1)
 					continue
 				}
 				if sw := cur.Load(); sw != nil && string(buf[:n]) == sw.want && !sent.Before(sw.since) {
