@@ -53,9 +53,11 @@ type proxy struct {
 func newProxy(s *Server) *proxy {
 	p := &proxy{s: s}
 	p.reverse = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      &retryTransport{p: p},
-		FlushInterval:  -1, // stream every write at once: chunked and event streams stay live
+		Rewrite:   p.rewrite,
+		Transport: &retryTransport{p: p},
+		// FlushInterval stays 0: ReverseProxy already flushes every write of
+		// a response without Content-Length (chunked) or of an event stream,
+		// and -1 would cost every response an extra write and a timer.
 		BufferPool:     newBufferPool(),
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
