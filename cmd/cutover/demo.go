@@ -74,7 +74,7 @@ func newDemoCmd() *cobra.Command {
 
 // demoPaths are where the demo keeps its files.
 type demoPaths struct {
-	dir, config, state, routerPID, routerLog, routerState, loadPID, loadLog string
+	dir, config, state, routerPID, routerLog, loadPID, loadLog string
 }
 
 func pathsIn(dir string) (demoPaths, error) {
@@ -84,14 +84,13 @@ func pathsIn(dir string) (demoPaths, error) {
 	}
 	st := filepath.Join(abs, ".cutover")
 	return demoPaths{
-		dir:         abs,
-		config:      filepath.Join(abs, "cutover.yaml"),
-		state:       st,
-		routerPID:   filepath.Join(st, "router-main.pid"),
-		routerLog:   filepath.Join(st, "router-main.log"),
-		routerState: filepath.Join(st, "router-main.json"),
-		loadPID:     filepath.Join(st, "demo-traffic.pid"),
-		loadLog:     filepath.Join(st, "demo-traffic.log"),
+		dir:       abs,
+		config:    filepath.Join(abs, "cutover.yaml"),
+		state:     st,
+		routerPID: filepath.Join(st, "router-main.pid"),
+		routerLog: filepath.Join(st, "router-main.log"),
+		loadPID:   filepath.Join(st, "demo-traffic.pid"),
+		loadLog:   filepath.Join(st, "demo-traffic.log"),
 	}, nil
 }
 
@@ -144,8 +143,7 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 	}
 	r := cfg.Routers[config.DefaultRouterName]
 	_, sock := cfg.AdminAddr(r)
-	if err := startDetached(p.routerPID, p.routerLog, "router", "--listen", listen,
-		"--admin", "unix:"+sock, "--state", p.routerState, "--sticky-cookie", "", "--version-header", "X-Cutover-Version"); err != nil {
+	if err := startDetached(p.routerPID, p.routerLog, "router", "-c", p.config, r.Name, "--version-header", "X-Cutover-Version"); err != nil {
 		return err
 	}
 	client, err := waitRouter(ctx, "unix:"+sock, 10*time.Second)

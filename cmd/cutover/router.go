@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -37,12 +38,16 @@ type routerFlags struct {
 func newRouterCmd() *cobra.Command {
 	var f routerFlags
 	cmd := &cobra.Command{
-		Use:   "router --listen ADDR --admin ADDR --state FILE [--token-file FILE]",
+		Use:   "router [NAME] [--listen ADDR --admin ADDR --state FILE --token-file FILE]",
 		Short: "Run the traffic router (data plane) for one service",
 		Long: `Run the traffic router: a reverse proxy that sends a service's requests to its
 backends by smooth weighted round robin. The engine changes its route table
 through the admin API (JSON over HTTP); the table is saved to --state on every
 change and served again after a restart.
+
+With NAME, the router's listen and admin addresses and token file come from
+the config's routers.NAME (--config), and its state file is router-NAME.json
+in the config's state directory; flags given as well win.
 
 The admin address is either a unix socket (unix:/path/to.sock, created 0600)
 or a loopback host:port, which requires --token-file: every admin request must
@@ -60,8 +65,13 @@ NAME lets a request force a version (503 if that version has no weight).
 
 SIGTERM or SIGINT: stop accepting, let requests in flight finish (up to
 --shutdown-timeout), exit 0.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if err := routerFromConfig(cmd, args[0], &f); err != nil {
+					return err
+				}
+			}
 			return runRouter(cmd.Context(), f)
 		},
 	}
@@ -78,6 +88,39 @@ SIGTERM or SIGINT: stop accepting, let requests in flight finish (up to
 	fl.DurationVar(&f.dialTimeout, "dial-timeout", router.DefaultDialTimeout, "timeout for connecting to a backend")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
+}
+
+// routerFromConfig fills the flags not given from the config's router name.
+func routerFromConfig(cmd *cobra.Command, name string, f *routerFlags) error {
+	cfg, err := loadConfigFlag(cmd)
+	if err != nil {
+		return err
+	}
+	r, ok := cfg.Routers[name]
+	if !ok {
+		return withCode(exitUsage, fmt.Errorf("router %q is not in %s; it has %s", name, cfg.File, strings.Join(cfg.RouterNames(), ", ")))
+	}
+	fl := cmd.Flags()
+	if !fl.Changed("listen") {
+		f.listen = r.Listen
+	}
+	if !fl.Changed("admin") {
+		network, addr := cfg.AdminAddr(r)
+		if network == "unix" {
+			addr = "unix:" + addr
+		}
+		f.admin = addr
+	}
+	if !fl.Changed("token-file") && r.TokenFile != "" {
+		f.tokenFile = cfg.Resolve(r.TokenFile)
+	}
+	if !fl.Changed("state") {
+		if err := os.MkdirAll(cfg.StateDir(), 0o755); err != nil {
+			return fmt.Errorf("router: state directory: %w", err)
+		}
+		f.state = filepath.Join(cfg.StateDir(), "router-"+name+".json")
+	}
+	return nil
 }
 
 func runRouter(ctx context.Context, f routerFlags) error {

@@ -150,8 +150,12 @@ func printStatus(w io.Writer, st serviceStatus, now time.Time) {
 		if r.Stable().Version != "" {
 			from = r.Stable().Version
 		}
-		fmt.Fprintf(w, "release  %s  %s %s → %s (%s)  %s, step %d/%d, by %s, %s\n",
-			r.ID, r.Kind, from, r.To.Version, r.Strategy, r.State, r.Step+1, r.Steps, r.Actor, ago(now, r.Started))
+		progress := string(r.State)
+		if r.Ended.IsZero() && r.Steps > 0 {
+			progress += fmt.Sprintf(", step %d/%d", min(r.Step+1, r.Steps), r.Steps)
+		}
+		fmt.Fprintf(w, "release  %s  %s %s → %s (%s)  %s, by %s, %s\n",
+			r.ID, r.Kind, from, r.To.Version, r.Strategy, progress, r.Actor, ago(now, r.Started))
 		if r.Error != "" {
 			fmt.Fprintf(w, "         last error: %s\n", r.Error)
 		}
