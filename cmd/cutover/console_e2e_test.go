@@ -302,3 +302,46 @@ func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 type statusError struct{ code int }
 
 func (e *statusError) Error() string { return http.StatusText(e.code) }
+
+func TestDeployAsksAtApprovalGatesOnATerminal(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv(demotest.EnvRequire) == "1" {
+			t.Fatalf("tmux is required (%s=1): %v", demotest.EnvRequire, err)
+		}
+		t.Skip("skipping: needs tmux (apt-get install tmux)")
+	}
+	e := newE2E(t, `type: canary
+      canary:
+        steps:
+          - weight: 50
+            approval: true
+          - weight: 100`)
+	e.deployV1()
+
+	// With no terminal the plan's approval gate is refused up front.
+	_, errs, code := e.run("deploy", e.svc, "1.1.0")
+	if code != exitUsage || !strings.Contains(errs, "--auto") {
+		t.Fatalf("deploy without a terminal: exit %d, stderr %q; want %d and a hint at --auto", code, errs, exitUsage)
+	}
+	if got := e.share("1.1.0"); got != 0 {
+		t.Fatalf("the refused deploy moved traffic: 1.1.0 at %.2f", got)
+	}
+
+	c := &tmuxConsole{t: t, socket: "cutover-ask-" + filepath.Base(e.dir)}
+	c.tmux("new-session", "-d", "-x", "160", "-y", "50", "-c", e.dir, "-e", "CUTOVER_LABELS="+engine.LabelTest+"=1",
+		e.bin+" -c "+filepath.Join(e.dir, "cutover.yaml")+" deploy "+e.svc+" 1.1.0; echo exit=$?; sleep 60")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last screen:\n%s", c.screen())
+		}
+		_ = exec.Command("tmux", "-L", c.socket, "kill-server").Run()
+	})
+	c.waitFor(60*time.Second, "approve this step?")
+	if got := e.share("1.1.0"); got != 0.5 {
+		t.Fatalf("at the gate 1.1.0 has %.2f of the traffic, want 0.50", got)
+	}
+	c.key("y")
+	c.key("Enter")
+	c.waitFor(60*time.Second, "succeeded", "exit=0")
+	e.assertFleet("1.1.0", 3)
+}
