@@ -70,6 +70,9 @@ func runDeploy(cmd *cobra.Command, name, image string, f deployFlags) error {
 		return err
 	}
 	defer s.Close()
+	if err := s.checkRouter(ctx); err != nil {
+		return err
+	}
 	if f.strategy != "" {
 		st := engine.StrategyType(f.strategy)
 		if st != engine.Rolling && st != engine.BlueGreen && st != engine.Canary {

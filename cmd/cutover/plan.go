@@ -27,6 +27,9 @@ nothing.`,
 				return err
 			}
 			defer s.Close()
+			if err := s.checkRouter(ctx); err != nil {
+				return err
+			}
 			if strategy != "" {
 				s.spec.Strategy.Type = engine.StrategyType(strategy)
 			}

@@ -48,6 +48,9 @@ func runRollback(cmd *cobra.Command, name, to, output string) error {
 		return err
 	}
 	defer s.Close()
+	if err := s.checkRouter(ctx); err != nil {
+		return err
+	}
 	stable, undo, err := s.stableTarget(ctx, to)
 	if err != nil {
 		return err

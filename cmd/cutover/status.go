@@ -88,7 +88,7 @@ func (s *service) status(ctx context.Context) (serviceStatus, error) {
 	}
 	table, stats, rerr := s.router.State(ctx)
 	if rerr != nil {
-		st.Router.Error = rerr.Error()
+		st.Router.Error = s.routerDown(rerr).Error()
 	}
 	st.Router.Table = table
 	st.Router.Shares = map[string]float64{}

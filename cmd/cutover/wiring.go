@@ -93,6 +93,21 @@ func (s *service) dialRouter() error {
 	return nil
 }
 
+// checkRouter makes sure the service's router answers, so a release or a
+// plan fails up front, with what to do, rather than at its first step.
+func (s *service) checkRouter(ctx context.Context) error {
+	if _, err := s.router.Health(ctx); err != nil {
+		return s.routerDown(err)
+	}
+	return nil
+}
+
+// routerDown explains a router that does not answer.
+func (s *service) routerDown(err error) error {
+	return fmt.Errorf("router %s (%s) does not answer: %w; start it with `cutover router %s`, or check routers.%s in %s",
+		s.svc.Router, s.routerAdmin, err, s.svc.Router, s.svc.Router, s.cfg.File)
+}
+
 // Close releases the connections.
 func (s *service) Close() {
 	if s.router != nil {
