@@ -43,6 +43,10 @@ func (r *Release) approvalGate(ctx context.Context, g Gate) error {
 	if r.opts.AutoApprove {
 		return r.emit(ctx, Event{Kind: EventGatePassed, Gate: &g, Message: "approval gate passed automatically (auto-approve)"})
 	}
+	if r.opts.Approved > 0 {
+		r.opts.Approved--
+		return r.emit(ctx, Event{Kind: EventGatePassed, Gate: &g, Message: "approved by " + r.opts.Actor.String() + " on resuming"})
+	}
 	r.approved = false
 	r.setGate(g, "an operator's approve (or promote)", 0)
 	if !r.paused {

@@ -50,6 +50,10 @@ type Options struct {
 	Actor Actor
 	// AutoApprove passes approval gates without an operator (headless --auto).
 	AutoApprove bool
+	// Approved passes the first Approved approval gates this run reaches as
+	// approved by Actor: `cutover approve` resumes a release detached at a
+	// gate with 1, so it passes that gate and, with Detach, stops at the next.
+	Approved int
 	// Detach makes Run return instead of waiting for an operator: at an
 	// approval gate (WaitingForApproval) and when paused by a failure
 	// (Failed). The release stays resumable in the journal.

@@ -69,6 +69,35 @@ func TestDetachAtApprovalGate(t *testing.T) {
 	}
 }
 
+// `cutover approve`: a release detached at its first gate is resumed with
+// that gate approved, and detaches again at the next one.
+func TestResumingWithOneApprovalPassesOneGateAndDetachesAtTheNext(t *testing.T) {
+	env := seeded(4)
+	spec := canarySpec(engine.CanaryStep{Weight: 10, Gate: approval()}, engine.CanaryStep{Weight: 50, Gate: approval()})
+	run := startOn(t, env, spec, engine.Options{Detach: true})
+	mustWait(t, run, engine.WaitingForApproval)
+	id := run.Release.ID()
+
+	run = startOn(t, env, spec, engine.Options{ID: id, Detach: true, Approved: 1, Actor: engine.Actor{User: "alice"}})
+	mustWait(t, run, engine.WaitingForApproval)
+	if got := share(env.Router.Table(), "1.1.0"); got != 50 {
+		t.Errorf("after one approval 1.1.0 has %d%%, want 50%% and waiting at the second gate", got)
+	}
+	passed := 0
+	for _, ev := range run.Events() {
+		if ev.Kind == engine.EventGatePassed && strings.Contains(ev.Message, "alice") {
+			passed++
+		}
+	}
+	if passed != 1 {
+		t.Errorf("%d gates passed as approved by alice, want 1; events:\n%s", passed, messages(run.Events()))
+	}
+
+	run = startOn(t, env, spec, engine.Options{ID: id, Detach: true, Approved: 1})
+	mustWait(t, run, engine.Succeeded)
+	assertSafe(t, env)
+}
+
 func TestAutoApprovePassesApprovalGates(t *testing.T) {
 	env := seeded(4)
 	run := startOn(t, env, canarySpec(engine.CanaryStep{Weight: 10, Gate: approval()}), engine.Options{AutoApprove: true})

@@ -21,6 +21,7 @@ import (
 type deployFlags struct {
 	strategy string
 	auto     bool
+	detach   bool
 	output   string
 }
 
@@ -35,8 +36,10 @@ event (NDJSON with --output json).
 
 Approval gates ask on the terminal: y approves, p pauses, r rolls back. With no
 terminal, a plan with approval gates is refused unless --auto approves every
-gate (continuous deployment). Ctrl-C detaches: the release stops where it is,
-and "cutover deploy" again resumes it, "cutover rollback" undoes it.
+gate (continuous deployment) or --detach stops at the first one, leaving the
+release waiting for "cutover approve SERVICE" (continuous delivery: a pipeline
+deploys to the gate, a person approves). Ctrl-C stops the release where it
+is: "cutover deploy" again resumes it, "cutover rollback" undoes it.
 
 If an interrupted release of the same image exists, deploy resumes it from the
 actual state of the service.
@@ -53,6 +56,7 @@ another writer (such as "cutover rollback" from elsewhere).`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.strategy, "strategy", "", "rolling, bluegreen or canary (default: the service's configured strategy)")
 	fl.BoolVar(&f.auto, "auto", false, "approve every gate without asking (continuous deployment)")
+	fl.BoolVar(&f.detach, "detach", false, "stop at the first approval gate (exit 4); `cutover approve` continues (continuous delivery)")
 	fl.StringVarP(&f.output, "output", "o", "text", "text or json (one JSON event per line)")
 	return cmd
 }
@@ -89,30 +93,38 @@ func runDeploy(cmd *cobra.Command, name, image string, f deployFlags) error {
 		return err
 	}
 	interactive := term.IsTerminal(int(os.Stdin.Fd()))
-	if !f.auto && !interactive && hasApproval(plan) {
-		return withCode(exitUsage, fmt.Errorf("%s: the plan has approval gates and there is no terminal to ask on; use --auto to approve them, or the console (cutover)", name))
+	if !f.auto && !f.detach && !interactive && hasApproval(plan) {
+		return withCode(exitUsage, fmt.Errorf("%s: the plan has approval gates and there is no terminal to ask on; use --auto to approve them, --detach to stop at the first, or the console (cutover)", name))
 	}
-	opts := engine.Options{Actor: actor(), AutoApprove: f.auto}
+	opts := engine.Options{Actor: actor(), AutoApprove: f.auto, Detach: f.detach && !f.auto}
 	if id, ok := s.resumable(ctx, target); ok {
 		opts.ID = id
 		fmt.Fprintf(cmd.ErrOrStderr(), "resuming release %s from the actual state\n", id)
 	}
+	return s.drive(ctx, cmd, target, opts, out, interactive)
+}
+
+// drive runs a release of target in the foreground: it prints each event,
+// asks at approval gates when it may (interactive, neither auto-approving
+// nor detaching), turns Ctrl-C into an abort, and maps the outcome to the
+// exit code.
+func (s *service) drive(ctx context.Context, cmd *cobra.Command, target engine.Target, opts engine.Options, out *eventWriter, interactive bool) error {
 	rel, err := engine.New(s.deps(), s.spec, target, opts)
 	if err != nil {
 		return err
 	}
-
 	// Ctrl-C aborts: the release stops where it is, resumable.
 	go func() {
 		<-ctx.Done()
 		_ = rel.Send(engine.CmdAbort)
 	}()
+	ask := interactive && !opts.AutoApprove && !opts.Detach
 	outcome, runErr := follow(ctx, rel, out, func(ev engine.Event) {
-		if ev.Kind == engine.EventGateWaiting && ev.Gate != nil && ev.Gate.Kind == engine.GateApproval && !f.auto && interactive {
+		if ask && ev.Kind == engine.EventGateWaiting && ev.Gate != nil && ev.Gate.Kind == engine.GateApproval {
 			go askApproval(rel, os.Stdin, cmd.ErrOrStderr())
 		}
 	})
-	return outcomeError(name, outcome, runErr)
+	return outcomeError(s.svc.Name, outcome, runErr)
 }
 
 // follow runs rel to its end, printing each event and passing it to
@@ -192,7 +204,7 @@ func outcomeError(name string, o engine.Outcome, err error) error {
 	case engine.RolledBack:
 		return withCode(exitRolledBack, msg("rolled back"))
 	case engine.WaitingForApproval:
-		return withCode(exitWaiting, msg("waiting for approval; run `cutover deploy` again or open the console"))
+		return withCode(exitWaiting, msg("waiting for approval: `cutover approve "+name+"` continues, `cutover rollback "+name+"` undoes it"))
 	case engine.Aborted:
 		return withCode(exitAborted, msg("stopped where it was; `cutover deploy` resumes it, `cutover rollback` undoes it"))
 	case engine.TakenOver:

@@ -675,3 +675,44 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Continuous delivery: a pipeline deploys to the first gate and leaves;
+// each `cutover approve` passes one gate and stops at the next.
+func TestDetachedReleaseGoesOneGateFurtherPerApprove(t *testing.T) {
+	e := newE2E(t, `type: canary
+      canary:
+        steps:
+          - weight: 25
+            approval: true
+          - weight: 50
+            approval: true
+          - weight: 100`)
+	e.deployV1()
+	l := startLoad(t, e.url(), 8)
+	if _, errs, code := e.run("approve", e.svc); code != exitError || !strings.Contains(errs, "nothing waits for approval") {
+		t.Errorf("approve with nothing waiting: exit %d, %q", code, errs)
+	}
+	out := e.mustRun(exitWaiting, "deploy", e.svc, "1.1.0", "--detach")
+	if !strings.Contains(out, "waiting for approval") {
+		t.Errorf("deploy --detach output lacks the gate:\n%s", tail(out, 10))
+	}
+	if got := e.share("1.1.0"); got != 0.25 {
+		t.Fatalf("after deploy --detach 1.1.0 has %.2f, want 0.25", got)
+	}
+	l.waitServed(t, "1.1.0", 5)
+	e.mustRun(exitWaiting, "approve", e.svc)
+	if got := e.share("1.1.0"); got != 0.5 {
+		t.Fatalf("after one approve 1.1.0 has %.2f, want 0.50", got)
+	}
+	e.mustRun(exitOK, "approve", e.svc)
+	l.assertNoFailures(t)
+	e.assertFleet("1.1.0", 3)
+	hist := e.mustRun(exitOK, "history", e.svc, "-o", "json")
+	var recs []engine.ReleaseRecord
+	if err := json.Unmarshal([]byte(hist), &recs); err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].State != engine.ReleaseSucceeded || recs[0].To.Version != "1.1.0" {
+		t.Errorf("history: %+v, want the 1.1.0 release succeeded as one record after the first deploy", recs)
+	}
+}

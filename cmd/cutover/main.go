@@ -54,6 +54,7 @@ func newRootCmd() *cobra.Command {
 		newDemoTrafficCmd(),
 		newDeployCmd(),
 		newRollbackCmd(),
+		newApproveCmd(),
 		newStatusCmd(),
 		newHistoryCmd(),
 		newImagesCmd(),
