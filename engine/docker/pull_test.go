@@ -4,69 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/docker/docker/api/types/image"
 
 	"github.com/cutover/cutover/engine/demo/demotest"
 )
 
-// startRegistry runs Debian's docker-registry on a free loopback port and
-// returns its host:port. Docker allows plain HTTP to 127.0.0.0/8.
-func startRegistry(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		if os.Getenv(demotest.EnvRequire) == "1" {
-			t.Fatalf("docker-registry is required (%s=1): %v", demotest.EnvRequire, err)
-		}
-		t.Skip("skipping: needs Debian's docker-registry (apt-get install docker-registry)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yml")
-	conf := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry on %s did not answer /v2/: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling an observable: the registry coming up
-	}
-}
-
 func TestPullFetchesFromRegistryAndSurfacesStreamErrors(t *testing.T) {
 	images := demotest.Images(t)
 	p := demotest.Docker(t)
-	reg := startRegistry(t)
+	reg := demotest.Registry(t, "", "")
 	ctx := context.Background()
 	cli := p.Client()
 

@@ -5,11 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,77 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/registry"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/demo/demotest"
 	"github.com/cutover/cutover/engine/ecr"
 )
-
-// startRegistry runs Debian's docker-registry on a free loopback port with
-// htpasswd auth for user AWS (as ECR logins are) and returns its host:port.
-func startRegistry(t *testing.T, password string) string {
-	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		if os.Getenv(demotest.EnvRequire) == "1" {
-			t.Fatalf("docker-registry is required (%s=1): %v", demotest.EnvRequire, err)
-		}
-		t.Skip("skipping: needs Debian's docker-registry (apt-get install docker-registry)")
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	htpasswd := filepath.Join(dir, "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte("AWS:"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	conf := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: %s
-http:
-  addr: %s
-auth:
-  htpasswd:
-    realm: cutover-test
-    path: %s
-`, filepath.Join(dir, "data"), addr, htpasswd)
-	cfg := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusUnauthorized { // up, and asking for the login
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry on %s did not answer /v2/: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling an observable: the registry coming up
-	}
-}
 
 // tokenAPI answers GetAuthorizationToken as ECR does, for the local
 // registry: a base64 "AWS:password" token and the registry as proxy endpoint.
@@ -121,7 +50,7 @@ func TestPullByDigestWithECRLoginThenLaunchHealthy(t *testing.T) {
 	const password = "ecr-token-password"
 	images := demotest.Images(t)
 	p := demotest.Docker(t)
-	addr := startRegistry(t, password)
+	addr := demotest.Registry(t, "AWS", password)
 	ctx := context.Background()
 	cli := p.Client()
 
@@ -203,7 +132,7 @@ func TestPullByDigestWithECRLoginThenLaunchHealthy(t *testing.T) {
 
 func TestPullWithARefusedLoginSaysSo(t *testing.T) {
 	p := demotest.Docker(t)
-	addr := startRegistry(t, "right")
+	addr := demotest.Registry(t, "AWS", "right")
 	api := &countingAPI{pagedAPI: tokenAPI(addr, "wrong")}
 	reg, _ := ecr.NewWithAPI(api, ecr.Config{Repository: "web"}, "local")
 	digest := "sha256:" + strings.Repeat("ab", 32)
