@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -26,20 +24,11 @@ At the next approval gate it asks on a terminal; with no terminal, or with
 --detach, it stops there again (exit 4) for the next "cutover approve".`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			out, err := newEventWriter(cmd.OutOrStdout(), output)
+			ctx, s, out, done, err := openRelease(cmd, args[0], output)
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			s, err := openService(ctx, cmd, args[0])
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if err := s.checkRouter(ctx); err != nil {
-				return err
-			}
+			defer done()
 			recs, err := s.journal.Releases(ctx, s.svc.Name, 1)
 			if err != nil {
 				return err

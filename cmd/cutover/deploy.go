@@ -62,21 +62,11 @@ another writer (such as "cutover rollback" from elsewhere).`,
 }
 
 func runDeploy(cmd *cobra.Command, name, image string, f deployFlags) error {
-	out, err := newEventWriter(cmd.OutOrStdout(), f.output)
+	ctx, s, out, done, err := openRelease(cmd, name, f.output)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	s, err := openService(ctx, cmd, name)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := s.checkRouter(ctx); err != nil {
-		return err
-	}
+	defer done()
 	if f.strategy != "" {
 		st := engine.StrategyType(f.strategy)
 		if st != engine.Rolling && st != engine.BlueGreen && st != engine.Canary {
@@ -102,6 +92,28 @@ func runDeploy(cmd *cobra.Command, name, image string, f deployFlags) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "resuming release %s from the actual state\n", id)
 	}
 	return s.drive(ctx, cmd, target, opts, out, interactive)
+}
+
+// openRelease prepares a command that runs a release of service name: an
+// event writer for output, a context that Ctrl-C and SIGTERM end, and the
+// service connected with its router answering. done releases them.
+func openRelease(cmd *cobra.Command, name, output string) (context.Context, *service, *eventWriter, func(), error) {
+	out, err := newEventWriter(cmd.OutOrStdout(), output)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	s, err := openService(ctx, cmd, name)
+	if err != nil {
+		stop()
+		return nil, nil, nil, nil, err
+	}
+	if err := s.checkRouter(ctx); err != nil {
+		s.Close()
+		stop()
+		return nil, nil, nil, nil, err
+	}
+	return ctx, s, out, func() { s.Close(); stop() }, nil
 }
 
 // drive runs a release of target in the foreground: it prints each event,

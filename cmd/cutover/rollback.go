@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -37,20 +34,11 @@ writer out and that process stops), and after the deploying process crashed.
 }
 
 func runRollback(cmd *cobra.Command, name, to, output string) error {
-	out, err := newEventWriter(cmd.OutOrStdout(), output)
+	ctx, s, out, done, err := openRelease(cmd, name, output)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	s, err := openService(ctx, cmd, name)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := s.checkRouter(ctx); err != nil {
-		return err
-	}
+	defer done()
 	stable, undo, err := s.stableTarget(ctx, to)
 	if err != nil {
 		return err
