@@ -20,6 +20,11 @@ type Backend interface {
 	// Images lists a service's candidate images, newest first, marked with
 	// what runs now and what ran before.
 	Images(ctx context.Context, service string) ([]ImageRow, error)
+	// ImagePages is Images delivered page by page as the registry answers
+	// (a large ECR repository takes several round trips): page is called
+	// once per page, from the calling goroutine. Pages are not ordered
+	// with each other; the picker merges them newest first.
+	ImagePages(ctx context.Context, service string, page func([]ImageRow)) error
 	// Spec is the service's configured settings, to preset the strategy screen.
 	Spec(ctx context.Context, service string) (engine.ServiceSpec, error)
 	// Plan computes the steps of releasing image (an ImageRow.Ref) with

@@ -30,6 +30,11 @@ type fakeBackend struct {
 	images   []ImageRow
 	failWith error // Services fails with it when set
 	extra    []ServiceState
+	// ImagePages delivers images in pages of pageSize, oldest page first
+	// (pages are not ordered with each other); with hold set, every page
+	// after the first waits for a value from it.
+	pageSize int
+	hold     chan struct{}
 
 	mu      sync.Mutex
 	started []*engine.Release
@@ -49,6 +54,7 @@ func newFakeBackend(t *testing.T) *fakeBackend {
 				{Weight: 25, Gate: engine.Gate{Kind: engine.GateApproval}},
 				{Weight: 50, Gate: engine.Gate{Kind: engine.GatePause, Pause: time.Minute}},
 			}}, BlueGreen: engine.BlueGreenSpec{RollbackWindow: 5 * time.Minute}}},
+		pageSize: 2,
 		images: []ImageRow{
 			{Image: engine.Image{Repository: "demo", Tags: []string{"1.2.0-rc1"}, Digest: "sha256:9f2c4e1ab7d0c3e5f6a7b8c9d0e1f2a3", Pushed: pushed.Add(-20 * time.Minute), Size: 7_400_000}, Ref: "img:1.2.0-rc1"},
 			{Image: engine.Image{Repository: "demo", Tags: []string{"1.1.0", "latest"}, Digest: "sha256:1b2c3d4e5f60718293a4b5c6d7e8f901", Pushed: pushed.Add(-3 * time.Hour), Size: 7_300_000}, Ref: "img:1.1.0"},
@@ -101,6 +107,25 @@ func (f *fakeBackend) Service(ctx context.Context, name string) (ServiceState, e
 
 func (f *fakeBackend) Images(ctx context.Context, service string) ([]ImageRow, error) {
 	return f.images, nil
+}
+
+func (f *fakeBackend) ImagePages(ctx context.Context, service string, page func([]ImageRow)) error {
+	n := max(1, f.pageSize)
+	var pages [][]ImageRow
+	for i := 0; i < len(f.images); i += n {
+		pages = append([][]ImageRow{f.images[i:min(i+n, len(f.images))]}, pages...)
+	}
+	for i, p := range pages {
+		if i > 0 && f.hold != nil {
+			select {
+			case <-f.hold:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		page(p)
+	}
+	return nil
 }
 
 func (f *fakeBackend) Spec(ctx context.Context, service string) (engine.ServiceSpec, error) {
@@ -186,6 +211,30 @@ func (h *harness) send(msg tea.Msg) tea.Cmd {
 	m, cmd := h.m.Update(msg)
 	h.m = m.(Model)
 	return cmd
+}
+
+// openPicker presses enter on home and delivers the whole listing
+// through the console's own relay, page by page.
+func (h *harness) openPicker() {
+	h.t.Helper()
+	h.press("enter")
+	h.deliverImages()
+}
+
+func (h *harness) deliverImages() {
+	h.t.Helper()
+	cmd := loadImagePages(context.Background(), h.b, h.m.picker.service, h.m.picker.load)
+	for cmd != nil {
+		msg, ok := cmd().(imagePageMsg)
+		if !ok {
+			h.t.Fatal("the image feed closed before its last page")
+		}
+		h.send(msg)
+		cmd = nil
+		if !msg.done {
+			cmd = waitImagePage(msg.feed)
+		}
+	}
 }
 
 func (h *harness) loadServices() {

@@ -24,8 +24,7 @@ func enabledKeysUnique(t *testing.T, where string, km KeyMap) {
 func TestNoScreenBindsOneKeyTwice(t *testing.T) {
 	h := newHarness(t, 80, 24)
 	enabledKeysUnique(t, "home", h.m.Keys())
-	h.press("enter")
-	h.send(imagesMsg{svc, h.b.images, nil})
+	h.openPicker()
 	enabledKeysUnique(t, "picker", h.m.Keys())
 	h.press("enter")
 	h.send(specMsg{svc, h.b.spec, nil})

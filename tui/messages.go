@@ -21,10 +21,16 @@ type (
 		services []ServiceState
 		err      error
 	}
-	imagesMsg struct {
+	// imagePageMsg is one page of a service's images from one listing
+	// (load); the last message of a listing has done set, and err if it
+	// failed. feed delivers the listing's next message.
+	imagePageMsg struct {
 		service string
+		load    int
 		rows    []ImageRow
+		done    bool
 		err     error
+		feed    <-chan imagePageMsg
 	}
 	specMsg struct {
 		service string
@@ -110,11 +116,48 @@ func loadServices(ctx context.Context, b Backend) tea.Cmd {
 	})
 }
 
-func loadImages(ctx context.Context, b Backend, service string) tea.Cmd {
-	return safe(func() tea.Msg {
-		rows, err := b.Images(ctx, service)
-		return imagesMsg{service, rows, err}
-	})
+// loadImagePages lists a service's images page by page: a goroutine
+// relays each page the Backend delivers into a feed, the command returns
+// the first message, and the root re-arms waitImagePage once per message
+// until the last. Cancelling ctx ends the listing and closes the feed.
+func loadImagePages(ctx context.Context, b Backend, service string, load int) tea.Cmd {
+	return func() tea.Msg {
+		feed := make(chan imagePageMsg, 4)
+		send := func(m imagePageMsg) {
+			m.service, m.load, m.feed = service, load, feed
+			select {
+			case feed <- m:
+			case <-ctx.Done():
+			}
+		}
+		go func() {
+			defer close(feed)
+			err := func() (err error) {
+				defer func() {
+					if p := recover(); p != nil {
+						err = fmt.Errorf("internal error (please report): %v\n%s", p, firstLines(string(debug.Stack()), 6))
+					}
+				}()
+				return b.ImagePages(ctx, service, func(rows []ImageRow) {
+					send(imagePageMsg{rows: append([]ImageRow(nil), rows...)})
+				})
+			}()
+			send(imagePageMsg{done: true, err: err})
+		}()
+		return waitImagePage(feed)()
+	}
+}
+
+// waitImagePage waits for a listing's next message; nil once the feed is
+// closed (the listing was cancelled).
+func waitImagePage(feed <-chan imagePageMsg) tea.Cmd {
+	return func() tea.Msg {
+		m, ok := <-feed
+		if !ok {
+			return nil
+		}
+		return m
+	}
 }
 
 func loadSpec(ctx context.Context, b Backend, service string) tea.Cmd {

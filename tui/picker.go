@@ -1,33 +1,167 @@
 package tui
 
 import (
+	"context"
 	"fmt"
+	"sort"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/spinner"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 )
 
 // pickerScreen lists a service's candidate images, newest first, with a
-// / filter over tags and digests.
+// / filter over tags and digests. Images arrive page by page (a large
+// registry takes several round trips): the first page shows at once and
+// the rest merge in while the cursor stays on the same image.
 type pickerScreen struct {
 	env     *env
 	service string
 	rows    []ImageRow
-	loaded  bool
+	hay     []string // lower-cased tags, digest and ref of each row, for the filter
+	seen    map[string]bool
+	loaded  bool // something to show: a page or the end of the listing
+	loading bool // more pages may come
+	load    int  // which listing this picker shows (stale pages are dropped)
+	stop    context.CancelFunc
+	spin    spinner.Model
 	err     string
 	cursor  int
+	moved   bool // the operator moved the cursor: it stays on their image
 	filter  textinput.Model
 	typing  bool // the filter has focus
 	w, h    int
 }
 
-func newPicker(e *env, service string) pickerScreen {
+// loadingSpinner uses block glyphs, which render everywhere the console does.
+var loadingSpinner = spinner.Spinner{Frames: []string{"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█", "▇", "▆", "▅", "▄", "▃", "▂"}, FPS: time.Second / 10}
+
+func newPicker(e *env, service string, load int, stop context.CancelFunc) pickerScreen {
 	ti := textinput.New()
 	ti.Prompt = "/"
 	ti.Placeholder = "tag or digest"
-	return pickerScreen{env: e, service: service, filter: ti}
+	return pickerScreen{env: e, service: service, filter: ti, load: load, stop: stop, loading: true,
+		seen: map[string]bool{}, spin: spinner.New(spinner.WithSpinner(loadingSpinner), spinner.WithStyle(e.styles.Running))}
+}
+
+// close stops a listing still in progress: the operator left the picker.
+func (s *pickerScreen) close() {
+	if s.stop != nil {
+		s.stop()
+	}
+	s.loading = false
+}
+
+// addPage merges one page of the listing, newest first; the last message
+// ends the loading. Once the operator has moved the cursor it stays on
+// their image as rows arrive above it; until then it stays on the top
+// row, the newest image so far (a registry's first page is not the newest).
+func (s *pickerScreen) addPage(msg imagePageMsg) {
+	cur, had := s.selected()
+	if len(msg.rows) > 0 {
+		page := make([]ImageRow, 0, len(msg.rows))
+		for _, r := range msg.rows {
+			k := r.Ref + "\x00" + r.Digest
+			if !s.seen[k] {
+				s.seen[k] = true
+				page = append(page, r)
+			}
+		}
+		sort.SliceStable(page, func(i, j int) bool { return newer(page[i], page[j]) })
+		s.rows = mergeNewest(s.rows, page)
+		s.hay = s.hay[:0]
+		for _, r := range s.rows {
+			s.hay = append(s.hay, strings.ToLower(strings.Join(r.Tags, " ")+" "+r.Digest+" "+r.Ref))
+		}
+	}
+	s.loaded = true
+	if msg.done {
+		s.loading = false
+		if msg.err != nil {
+			s.err = advise("list images", msg.err)
+		}
+	}
+	if had && s.moved {
+		for i, r := range s.visible() {
+			if r.Ref == cur.Ref && r.Digest == cur.Digest {
+				s.cursor = i
+				break
+			}
+		}
+	}
+}
+
+// mergeNewest merges two lists sorted newest first.
+func mergeNewest(a, b []ImageRow) []ImageRow {
+	out := make([]ImageRow, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if newer(b[j], a[i]) {
+			out = append(out, b[j])
+			j++
+		} else {
+			out = append(out, a[i])
+			i++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
+
+// newer orders images newest first: by push time, then (registries such
+// as ECR keep whole seconds) by tag, highest version first.
+func newer(a, b ImageRow) bool {
+	if !a.Pushed.Equal(b.Pushed) {
+		return a.Pushed.After(b.Pushed)
+	}
+	ta, tb := firstTag(a), firstTag(b)
+	if ta != tb {
+		return naturalLess(tb, ta)
+	}
+	return a.Digest > b.Digest
+}
+
+func firstTag(r ImageRow) string {
+	if len(r.Tags) > 0 {
+		return r.Tags[0]
+	}
+	return ""
+}
+
+// naturalLess compares strings with runs of digits compared as numbers,
+// so 1.9.0 sorts before 1.10.0.
+func naturalLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := digits(a), digits(b)
+		if da > 0 && db > 0 {
+			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
+			if len(na) != len(nb) {
+				return len(na) < len(nb)
+			}
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+// digits is the length of the run of ASCII digits s starts with.
+func digits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }
 
 // SetSize sets the area the screen draws in.
@@ -43,9 +177,8 @@ func (s pickerScreen) visible() []ImageRow {
 		return s.rows
 	}
 	var out []ImageRow
-	for _, r := range s.rows {
-		hay := strings.ToLower(strings.Join(r.Tags, " ") + " " + r.Digest + " " + r.Ref)
-		if strings.Contains(hay, q) {
+	for i, r := range s.rows {
+		if strings.Contains(s.hay[i], q) {
 			out = append(out, r)
 		}
 	}
@@ -92,8 +225,10 @@ func (s pickerScreen) Update(msg tea.Msg) (pickerScreen, tea.Cmd) {
 		switch {
 		case key.Matches(k, s.env.keys.Up) || k.String() == "up":
 			s.cursor = max(0, s.cursor-1)
+			s.moved = true
 		case key.Matches(k, s.env.keys.Down) || k.String() == "down":
 			s.cursor = max(0, min(len(s.visible())-1, s.cursor+1))
+			s.moved = true
 		}
 	}
 	return s, nil
@@ -105,22 +240,30 @@ func (s pickerScreen) View() string {
 	w := max(40, s.w)
 	var b []string
 	b = append(b, st.Title.Render(s.service)+st.Subtle.Render(" · choose an image (newest first)"))
+	if s.loading {
+		b[0] += "  " + s.spin.View() + st.Subtle.Render(fmt.Sprintf(" loading… %d images so far", len(s.rows)))
+	}
 	if s.typing || s.filter.Value() != "" {
 		b = append(b, s.filter.View())
 	}
-	switch {
-	case s.err != "":
-		b = append(b, st.Error.Render("× "+s.err))
-		return strings.Join(b, "\n")
-	case !s.loaded:
+	if s.err != "" {
+		b = append(b, cut(st.Error.Render("× "+s.err), w))
+		if len(s.rows) == 0 {
+			return strings.Join(b, "\n")
+		}
+	}
+	if !s.loaded {
 		b = append(b, st.Subtle.Render("reading the registry…"))
 		return strings.Join(b, "\n")
 	}
 	rows := s.visible()
 	if len(rows) == 0 {
-		if len(s.rows) == 0 {
+		switch {
+		case len(s.rows) == 0 && s.loading:
+			b = append(b, st.Subtle.Render("reading the registry…"))
+		case len(s.rows) == 0:
 			b = append(b, "No images found for "+s.service+". Build or push one, then come back (esc).")
-		} else {
+		default:
 			b = append(b, st.Subtle.Render("no image matches the filter — esc clears it"))
 		}
 		return strings.Join(b, "\n")
@@ -158,7 +301,7 @@ func (s pickerScreen) View() string {
 		}
 		b = append(b, cut(line, w))
 	}
-	if len(rows) > room {
+	if len(rows) > room && !s.loading {
 		b[0] += st.Subtle.Render(fmt.Sprintf("  %d/%d", s.cursor+1, len(rows)))
 	}
 	return strings.Join(b, "\n")

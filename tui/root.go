@@ -10,6 +10,7 @@ import (
 
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/spinner"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
 
@@ -72,6 +73,7 @@ type Model struct {
 	screen  screen
 	home    homeScreen
 	picker  pickerScreen
+	loads   int // image listings started, to tell a stale page from a current one
 	strat   strategyScreen
 	plan    planScreen
 	live    liveScreen
@@ -247,17 +249,22 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 			}
 		}
 		return m, nil
-	case imagesMsg:
-		if m.screen != screenPicker || msg.service != m.picker.service {
+	case imagePageMsg:
+		if msg.load != m.picker.load || msg.service != m.picker.service {
+			return m, nil // a listing the operator has left (and cancelled)
+		}
+		m.picker.addPage(msg)
+		if msg.done || msg.feed == nil {
 			return m, nil
 		}
-		m.busy = ""
-		if msg.err != nil {
-			m.picker.err = advise("list images", msg.err)
+		return m, waitImagePage(msg.feed)
+	case spinner.TickMsg:
+		if !m.picker.loading {
 			return m, nil
 		}
-		m.picker.rows, m.picker.loaded = msg.rows, true
-		return m, nil
+		var cmd tea.Cmd
+		m.picker.spin, cmd = m.picker.spin.Update(msg)
+		return m, cmd
 	case specMsg:
 		if msg.service != m.strat.service {
 			return m, nil
@@ -471,10 +478,13 @@ func (m Model) homeKey(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 	switch {
 	case !ok:
 	case key.Matches(msg, km.Deploy):
-		m.picker = newPicker(m.env, sv.Name)
+		m.picker.close()
+		m.loads++
+		ctx, stop := context.WithCancel(m.ctx)
+		m.picker = newPicker(m.env, sv.Name, m.loads, stop)
 		m.picker.SetSize(m.width, max(1, m.height-2))
 		m.screen = screenPicker
-		return m, tea.Batch(m.setBusy("reading images"), loadImages(m.ctx, m.b, sv.Name))
+		return m, tea.Batch(loadImagePages(ctx, m.b, sv.Name, m.loads), m.picker.spin.Tick)
 	case key.Matches(msg, km.Resume):
 		return m, tea.Batch(m.setBusy("resuming "+sv.Name), resumeRelease(m.ctx, m.b, sv.Name, sv.Release.To.Image))
 	case key.Matches(msg, km.Watch):
@@ -601,7 +611,10 @@ func (m Model) quit() (Model, tea.Cmd) {
 // back goes one screen up; the live view's release keeps running.
 func (m Model) back() (Model, tea.Cmd) {
 	switch m.screen {
-	case screenPicker, screenLive:
+	case screenPicker:
+		m.picker.close()
+		m.screen = screenHome
+	case screenLive:
 		m.screen = screenHome
 	case screenStrategy:
 		m.screen = screenPicker

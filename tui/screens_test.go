@@ -44,18 +44,13 @@ func TestEveryScreenRendersAtBothSizes(t *testing.T) {
 			})
 			t.Run("picker", func(t *testing.T) {
 				h := newHarness(t, sz.w, sz.h)
-				h.press("enter")
-				rows, _ := h.b.Images(context.Background(), svc)
-				h.send(imagesMsg{svc, rows, nil})
-				h.m.busy = ""
+				h.openPicker()
 				h.press("j")
 				h.golden()
 			})
 			t.Run("picker_filter", func(t *testing.T) {
 				h := newHarness(t, sz.w, sz.h)
-				h.press("enter")
-				rows, _ := h.b.Images(context.Background(), svc)
-				h.send(imagesMsg{svc, rows, nil})
+				h.openPicker()
 				h.press("/")
 				for _, r := range "1.1" {
 					h.press(string(r))
@@ -115,9 +110,7 @@ func TestEveryScreenRendersAtBothSizes(t *testing.T) {
 func h4strategy(t *testing.T, w, hh int) *harness {
 	t.Helper()
 	h := newHarness(t, w, hh)
-	h.press("enter")
-	rows, _ := h.b.Images(context.Background(), svc)
-	h.send(imagesMsg{svc, rows, nil})
+	h.openPicker()
 	h.press("j") // 1.1.0
 	h.press("enter")
 	spec, _ := h.b.Spec(context.Background(), svc)
@@ -156,9 +149,7 @@ func h4history(t *testing.T, w, hh int) *harness {
 
 func TestPickerListsNewestFirstWithMarkers(t *testing.T) {
 	h := newHarness(t, 80, 24)
-	h.press("enter")
-	rows, _ := h.b.Images(context.Background(), svc)
-	h.send(imagesMsg{svc, rows, nil})
+	h.openPicker()
 	v := h.view()
 	i120, i110 := strings.Index(v, "1.2.0-rc1"), strings.Index(v, "1.1.0, latest")
 	if i120 < 0 || i110 < 0 || i120 > i110 {
