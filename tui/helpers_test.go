@@ -35,6 +35,8 @@ type fakeBackend struct {
 	// after the first waits for a value from it.
 	pageSize int
 	hold     chan struct{}
+	// puller, when set, pulls every release's image before its first step.
+	puller engine.Puller
 
 	mu      sync.Mutex
 	started []*engine.Release
@@ -137,7 +139,9 @@ func (f *fakeBackend) Plan(ctx context.Context, service, image string, spec engi
 }
 
 func (f *fakeBackend) Start(ctx context.Context, service, image string, spec engine.ServiceSpec) (*engine.Release, error) {
-	rel, err := engine.New(f.env.Deps(), spec, targetOf(image), engine.Options{Actor: engine.Actor{User: "alice", Host: "ops"}})
+	deps := f.env.Deps()
+	deps.Puller = f.puller
+	rel, err := engine.New(deps, spec, targetOf(image), engine.Options{Actor: engine.Actor{User: "alice", Host: "ops"}})
 	f.track(rel)
 	return rel, err
 }
@@ -192,6 +196,9 @@ type harness struct {
 	c  *testClock
 	m  Model
 	rn *enginetest.Run
+	// fed is how many of fedRun's events the console has been given.
+	fed    int
+	fedRun *enginetest.Run
 }
 
 func newHarness(t *testing.T, w, h int) *harness {
@@ -321,11 +328,14 @@ func (h *harness) startCanary(until func(engine.Event) bool) {
 // syncLive feeds the events so far into the log and takes a snapshot.
 func (h *harness) syncLive() {
 	h.t.Helper()
-	seen := len(h.m.live.log)
-	evs := h.rn.Events()
-	for _, ev := range evs[min(seen, len(evs)):] {
-		h.send(releaseEventMsg{h.m.live.id, ev})
+	if h.fedRun != h.rn {
+		h.fed, h.fedRun = 0, h.rn
 	}
+	evs := h.rn.Events()
+	if h.fed < len(evs) {
+		h.send(releaseEventsMsg{h.m.live.id, evs[h.fed:]})
+	}
+	h.fed = len(evs)
 	h.c.t = h.b.env.Clock.Now()
 	h.send(liveTickMsg{h.m.live.id})
 }

@@ -39,6 +39,13 @@ type liveScreen struct {
 	log       []string
 	logOffset int // lines scrolled up from the newest
 
+	// pulling is the image being pulled before the first step ("" when
+	// none), pullLine its latest progress line, and pullLog the index of
+	// the one log line all progress lines fold into (-1 when none).
+	pulling  string
+	pullLine string
+	pullLog  int
+
 	series map[string]*series
 	ticks  int
 
@@ -51,7 +58,7 @@ type liveScreen struct {
 }
 
 func newLive(e *env, rel *engine.Release, service string) liveScreen {
-	return liveScreen{env: e, rel: rel, id: rel.ID(), service: service, series: map[string]*series{}, snap: rel.Snapshot()}
+	return liveScreen{env: e, rel: rel, id: rel.ID(), service: service, series: map[string]*series{}, snap: rel.Snapshot(), pullLog: -1}
 }
 
 // SetSize sets the area the screen draws in.
@@ -76,11 +83,20 @@ func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 			return s, nil
 		}
 		return s, liveTick(s.id)
-	case releaseEventMsg:
+	case releaseEventsMsg:
 		if msg.id != s.id {
 			return s, nil
 		}
-		s.addEvent(msg.ev)
+		changed := false
+		for _, ev := range msg.evs {
+			s.addEvent(ev)
+			changed = changed || changesView(ev.Kind)
+		}
+		// The header and the traffic bar move with the event, not up to a
+		// tick later; one snapshot covers the whole batch.
+		if changed {
+			s.refresh()
+		}
 	case releaseDoneMsg:
 		if msg.id != s.id {
 			return s, nil
@@ -119,7 +135,30 @@ func (s *liveScreen) freeze(on bool) {
 	}
 }
 
+// changesView says an event of kind k changes what the live view shows
+// (state, steps, table, instances); only pull progress does not, and it
+// is the one kind that comes fast.
+func changesView(k engine.EventKind) bool { return k != engine.EventPullProgress }
+
 func (s *liveScreen) addEvent(ev engine.Event) {
+	switch ev.Kind {
+	case engine.EventPulling:
+		s.pulling, s.pullLine = s.snap.To.Image, ""
+		if s.pulling == "" {
+			s.pulling = "the image"
+		}
+	case engine.EventPullProgress:
+		// Progress folds into one log line that changes in place.
+		s.pullLine = strings.ReplaceAll(ev.Message, "\n", " ")
+		line := ev.At.Format("15:04:05") + " " + string(ev.Kind) + ": " + s.pullLine
+		if s.pullLog >= 0 && s.pullLog < len(s.log) {
+			s.log[s.pullLog] = line
+			return
+		}
+		s.pullLog = len(s.log)
+	case engine.EventPulled, engine.EventFailure, engine.EventFinished, engine.EventRollingBack, engine.EventTakenOver, engine.EventStepStarted:
+		s.pulling, s.pullLog = "", -1
+	}
 	msg := ev.Message
 	if ev.Kind == engine.EventPlanned {
 		msg = fmt.Sprintf("planned %d steps", len(ev.Plan))
@@ -133,8 +172,11 @@ func (s *liveScreen) addEvent(ev engine.Event) {
 		s.log = append(s.log, fmt.Sprintf("(%d events not shown: the console fell behind)", ev.Missed))
 	}
 	s.log = append(s.log, line)
-	if len(s.log) > maxLogLines {
-		s.log = s.log[len(s.log)-maxLogLines:]
+	if drop := len(s.log) - maxLogLines; drop > 0 {
+		s.log = s.log[drop:]
+		if s.pullLog -= drop; s.pullLog < 0 {
+			s.pullLog = -1
+		}
 	}
 	if s.logOffset > 0 {
 		s.logOffset++ // keep the lines being read in place
@@ -280,6 +322,12 @@ func (s liveScreen) statusLine() string {
 		return st.Failing.Render("paused by a failure") + " — " + st.Error.Render(sn.LastError) + " — p resume (retry) · r roll back"
 	case sn.State == engine.ReleasePaused:
 		return st.Paused.Render("paused — nothing advances; press p to resume")
+	case s.pulling != "":
+		line := st.Running.Render("pulling "+s.pulling) + st.Subtle.Render("…")
+		if s.pullLine != "" {
+			line = st.Running.Render("pulling "+s.pulling+":") + " " + s.pullLine
+		}
+		return line
 	case sn.Gate != nil && sn.Gate.Gate.Kind == engine.GateApproval:
 		return st.Degraded.Render("waiting for approval — press a") + st.Subtle.Render(" (P promotes to 100%, r rolls back)")
 	case sn.Gate != nil:

@@ -290,3 +290,100 @@ func TestEmergencyRollbackFromHomeIsTwoKeys(t *testing.T) {
 	}
 	mustContain(t, h.view(), "rollback")
 }
+
+// slowPuller reports lines, then waits for release before it succeeds.
+type slowPuller struct {
+	lines   []string
+	release chan struct{}
+}
+
+func (p *slowPuller) Pull(ctx context.Context, target engine.Target, progress func(string)) error {
+	for _, l := range p.lines {
+		progress(l)
+	}
+	select {
+	case <-p.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func TestLiveViewShowsPullProgressInTheStatusLineAndOneLogLine(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	p := &slowPuller{lines: []string{"a1b2: Downloading 1MB/4MB", "c3d4: Downloading 2MB/9MB", "e5f6: Pull complete"},
+		release: make(chan struct{})}
+	h.b.puller = p
+	h.startCanary(func(ev engine.Event) bool { return ev.Kind == engine.EventPullProgress && strings.HasPrefix(ev.Message, "e5f6") })
+	v := h.view()
+	mustContain(t, v, "pulling img:1.1.0: e5f6: Pull complete", "pulling: pulling img:1.1.0 onto the host")
+	if n := strings.Count(v, "pull-progress:"); n != 1 {
+		t.Fatalf("%d progress lines in the log, want them folded into one:\n%s", n, v)
+	}
+	close(p.release)
+	h.rn.Until(gateIs(engine.GateApproval))
+	h.rn.Idle()
+	h.syncLive()
+	v = h.view()
+	mustContain(t, v, "waiting for approval — press a")
+	if strings.Contains(v, "pulling img:1.1.0:") {
+		t.Fatalf("still says pulling after the pull:\n%s", v)
+	}
+	log := strings.Join(h.m.live.log, "\n")
+	mustContain(t, log, "pulling: pulling img:1.1.0", "pull-progress: e5f6: Pull complete", "pulled: pulled img:1.1.0")
+	if n := strings.Count(log, "pull-progress:"); n != 1 {
+		t.Fatalf("%d progress lines in the log, want one:\n%s", n, log)
+	}
+}
+
+func TestLiveHeaderAndTrafficMoveWithTheEventNotTheTick(t *testing.T) {
+	h := liveAtApproval(t)
+	h.press("r")
+	h.settle()
+	h.run(h.press("y"))
+	h.rn.UntilKind(engine.EventApplied)
+	// Only events, no tick: the snapshot must follow them.
+	evs := h.rn.Events()
+	h.send(releaseEventsMsg{h.m.live.id, evs[h.fed:]})
+	h.fed = len(evs)
+	// The run may have gone on to finish by now (the fake clock does not
+	// wait), so the header says rolling back or rolled back; not waiting.
+	v := h.view()
+	mustContain(t, v, "▓ 1.0.0 100%")
+	if head := strings.SplitN(v, "\n", 2)[0]; !strings.Contains(head, "rolling back") && !strings.Contains(head, "rolled back") {
+		t.Fatalf("header did not move with the events: %s", head)
+	}
+}
+
+func TestEventBatchTakesOneSnapshot(t *testing.T) {
+	h := liveAtApproval(t)
+	before := h.m.live.snap.Seq
+	// Progress alone changes nothing on screen: no snapshot.
+	h.send(releaseEventsMsg{h.m.live.id, []engine.Event{{Kind: engine.EventPullProgress, Message: "x: y"}}})
+	if h.m.live.snap.Seq != before {
+		t.Fatal("a progress event took a snapshot")
+	}
+	h.run(h.press("p"))
+	h.rn.UntilKind(engine.EventPaused)
+	h.rn.Idle()
+	evs := h.rn.Events()
+	h.send(releaseEventsMsg{h.m.live.id, evs[h.fed:]})
+	if h.m.live.snap.State != engine.ReleasePaused {
+		t.Fatalf("state %s after the paused event, want paused", h.m.live.snap.State)
+	}
+}
+
+func TestWaitEventBatchesWhatHasArrived(t *testing.T) {
+	ch := make(chan engine.Event, 8)
+	for i := range 3 {
+		ch <- engine.Event{Seq: int64(i + 1)}
+	}
+	msg := waitEvent("r", ch)().(releaseEventsMsg)
+	if len(msg.evs) != 3 || msg.evs[2].Seq != 3 {
+		t.Fatalf("batch %+v, want the 3 waiting events", msg.evs)
+	}
+	close(ch)
+	if _, ok := waitEvent("r", ch)().(releaseEventsClosedMsg); !ok {
+		t.Fatal("a closed subscription did not say so")
+	}
+}

@@ -54,9 +54,11 @@ type (
 		outcome engine.Outcome
 		err     error
 	}
-	releaseEventMsg struct {
-		id string
-		ev engine.Event
+	// releaseEventsMsg is a batch of a release's events: those that had
+	// arrived when the console was ready to take them (at least one).
+	releaseEventsMsg struct {
+		id  string
+		evs []engine.Event
 	}
 	// releaseEventsClosedMsg says the subscription ended (Run returned).
 	releaseEventsClosedMsg struct{ id string }
@@ -209,15 +211,32 @@ func runRelease(ctx context.Context, rel *engine.Release) tea.Cmd {
 	})
 }
 
-// waitEvent waits for the next event of a subscription; the live view
-// re-arms it once per event it receives (bubbletea's realtime pattern).
+// maxEventBatch bounds one batch of events, so a flood still renders.
+const maxEventBatch = 64
+
+// waitEvent waits for the next event of a subscription and takes along
+// whatever else has already arrived, so a burst costs one snapshot and one
+// frame; the root re-arms it once per batch (bubbletea's realtime pattern).
 func waitEvent(id string, ch <-chan engine.Event) tea.Cmd {
 	return func() tea.Msg {
 		ev, ok := <-ch
 		if !ok {
 			return releaseEventsClosedMsg{id}
 		}
-		return releaseEventMsg{id, ev}
+		evs := []engine.Event{ev}
+		for len(evs) < maxEventBatch {
+			select {
+			case ev, ok := <-ch:
+				if !ok {
+					return releaseEventsMsg{id, evs} // the next wait sees the close
+				}
+				evs = append(evs, ev)
+				continue
+			default:
+			}
+			break
+		}
+		return releaseEventsMsg{id, evs}
 	}
 }
 

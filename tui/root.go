@@ -295,11 +295,12 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 			return m, nil
 		}
 		return m.watch(msg.rel, msg.service)
-	case releaseEventMsg:
+	case releaseEventsMsg:
 		if !m.hasLive || msg.id != m.live.id {
 			return m, nil
 		}
 		m.live, _ = m.live.Update(msg)
+		m.home.liveSnap = m.live.snap
 		return m, waitEvent(m.live.id, m.events)
 	case releaseEventsClosedMsg:
 		return m, nil
