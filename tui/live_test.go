@@ -314,7 +314,9 @@ func TestLiveViewShowsPullProgressInTheStatusLineAndOneLogLine(t *testing.T) {
 	p := &slowPuller{lines: []string{"a1b2: Downloading 1MB/4MB", "c3d4: Downloading 2MB/9MB", "e5f6: Pull complete"},
 		release: make(chan struct{})}
 	h.b.puller = p
-	h.startCanary(func(ev engine.Event) bool { return ev.Kind == engine.EventPullProgress && strings.HasPrefix(ev.Message, "e5f6") })
+	h.startCanary(func(ev engine.Event) bool {
+		return ev.Kind == engine.EventPullProgress && strings.HasPrefix(ev.Message, "e5f6")
+	})
 	v := h.view()
 	mustContain(t, v, "pulling img:1.1.0: e5f6: Pull complete", "pulling: pulling img:1.1.0 onto the host")
 	if n := strings.Count(v, "pull-progress:"); n != 1 {
