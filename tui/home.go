@@ -2,7 +2,9 @@ package tui
 
 import (
 	"fmt"
+	"sort"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
@@ -10,21 +12,31 @@ import (
 	"github.com/cutover/cutover/engine"
 )
 
-// homeScreen lists the config's services with what runs, its health, the
-// split and any release in progress, paused or interrupted.
+// homeScreen lists the config's services as cards: per version its
+// share, instance health and live figures with sparklines, the split and
+// the release line; below the list, when there is room, the selected
+// service's instances and router.
 type homeScreen struct {
 	env      *env
 	services []ServiceState
 	cursor   int
 	loaded   bool
 	err      string
+	// refreshing says a periodic read of the services is in flight.
+	refreshing bool
+	// figures holds each service's per-version sparkline rings, fed by
+	// every refresh; seenAt is when each service was last observed.
+	figures map[string]map[string]*series
+	seenAt  map[string]time.Time
 	// live names the service whose release runs in this console, if any.
 	live     string
 	liveSnap engine.Snapshot
 	w, h     int
 }
 
-func newHome(e *env) homeScreen { return homeScreen{env: e} }
+func newHome(e *env) homeScreen {
+	return homeScreen{env: e, figures: map[string]map[string]*series{}, seenAt: map[string]time.Time{}}
+}
 
 // SetSize sets the area the screen draws in.
 func (s *homeScreen) SetSize(w, h int) { s.w, s.h = w, h }
@@ -41,12 +53,54 @@ func (s homeScreen) selected() (ServiceState, bool) {
 func (s *homeScreen) setServices(list []ServiceState) {
 	cur, ok := s.selected()
 	s.services, s.loaded, s.err = list, true, ""
+	s.observe(list)
 	s.cursor = 0
 	if ok {
 		for i, sv := range list {
 			if sv.Name == cur.Name {
 				s.cursor = i
 			}
+		}
+	}
+}
+
+// observe pushes one point per version of each service into its rings.
+// A reading the router already gave (same Stats.At) adds nothing.
+func (s *homeScreen) observe(list []ServiceState) {
+	keep := map[string]bool{}
+	for _, sv := range list {
+		keep[sv.Name] = true
+		at := sv.Stats.At
+		if at.IsZero() {
+			at = sv.At
+		}
+		last, seen := s.seenAt[sv.Name]
+		if seen && !at.IsZero() && !at.After(last) {
+			continue
+		}
+		every := homeRefreshEvery
+		if seen && !last.IsZero() && !at.IsZero() {
+			every = at.Sub(last)
+		}
+		s.seenAt[sv.Name] = at
+		rings := s.figures[sv.Name]
+		if rings == nil {
+			rings = map[string]*series{}
+			s.figures[sv.Name] = rings
+		}
+		for _, vs := range sv.Stats.Versions {
+			se := rings[vs.Version]
+			if se == nil {
+				se = &series{}
+				rings[vs.Version] = se
+			}
+			se.observe(vs, every)
+		}
+	}
+	for name := range s.figures {
+		if !keep[name] {
+			delete(s.figures, name)
+			delete(s.seenAt, name)
 		}
 	}
 }
@@ -87,7 +141,8 @@ func versionRole(sv ServiceState, i int, v string) string {
 	return "old"
 }
 
-// View draws one card per service.
+// View draws one card per service and, when there is room below them,
+// the selected service's detail.
 func (s homeScreen) View() string {
 	st := s.env.styles
 	var b strings.Builder
@@ -103,22 +158,50 @@ func (s homeScreen) View() string {
 		b.WriteString("No services in the config. Add one to cutover.yaml (see `cutover config check`).\n")
 		return b.String()
 	}
+	if s.err != "" {
+		b.WriteString(cut(st.Error.Render("× "+s.err+" (showing the last reading)"), max(20, s.w)) + "\n")
+	}
+	room := s.h - strings.Count(b.String(), "\n")
 	var cards []string
-	start := 0
-	used := 0
+	total := 0
 	for i, sv := range s.services {
 		card := s.card(sv, i == s.cursor)
 		cards = append(cards, card)
-		if i <= s.cursor {
-			used += strings.Count(card, "\n") + 1
-			for used > s.h-1 && start < i {
-				used -= strings.Count(cards[start], "\n") + 1
-				start++
-			}
+		total += strings.Count(card, "\n") + 1
+	}
+	// The detail pane needs its rule, heading, a row and the router line.
+	if sv, ok := s.selected(); ok && room-total-1 >= 4 {
+		b.WriteString(strings.Join(cards, "\n") + "\n\n")
+		b.WriteString(strings.Join(s.detail(sv, room-total-1), "\n"))
+		return b.String()
+	}
+	start, used := 0, 0
+	for i := range cards {
+		if i > s.cursor {
+			break
+		}
+		used += strings.Count(cards[i], "\n") + 1
+		for used > room && start < i {
+			used -= strings.Count(cards[start], "\n") + 1
+			start++
 		}
 	}
 	b.WriteString(strings.Join(cards[start:], "\n"))
 	return b.String()
+}
+
+// roles names the stable and the new version of a service now.
+func serviceRoles(sv ServiceState) (stable, target string) {
+	if r := sv.Release; r != nil && r.Kind == engine.KindDeploy && !r.State.Finished() {
+		target = r.To.Version
+	}
+	if len(sv.Versions) > 0 {
+		stable = sv.Versions[0].Version
+	}
+	if r := sv.Release; r != nil && r.Stable().Version != "" && target != "" {
+		stable = r.Stable().Version
+	}
+	return stable, target
 }
 
 func (s homeScreen) card(sv ServiceState, sel bool) string {
@@ -140,17 +223,7 @@ func (s homeScreen) card(sv ServiceState, sel bool) string {
 	if sv.RouterError != "" {
 		lines = append(lines, cut("    "+st.Degraded.Render("⚠ router: "+sv.RouterError), w))
 	}
-	target := ""
-	if r := sv.Release; r != nil && r.Kind == engine.KindDeploy && !r.State.Finished() {
-		target = r.To.Version
-	}
-	stable := ""
-	if len(sv.Versions) > 0 {
-		stable = sv.Versions[0].Version
-	}
-	if r := sv.Release; r != nil && r.Stable().Version != "" && target != "" {
-		stable = r.Stable().Version
-	}
+	stable, target := serviceRoles(sv)
 	var extra []string
 	for _, v := range sv.Versions {
 		extra = append(extra, v.Version)
@@ -159,6 +232,22 @@ func (s homeScreen) card(sv ServiceState, sel bool) string {
 	if len(sv.Versions) == 0 && sv.Error == "" {
 		lines = append(lines, "    "+st.Subtle.Render("○ nothing running"))
 	}
+	// Columns line up across the card's versions.
+	glyphW := 0
+	for _, v := range sv.Versions {
+		glyphW = max(glyphW, min(v.Instances, maxHealthGlyphs)+2*boolInt(v.Instances > maxHealthGlyphs))
+	}
+	fixed := 4 + 12 + 1 + 7 + 1 + 6 + 1 + glyphW + 1 + 12
+	// Figures are three 9-cell texts ("130.0 rps", "0.38% err", "p99 250ms")
+	// with a space and a sparkline each: beside the version when they fit
+	// with sparklines of 4 or more, else on a line of their own below it.
+	const figW = 3*9 + 2 + 3
+	spark := min(16, (w-fixed-2-figW)/3)
+	inline := spark >= 4
+	if !inline {
+		spark = max(0, min(16, (w-6-figW)/3))
+	}
+	rings := s.figures[sv.Name]
 	for i, v := range sv.Versions {
 		role := versionRole(sv, i, v.Version)
 		if v.Version == target {
@@ -167,16 +256,20 @@ func (s homeScreen) card(sv ServiceState, sel bool) string {
 			role = "stable"
 		}
 		g, r := roleStyle(st, role)
-		var health string
-		switch {
-		case v.Instances > 0 && v.Healthy == v.Instances:
-			health = st.Healthy.Render(fmt.Sprintf("✓ %d/%d healthy", v.Healthy, v.Instances))
-		case v.Healthy == 0:
-			health = st.Failing.Render(fmt.Sprintf("× %d/%d healthy", v.Healthy, v.Instances))
-		default:
-			health = st.Degraded.Render(fmt.Sprintf("⚠ %d/%d healthy", v.Healthy, v.Instances))
+		line := "    " + r(fit(g+" "+v.Version, 12)) + " " + fit(role, 7) + " " + fit(pct(v.Share), 6) + " " +
+			fit(s.healthGlyphs(sv, v), glyphW) + " " + healthCount(st, v)
+		figs := ""
+		if se := rings[v.Version]; se != nil && se.rps.n > 0 {
+			figs = s.figureText(se, r, spark)
 		}
-		lines = append(lines, cut("    "+r(fit(g+" "+v.Version, 14))+" "+fit(role, 7)+" "+fit(health, 16)+" "+pct(v.Share), w))
+		switch {
+		case figs == "":
+			lines = append(lines, cut(line, w))
+		case inline:
+			lines = append(lines, cut(fit(line, fixed)+"  "+figs, w))
+		default:
+			lines = append(lines, cut(line, w), cut("      "+figs, w))
+		}
 	}
 	if len(sv.Table.Backends) > 0 {
 		barW := max(10, min(40, w-12))
@@ -186,11 +279,159 @@ func (s homeScreen) card(sv ServiceState, sel bool) string {
 	return strings.Join(lines, "\n")
 }
 
+// maxHealthGlyphs is how many instances a card draws one by one.
+const maxHealthGlyphs = 8
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// healthGlyphs is one glyph per instance of v: ✓ healthy, × failing,
+// ● starting or not known yet.
+func (s homeScreen) healthGlyphs(sv ServiceState, v VersionState) string {
+	st := s.env.styles
+	var gs []string
+	for _, iv := range sv.Instances {
+		if iv.Instance.Version != v.Version {
+			continue
+		}
+		switch {
+		case iv.Healthy || iv.Health.Status == engine.HealthHealthy:
+			gs = append(gs, st.Healthy.Render("✓"))
+		case iv.Health.Status == engine.HealthUnhealthy || iv.Health.Status == engine.HealthCrashed ||
+			iv.Instance.State == engine.StateExited || iv.Instance.State == engine.StateGone:
+			gs = append(gs, st.Failing.Render("×"))
+		default:
+			gs = append(gs, st.Degraded.Render("●"))
+		}
+	}
+	if len(gs) == 0 { // no instance detail: the counts say as much
+		for i := range v.Instances {
+			if i < v.Healthy {
+				gs = append(gs, st.Healthy.Render("✓"))
+			} else {
+				gs = append(gs, st.Degraded.Render("●"))
+			}
+		}
+	}
+	out := strings.Join(gs[:min(len(gs), maxHealthGlyphs)], "")
+	if len(gs) > maxHealthGlyphs {
+		out += st.Subtle.Render(fmt.Sprintf("+%d", len(gs)-maxHealthGlyphs))
+	}
+	return out
+}
+
+// healthCount is "✓ 3/3 healthy", in the colour of how it stands.
+func healthCount(st Styles, v VersionState) string {
+	text := fmt.Sprintf("%d/%d healthy", v.Healthy, v.Instances)
+	switch {
+	case v.Instances > 0 && v.Healthy == v.Instances:
+		return st.Healthy.Render(text)
+	case v.Healthy == 0:
+		return st.Failing.Render(text)
+	}
+	return st.Degraded.Render(text)
+}
+
+// figureText is a version's last 10s figures with a sparkline each.
+func (s homeScreen) figureText(se *series, r func(...string) string, spark int) string {
+	st := s.env.styles
+	errStyle := st.Healthy
+	if se.errs.last() > 0.01 {
+		errStyle = st.Failing
+	} else if se.errs.last() > 0 {
+		errStyle = st.Degraded
+	}
+	sp := func(vals []float64, style func(...string) string) string {
+		if spark <= 0 {
+			return ""
+		}
+		return " " + style(sparkline(vals, spark))
+	}
+	return fmt.Sprintf("%9s", fmt.Sprintf("%.1f rps", se.rps.last())) + sp(se.rps.values(), r) + " " +
+		errStyle.Render(fmt.Sprintf("%9s", errPct(se.errs.last())+" err")) + sp(se.errs.values(), errStyle.Render) + " " +
+		fmt.Sprintf("%9s", "p99 "+ms(se.p99.last())) + sp(se.p99.values(), r)
+}
+
+// detail is the selected service's instances and router, in n lines.
+func (s homeScreen) detail(sv ServiceState, n int) []string {
+	st := s.env.styles
+	w := max(20, s.w)
+	title := " " + sv.Name + " · instances "
+	out := []string{st.Subtle.Render("──") + st.Heading.Render(title) + st.Subtle.Render(strings.Repeat("─", max(0, w-2-lipglossWidth(title))))}
+	stable, target := serviceRoles(sv)
+	rank := map[string]string{stable: "stable", target: "canary"}
+	ins := append([]engine.InstanceView(nil), sv.Instances...)
+	order := map[string]int{stable: 0, target: 1}
+	sort.SliceStable(ins, func(i, j int) bool {
+		a, b := ins[i].Instance, ins[j].Instance
+		oa, oka := order[a.Version]
+		ob, okb := order[b.Version]
+		if !oka {
+			oa = 2
+		}
+		if !okb {
+			ob = 2
+		}
+		if oa != ob {
+			return oa < ob
+		}
+		if a.Version != b.Version {
+			return a.Version < b.Version
+		}
+		return a.Name < b.Name
+	})
+	table := instanceTable(st, s.env.now(), ins, sv.Table, sv.Stats, func(v string) string { return rank[v] }, w)
+	rows := n - 2 // the rule and the router line
+	if len(table) > rows {
+		more := len(table) - (rows - 1)
+		table = append(table[:rows-1], st.Subtle.Render(fmt.Sprintf("… %d more", more)))
+	}
+	out = append(out, table...)
+	return append(out, cut(s.routerLine(sv), w))
+}
+
+// routerLine says where the service's traffic enters and how it goes.
+func (s homeScreen) routerLine(sv ServiceState) string {
+	st := s.env.styles
+	addr := sv.RouterAddr
+	if addr == "" {
+		addr = "(no address configured)"
+	}
+	line := st.Subtle.Render("router ") + addr
+	if sv.RouterError != "" {
+		return line + " " + st.Degraded.Render("⚠ "+sv.RouterError)
+	}
+	line += st.Subtle.Render(fmt.Sprintf(" · epoch %d · %d backends", sv.Table.Epoch, len(sv.Table.Backends)))
+	var rps float64
+	var infl int64
+	for _, vs := range sv.Stats.Versions {
+		if w, ok := vs.Windows["10s"]; ok {
+			rps += w.RPS
+		} else if se := s.figures[sv.Name][vs.Version]; se != nil {
+			rps += se.rps.last()
+		}
+		infl += vs.InFlight
+	}
+	line += st.Subtle.Render(fmt.Sprintf(" · %.1f rps · %d in flight", rps, infl))
+	if sv.Stats.NoBackend > 0 {
+		line += " " + st.Failing.Render(fmt.Sprintf("× %d answered 503 with no backend", sv.Stats.NoBackend))
+	}
+	return line
+}
+
 func (s homeScreen) releaseLine(sv ServiceState) string {
 	st := s.env.styles
 	if s.live == sv.Name {
 		sn := s.liveSnap
-		return st.Running.Render("● releasing here: ") + fmt.Sprintf("%s → %s ", versions(sn.From), sn.To.Version) +
+		step := ""
+		if len(sn.Steps) > 0 && sn.Step >= 0 {
+			step = fmt.Sprintf(" step %d/%d", sn.Step+1, len(sn.Steps))
+		}
+		return st.Running.Render("● releasing here: ") + fmt.Sprintf("%s → %s%s ", versions(sn.From), sn.To.Version, step) +
 			stateText(st, sn.State, sn.PausedBy) + st.Subtle.Render(" — v view")
 	}
 	r := sv.Release
@@ -205,8 +446,11 @@ func (s homeScreen) releaseLine(sv ServiceState) string {
 	case sv.Owner != "":
 		return st.Running.Render("● in progress") + " " + what + fmt.Sprintf(" step %d/%d", r.Step+1, r.Steps) + st.Subtle.Render(" by "+sv.Owner)
 	case sv.Interrupted:
-		return st.Degraded.Render("⚠ interrupted") + " " + what + fmt.Sprintf(" at step %d/%d (%s)", r.Step+1, r.Steps, r.State) +
-			st.Subtle.Render(" — u resume · r roll back")
+		at := fmt.Sprintf(" at step %d/%d", r.Step+1, r.Steps)
+		if r.State != engine.ReleaseAborted {
+			at += fmt.Sprintf(" (%s)", r.State)
+		}
+		return st.Degraded.Render("⚠ interrupted") + " " + what + at + st.Subtle.Render(" — u resume · r roll back")
 	}
 	return st.Subtle.Render("last: ") + what + " " + stateText(st, r.State, "") + st.Subtle.Render(" "+ago(s.env.now(), r.Started)+" by "+r.Actor.User)
 }

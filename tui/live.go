@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
@@ -183,9 +184,7 @@ func (s *liveScreen) addEvent(ev engine.Event) {
 	}
 }
 
-// sample pushes one point per version into the sparkline rings, from the
-// router's 10s window where it reports one, or else from the change in
-// its cumulative totals since the last point.
+// sample pushes one point per version into the sparkline rings.
 func (s *liveScreen) sample() {
 	for _, vs := range s.snap.Stats.Versions {
 		se := s.series[vs.Version]
@@ -193,23 +192,30 @@ func (s *liveScreen) sample() {
 			se = &series{}
 			s.series[vs.Version] = se
 		}
-		if w, ok := vs.Windows["10s"]; ok {
-			se.rps.push(w.RPS)
-			se.errs.push(w.ErrorRate)
-			se.p99.push(w.P99Ms)
-		} else if se.hasLast {
-			d := vs.Totals.Requests - se.last.Requests
-			bad := (vs.Totals.Class5xx + vs.Totals.ProxyErrors) - (se.last.Class5xx + se.last.ProxyErrors)
-			se.rps.push(float64(max(0, d)))
-			if d > 0 {
-				se.errs.push(float64(bad) / float64(d))
-			} else {
-				se.errs.push(0)
-			}
-			se.p99.push(p99Delta(se.last.Latency, vs.Totals.Latency))
-		}
-		se.last, se.hasLast = vs.Totals, true
+		se.observe(vs, time.Second)
 	}
+}
+
+// observe pushes one point from a version's router figures: its 10s
+// window where the router reports one, or else the change in its
+// cumulative totals over the every since the last point.
+func (se *series) observe(vs engine.VersionStats, every time.Duration) {
+	if w, ok := vs.Windows["10s"]; ok {
+		se.rps.push(w.RPS)
+		se.errs.push(w.ErrorRate)
+		se.p99.push(w.P99Ms)
+	} else if se.hasLast {
+		d := vs.Totals.Requests - se.last.Requests
+		bad := (vs.Totals.Class5xx + vs.Totals.ProxyErrors) - (se.last.Class5xx + se.last.ProxyErrors)
+		se.rps.push(float64(max(0, d)) / max(every.Seconds(), 0.001))
+		if d > 0 {
+			se.errs.push(float64(bad) / float64(d))
+		} else {
+			se.errs.push(0)
+		}
+		se.p99.push(p99Delta(se.last.Latency, vs.Totals.Latency))
+	}
+	se.last, se.hasLast = vs.Totals, true
 }
 
 // p99Delta is the 99th percentile of the responses between two cumulative
@@ -501,39 +507,43 @@ func (s liveScreen) figures(w int) []string {
 
 // instanceRows is a heading and one row per instance, grouped by version.
 func (s liveScreen) instanceRows(w int) []string {
-	st := s.env.styles
-	now := s.env.now()
+	rank := map[string]string{s.stable(): "stable", s.target(): "canary"}
+	return instanceTable(s.env.styles, s.env.now(), s.instances(), s.snap.Table, s.snap.Stats, func(v string) string { return rank[v] }, w)
+}
+
+// instanceTable is a heading and one row per instance: name, version,
+// platform state, health, uptime, restarts, in-flight requests and share
+// of the traffic. role names a version's role ("" for old).
+func instanceTable(st Styles, now time.Time, ins []engine.InstanceView, table engine.RouteTable, stats engine.Stats, role func(string) string, w int) []string {
 	weights := map[string]int{}
-	for _, b := range s.snap.Table.Backends {
+	for _, b := range table.Backends {
 		weights[b.ID] = b.Weight
 	}
 	infl := map[string]int64{}
-	for _, b := range s.snap.Stats.Backends {
+	for _, b := range stats.Backends {
 		infl[b.ID] = b.InFlight
 	}
 	nameW := max(12, min(32, w-68))
 	head := fit("INSTANCE", nameW) + " " + fit("VERSION", 10) + " " + fit("STATE", 11) + " " + fit("HEALTH", 12) + " " +
 		fit("UP", 5) + " " + fit("RESTARTS", 8) + " " + fit("IN-FLIGHT", 9) + " WEIGHT"
 	out := []string{st.Heading.Render(cut(head, w))}
-	ins := s.instances()
 	if len(ins) == 0 {
 		return append(out, st.Subtle.Render("○ no instances"))
 	}
-	rank := map[string]string{s.stable(): "stable", s.target(): "canary"}
 	for _, iv := range ins {
 		in := iv.Instance
-		role := rank[in.Version]
-		if role == "" {
-			role = "old"
+		r := role(in.Version)
+		if r == "" {
+			r = "old"
 		}
-		g, r := roleStyle(st, role)
+		g, rs := roleStyle(st, r)
 		restarts := fmt.Sprintf("%d", in.Restarts)
 		if in.Restarts > 0 {
 			restarts = st.Degraded.Render("⚠ " + restarts)
 		}
-		line := fit(in.Name, nameW) + " " + r(fit(g+" "+in.Version, 10)) + " " + fit(instanceStateText(st, in.State), 11) + " " +
+		line := fit(in.Name, nameW) + " " + rs(fit(g+" "+in.Version, 10)) + " " + fit(instanceStateText(st, in.State), 11) + " " +
 			fit(healthText(st, iv.Health.Status, iv.Healthy || weights[in.ID] > 0), 12) + " " + fit(uptime(now, in.Started), 5) + " " +
-			fit(restarts, 8) + " " + fit(fmt.Sprintf("%d", infl[in.ID]), 9) + " " + pct(weightShare(s.snap.Table, weights[in.ID]))
+			fit(restarts, 8) + " " + fit(fmt.Sprintf("%d", infl[in.ID]), 9) + " " + pct(weightShare(table, weights[in.ID]))
 		out = append(out, cut(line, w))
 	}
 	return out

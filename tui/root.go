@@ -232,8 +232,15 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		m.fail("error", msg.err)
 		return m, nil
 	case homeTickMsg:
+		// Refresh only what is on screen, one read at a time, and never
+		// under an open prompt: its target and rows must stay put.
+		if m.screen != screenHome || m.dialog != nil || m.home.refreshing {
+			return m, homeTick()
+		}
+		m.home.refreshing = true
 		return m, tea.Batch(loadServices(m.ctx, m.b), homeTick())
 	case servicesMsg:
+		m.home.refreshing = false
 		if msg.err != nil {
 			m.home.err = advise("read services", msg.err)
 			return m, nil
@@ -611,6 +618,7 @@ func (m Model) quit() (Model, tea.Cmd) {
 
 // back goes one screen up; the live view's release keeps running.
 func (m Model) back() (Model, tea.Cmd) {
+	was := m.screen
 	switch m.screen {
 	case screenPicker:
 		m.picker.close()
@@ -629,6 +637,9 @@ func (m Model) back() (Model, tea.Cmd) {
 		}
 	}
 	m.busy = ""
+	if m.screen == screenHome && was != screenHome {
+		return m, loadServices(m.ctx, m.b) // what changed while away
+	}
 	return m, nil
 }
 

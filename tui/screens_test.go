@@ -28,11 +28,42 @@ func (h *harness) pushFigures(n int) {
 	}
 }
 
+// serveTraffic runs n home refreshes two seconds apart, with requests
+// served between them, so the cards' figures and sparklines fill.
+func (h *harness) serveTraffic(n int) {
+	h.t.Helper()
+	for i := range n {
+		h.b.env.Router.Serve("1.0.0", int64(180+i%5*20), int64(i%3), float64(15+i%4*5))
+		h.b.env.Router.Serve("1.1.0", int64(60+i%3*10), int64(i%2*2), float64(25+i%3*5))
+		h.b.env.Clock.Advance(homeRefreshEvery)
+		h.loadServices()
+	}
+}
+
+// leaveCanary leaves a canary of 1.1.0 at 25%, aborted at its approval
+// gate, as a console killed mid-release would.
+func (h *harness) leaveCanary() {
+	h.t.Helper()
+	rel, _ := h.b.Start(context.Background(), svc, "img:1.1.0", h.b.spec)
+	rn := h.b.env.Start(h.t, rel)
+	rn.Until(gateIs(engine.GateApproval))
+	rel.Send(engine.CmdAbort)
+	rn.Wait()
+	h.loadServices()
+}
+
 func TestEveryScreenRendersAtBothSizes(t *testing.T) {
 	for _, sz := range sizes {
 		t.Run(fmt.Sprintf("%dx%d", sz.w, sz.h), func(t *testing.T) {
 			t.Run("home", func(t *testing.T) {
 				h := newHarness(t, sz.w, sz.h)
+				h.serveTraffic(20)
+				h.golden()
+			})
+			t.Run("home_interrupted_canary", func(t *testing.T) {
+				h := newHarness(t, sz.w, sz.h)
+				h.leaveCanary()
+				h.serveTraffic(20)
 				h.golden()
 			})
 			t.Run("home_docker_down", func(t *testing.T) {
