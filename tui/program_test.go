@@ -84,7 +84,7 @@ func TestProgramReleasesThroughPickerStrategyAndPlan(t *testing.T) {
 		teatest.WithProgramOptions(tea.WithColorProfile(colorprofile.Ascii)))
 	waitText(t, tm, "no releases yet")
 	tm.Send(keyPress("enter"))
-	waitText(t, tm, "ran before")
+	waitText(t, tm, "9f2c4e1ab7d0") // 1.2.0-rc1: the last page is in
 	tm.Send(keyPress("j"))
 	tm.Send(keyPress("enter"))
 	waitText(t, tm, "canary instances")
