@@ -13,7 +13,11 @@ import (
 // historyScreen lists past releases from the journal and, on enter, one
 // release's events.
 type historyScreen struct {
-	env     *env
+	env *env
+	// service is the service shown ("" for all); home the service
+	// selected on the home screen, which the a key switches back to.
+	service string
+	home    string
 	records []engine.ReleaseRecord
 	loaded  bool
 	err     string
@@ -26,7 +30,9 @@ type historyScreen struct {
 	w, h    int
 }
 
-func newHistory(e *env) historyScreen { return historyScreen{env: e} }
+func newHistory(e *env, service string) historyScreen {
+	return historyScreen{env: e, service: service, home: service}
+}
 
 // SetSize sets the area the screen draws in.
 func (s *historyScreen) SetSize(w, h int) { s.w, s.h = w, h }
@@ -66,7 +72,11 @@ func (s historyScreen) View() string {
 	st := s.env.styles
 	w := max(40, s.w)
 	now := s.env.now()
-	out := []string{st.Title.Render("history") + st.Subtle.Render(" · releases from the journal, newest first")}
+	scope := "all services"
+	if s.service != "" {
+		scope = s.service
+	}
+	out := []string{st.Title.Render("history · "+scope) + st.Subtle.Render(" · releases from the journal, newest first")}
 	if s.err != "" {
 		return strings.Join(append(out, st.Error.Render("× "+s.err)), "\n")
 	}
@@ -96,6 +106,9 @@ func (s historyScreen) View() string {
 		return strings.Join(out, "\n")
 	}
 	if len(s.records) == 0 {
+		if s.service != "" {
+			return strings.Join(append(out, "No releases of "+s.service+" yet — a shows every service."), "\n")
+		}
 		return strings.Join(append(out, "No releases yet."), "\n")
 	}
 	head := "  " + fit("WHEN", 9) + " " + fit("SERVICE", 10) + " " + fit("RELEASE", 26) + " " + fit("OUTCOME", 16) + " BY"

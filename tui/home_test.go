@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -80,5 +81,32 @@ func TestHomeRefreshesOnItsTickButNotUnderAPrompt(t *testing.T) {
 	h.press("h") // history: home is not on screen
 	if h.send(homeTickMsg{}); h.m.home.refreshing {
 		t.Fatal("refreshed home while it was not on screen")
+	}
+}
+
+func TestHistoryOpensOnTheSelectedServiceAndATogglesAll(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.leaveCanary()
+	h.press("h")
+	if h.m.history.service != svc {
+		t.Fatalf("history opened on %q, want %q", h.m.history.service, svc)
+	}
+	recs, err := h.b.History(context.Background(), svc, 10)
+	h.send(historyMsg{svc, recs, err})
+	mustContain(t, h.view(), "history · demo", "a all services")
+	h.press("a")
+	if h.m.history.service != "" || h.m.history.loaded {
+		t.Fatal("a did not switch to every service")
+	}
+	// The late answer for demo is dropped; the one for all is taken.
+	h.send(historyMsg{svc, recs, err})
+	if h.m.history.loaded {
+		t.Fatal("an answer for the old scope was shown")
+	}
+	h.send(historyMsg{"", recs, err})
+	mustContain(t, h.view(), "history · all services", "a only demo")
+	h.press("a")
+	if h.m.history.service != svc {
+		t.Fatal("a did not switch back to the selected service")
 	}
 }

@@ -43,7 +43,8 @@ type KeyMap struct {
 	Promote key.Binding
 
 	// history
-	Events key.Binding
+	Events      key.Binding
+	AllServices key.Binding // toggles between the selected service and all
 
 	// prompts
 	Yes key.Binding
@@ -90,7 +91,8 @@ func DefaultKeyMap() KeyMap {
 		Pause:   b([]string{"p"}, "p", "pause"),
 		Promote: b([]string{"P"}, "P", "promote 100%"),
 
-		Events: b([]string{"enter"}, "enter", "events"),
+		Events:      b([]string{"enter"}, "enter", "events"),
+		AllServices: b([]string{"a"}, "a", "all services"),
 
 		Yes: b([]string{"y"}, "y", "yes"),
 		No:  b([]string{"n", "esc", "enter"}, "n/esc/enter", "no (default)"),
@@ -109,7 +111,7 @@ func (k KeyMap) all() []key.Binding {
 		k.PrevStrategy, k.NextStrategy, k.Rolling, k.BlueGreen, k.Canary, k.Inc, k.Dec, k.AddStep, k.DelStep, k.GateKind, k.ToPlan,
 		k.Start,
 		k.Approve, k.Pause, k.Promote,
-		k.Events,
+		k.Events, k.AllServices,
 		k.Yes, k.No,
 		k.Up, k.Down,
 		k.Back, k.Help, k.Quit,
@@ -163,7 +165,7 @@ func (k *KeyMap) disableAll() {
 		&k.Up, &k.Down, &k.Deploy, &k.Resume, &k.Watch, &k.History, &k.Rollback,
 		&k.Filter, &k.Choose,
 		&k.PrevStrategy, &k.NextStrategy, &k.Rolling, &k.BlueGreen, &k.Canary, &k.Inc, &k.Dec, &k.AddStep, &k.DelStep, &k.GateKind, &k.ToPlan,
-		&k.Start, &k.Approve, &k.Pause, &k.Promote, &k.Events, &k.Yes, &k.No, &k.Back, &k.Help, &k.Quit,
+		&k.Start, &k.Approve, &k.Pause, &k.Promote, &k.Events, &k.AllServices, &k.Yes, &k.No, &k.Back, &k.Help, &k.Quit,
 	} {
 		p.SetEnabled(false)
 	}

@@ -67,6 +67,7 @@ type (
 		err error
 	}
 	historyMsg struct {
+		service string // "" for every service
 		records []engine.ReleaseRecord
 		err     error
 	}
@@ -247,7 +248,7 @@ func sendCommand(rel *engine.Release, c engine.Command) tea.Cmd {
 func loadHistory(ctx context.Context, b Backend, service string) tea.Cmd {
 	return safe(func() tea.Msg {
 		r, err := b.History(ctx, service, 200)
-		return historyMsg{r, err}
+		return historyMsg{service, r, err}
 	})
 }
 

@@ -107,7 +107,7 @@ func New(b Backend, opts Options) Model {
 	m.env = &env{styles: NewStyles(m.dark, m.color), keys: DefaultKeyMap(), now: opts.Now}
 	m.help.Styles = m.env.styles.Help
 	m.home = newHome(m.env)
-	m.history = newHistory(m.env)
+	m.history = newHistory(m.env, "")
 	m.resize()
 	m.syncKeys()
 	return m
@@ -344,6 +344,9 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		}
 		return m, nil
 	case historyMsg:
+		if msg.service != m.history.service {
+			return m, nil // an answer for the scope the operator switched away from
+		}
 		m.busy = ""
 		if msg.err != nil {
 			m.history.err = advise("read the journal", msg.err)
@@ -471,6 +474,17 @@ func (m Model) key(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 	case screenLive:
 		return m.liveKey(msg)
 	case screenHistory:
+		if key.Matches(msg, km.AllServices) {
+			scope := m.history.home
+			if m.history.service != "" {
+				scope = ""
+			}
+			home := m.history.home
+			m.history = newHistory(m.env, scope)
+			m.history.home = home
+			m.history.SetSize(m.width, max(1, m.height-2))
+			return m, tea.Batch(m.setBusy("reading the journal"), loadHistory(m.ctx, m.b, scope))
+		}
 		if key.Matches(msg, km.Events) {
 			rec, _ := m.history.selected()
 			m.history.showing, m.history.events, m.history.evErr, m.history.offset = rec.ID, nil, "", 0
@@ -505,10 +519,11 @@ func (m Model) homeKey(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 		m.dialog = m.homeRollbackDialog(sv)
 		return m, nil
 	case key.Matches(msg, km.History):
-		m.history = newHistory(m.env)
+		// History opens on the selected service; a switches to all.
+		m.history = newHistory(m.env, sv.Name)
 		m.history.SetSize(m.width, max(1, m.height-2))
 		m.screen = screenHistory
-		return m, tea.Batch(m.setBusy("reading the journal"), loadHistory(m.ctx, m.b, ""))
+		return m, tea.Batch(m.setBusy("reading the journal"), loadHistory(m.ctx, m.b, sv.Name))
 	}
 	return m.toScreen(msg)
 }
@@ -707,6 +722,10 @@ func (m *Model) syncKeys() {
 		k.Down.SetEnabled(true)
 		_, ok := m.history.selected()
 		k.Events.SetEnabled(ok && m.history.showing == "" && m.history.loaded)
+		k.AllServices.SetEnabled(m.history.showing == "" && m.history.home != "")
+		if m.history.service == "" {
+			k.AllServices.SetHelp("a", "only "+m.history.home)
+		}
 	}
 	m.env.keys = k
 }

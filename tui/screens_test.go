@@ -173,8 +173,8 @@ func h4history(t *testing.T, w, hh int) *harness {
 	h.c.t = h.b.env.Clock.Now().Add(time.Hour)
 	h.press("esc")
 	h.press("h")
-	recs, err := h.b.History(context.Background(), "", 10)
-	h.send(historyMsg{recs, err})
+	recs, err := h.b.History(context.Background(), svc, 10)
+	h.send(historyMsg{svc, recs, err})
 	return h
 }
 
