@@ -190,7 +190,7 @@ func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 
 	// Home: the demo fleet, all on 1.0.0.
 	c.waitFor(15*time.Second, "demo", "1.0.0", "4/4 healthy", "100%")
-	c.settle(3 * time.Second) // traffic figures for the picture
+	c.settle(10 * time.Second) // traffic figures and sparklines for the picture
 	c.shot("home")
 
 	// Picker: newest first; the running version is marked.
