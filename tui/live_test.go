@@ -389,3 +389,52 @@ func TestWaitEventBatchesWhatHasArrived(t *testing.T) {
 		t.Fatal("a closed subscription did not say so")
 	}
 }
+
+// An emergency rollback works from every screen where a service is
+// selected, not only from home: r opens the same prompt, y starts it.
+func TestRollbackFromPickerStrategyPlanAndHistory(t *testing.T) {
+	for _, screen := range []string{"picker", "strategy", "plan", "history"} {
+		t.Run(screen, func(t *testing.T) {
+			h := newHarness(t, 120, 40)
+			h.loadServices()
+			switch screen {
+			case "history":
+				h.press("h")
+			default:
+				h.openPicker()
+				if screen != "picker" {
+					h.press("enter") // strategy
+				}
+				if screen == "plan" {
+					h.press("enter")
+				}
+			}
+			if !h.m.Keys().Rollback.Enabled() {
+				t.Fatalf("r is not enabled on the %s screen", screen)
+			}
+			h.press("r")
+			mustContain(t, h.view(), "Roll back demo to 1.0.0?")
+			h.settle()
+			cmd := h.press("y")
+			if cmd == nil {
+				t.Fatal("y started nothing")
+			}
+			found := false
+			msg := cmd()
+			cmds, ok := msg.(tea.BatchMsg)
+			if !ok {
+				cmds = tea.BatchMsg{func() tea.Msg { return msg }}
+			}
+			for _, c := range cmds {
+				if msg, ok := runQuick(c); ok {
+					if _, ok := msg.(startedMsg); ok {
+						found = true
+					}
+				}
+			}
+			if !found {
+				t.Fatalf("y on the %s screen did not start a rollback", screen)
+			}
+		})
+	}
+}

@@ -445,6 +445,8 @@ func (m Model) key(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 		return m, nil
 	case key.Matches(msg, km.Back):
 		return m.back()
+	case m.screen != screenHome && m.screen != screenLive && key.Matches(msg, km.Rollback):
+		return m.rollbackCurrent(), nil
 	}
 	switch m.screen {
 	case screenHome:
@@ -540,7 +542,7 @@ func (m Model) liveKey(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 		}
 		return m, sendCommand(rel, engine.CmdPause)
 	case key.Matches(msg, km.Rollback):
-		return m.openLiveRollback(), nil
+		return m.rollbackCurrent(), nil
 	case key.Matches(msg, km.Promote):
 		sn := m.live.snap
 		m.dialog = &confirmDialog{kind: confirmPromote, service: m.live.service, opened: m.env.now(),
@@ -551,6 +553,49 @@ func (m Model) liveKey(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 		return m, nil
 	}
 	return m.toScreen(msg)
+}
+
+// currentService is the service the screen is about, for the keys that
+// work wherever a service is selected (emergency rollback).
+func (m Model) currentService() (ServiceState, bool) {
+	name := ""
+	switch m.screen {
+	case screenHome:
+		return m.home.selected()
+	case screenPicker:
+		name = m.picker.service
+	case screenStrategy:
+		name = m.strat.service
+	case screenPlan:
+		name = m.plan.service
+	case screenLive:
+		name = m.live.service
+	case screenHistory:
+		name = m.history.service
+		if name == "" {
+			name = m.history.home
+		}
+	}
+	for _, sv := range m.home.services {
+		if sv.Name == name {
+			return sv, true
+		}
+	}
+	return ServiceState{}, false
+}
+
+// rollbackCurrent opens the rollback prompt for the screen's service: the
+// live prompt if this console runs its release, else the emergency one.
+func (m Model) rollbackCurrent() Model {
+	sv, ok := m.currentService()
+	if !ok {
+		return m
+	}
+	if m.hasLive && m.live.running() && m.live.service == sv.Name {
+		return m.openLiveRollback()
+	}
+	m.dialog = m.homeRollbackDialog(sv)
+	return m
 }
 
 func (m Model) openLiveRollback() Model {
@@ -687,6 +732,7 @@ func (m *Model) syncKeys() {
 	case screenPicker:
 		k.Up.SetEnabled(true)
 		k.Down.SetEnabled(true)
+		k.Rollback.SetEnabled(m.canRollback())
 		k.Filter.SetEnabled(m.picker.loaded)
 		_, ok := m.picker.selected()
 		k.Choose.SetEnabled(ok)
@@ -700,9 +746,11 @@ func (m *Model) syncKeys() {
 		k.DelStep.SetEnabled(m.strat.loaded && onStep)
 		k.GateKind.SetEnabled(m.strat.loaded && onStep)
 		k.ToPlan.SetEnabled(m.strat.loaded)
+		k.Rollback.SetEnabled(m.canRollback())
 	case screenPlan:
 		k.Up.SetEnabled(true)
 		k.Down.SetEnabled(true)
+		k.Rollback.SetEnabled(m.canRollback())
 		k.Start.SetEnabled(m.plan.loaded && m.plan.err == "" && len(m.plan.plan.Steps) > 0 && !liveRunning)
 	case screenLive:
 		sn := m.live.snap
@@ -715,11 +763,14 @@ func (m *Model) syncKeys() {
 		if sn.State == engine.ReleasePaused {
 			k.Pause.SetHelp("p", "resume")
 		}
-		k.Rollback.SetEnabled(liveRunning && deploy && notBack)
+		// While this console's release runs, r sends it a rollback; once it
+		// has ended (or for a rollback release), r is the emergency one.
+		k.Rollback.SetEnabled(notBack && (!liveRunning || deploy))
 		k.Promote.SetEnabled(liveRunning && deploy && notBack)
 	case screenHistory:
 		k.Up.SetEnabled(true)
 		k.Down.SetEnabled(true)
+		k.Rollback.SetEnabled(m.canRollback())
 		_, ok := m.history.selected()
 		k.Events.SetEnabled(ok && m.history.showing == "" && m.history.loaded)
 		k.AllServices.SetEnabled(m.history.showing == "" && m.history.home != "")
@@ -728,6 +779,12 @@ func (m *Model) syncKeys() {
 		}
 	}
 	m.env.keys = k
+}
+
+// canRollback says whether the screen's service has something to roll back to.
+func (m Model) canRollback() bool {
+	sv, ok := m.currentService()
+	return ok && (len(sv.Versions) > 0 || sv.Release != nil)
 }
 
 // Keys returns the key map as enabled for the current screen and state.
