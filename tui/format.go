@@ -165,6 +165,16 @@ func fit(s string, w int) string {
 	return s + strings.Repeat(" ", max(0, w-lipgloss.Width(s)))
 }
 
+// fitTail is fit for names whose end tells them apart (container names end
+// in a random suffix): a long one keeps its tail, "…0.0-7ee38f".
+func fitTail(s string, w int) string {
+	if w <= 1 || lipgloss.Width(s) <= w {
+		return fit(s, w)
+	}
+	r := []rune(s)
+	return fit("…"+string(r[max(0, len(r)-(w-1)):]), w)
+}
+
 // cut shortens s to at most w cells without padding.
 func cut(s string, w int) string {
 	if w <= 0 {

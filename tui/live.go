@@ -541,7 +541,7 @@ func instanceTable(st Styles, now time.Time, ins []engine.InstanceView, table en
 		if in.Restarts > 0 {
 			restarts = st.Degraded.Render("⚠ " + restarts)
 		}
-		line := fit(in.Name, nameW) + " " + rs(fit(g+" "+in.Version, 10)) + " " + fit(instanceStateText(st, in.State), 11) + " " +
+		line := fitTail(in.Name, nameW) + " " + rs(fit(g+" "+in.Version, 10)) + " " + fit(instanceStateText(st, in.State), 11) + " " +
 			fit(healthText(st, iv.Health.Status, iv.Healthy || weights[in.ID] > 0), 12) + " " + fit(uptime(now, in.Started), 5) + " " +
 			fit(restarts, 8) + " " + fit(fmt.Sprintf("%d", infl[in.ID]), 9) + " " + pct(weightShare(table, weights[in.ID]))
 		out = append(out, cut(line, w))
