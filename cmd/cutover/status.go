@@ -194,7 +194,14 @@ func printStatus(w io.Writer, st serviceStatus, now time.Time) {
 	for _, b := range st.Router.Table.Backends {
 		found := false
 		for _, in := range st.Instances {
-			found = found || in.ID == b.ID
+			if in.ID != b.ID {
+				continue
+			}
+			found = true
+			if in.Addr != "" && in.Addr != b.Addr && b.Weight > 0 {
+				fmt.Fprintf(w, "\n⚠ the router sends %s's traffic to %s, but it now listens on %s (Docker restarted it); the router holds it out, so its share goes to the others\n",
+					in.Name, b.Addr, in.Addr)
+			}
 		}
 		if !found {
 			strays = append(strays, b.ID)
