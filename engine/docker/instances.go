@@ -105,24 +105,39 @@ func (p *Platform) Launch(ctx context.Context, spec engine.InstanceSpec) (engine
 	}
 	hostCfg := &container.HostConfig{RestartPolicy: container.RestartPolicy{Name: restartPolicy}}
 	var netCfg *network.NetworkingConfig
-	if spec.Network == "" {
-		// Loopback only, port chosen by Docker: the router on this host
-		// reaches it, nothing else does, and launches never collide.
-		hostCfg.PortBindings = nat.PortMap{port: {{HostIP: "127.0.0.1", HostPort: ""}}}
-	} else {
+	if spec.Network != "" {
 		hostCfg.NetworkMode = container.NetworkMode(spec.Network)
 		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{spec.Network: {}}}
 	}
-
-	created, err := p.cli.ContainerCreate(ctx, cfg, hostCfg, netCfg, nil, name)
-	if err != nil {
-		return engine.Instance{}, fmt.Errorf("launch %s: create container: %w", name, err)
-	}
-	if err := p.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+	var created container.CreateResponse
+	for attempt := 1; ; attempt++ {
+		if spec.Network == "" {
+			// Loopback only, on a port picked here rather than by Docker:
+			// Docker gives a container whose binding names no port a new
+			// one each time it restarts it, which would leave the router
+			// sending its share to a dead address.
+			hostPort, err := freeLoopbackPort()
+			if err != nil {
+				return engine.Instance{}, fmt.Errorf("launch %s: pick a host port: %w", name, err)
+			}
+			hostCfg.PortBindings = nat.PortMap{port: {{HostIP: "127.0.0.1", HostPort: hostPort}}}
+		}
+		created, err = p.cli.ContainerCreate(ctx, cfg, hostCfg, netCfg, nil, name)
+		if err != nil {
+			return engine.Instance{}, fmt.Errorf("launch %s: create container: %w", name, err)
+		}
+		err = p.cli.ContainerStart(ctx, created.ID, container.StartOptions{})
+		if err == nil {
+			break
+		}
 		// Leave nothing half-made behind, even if ctx was what failed.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
 		_ = p.cli.ContainerRemove(rctx, created.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		cancel()
+		// Another process may take the port between picking and binding.
+		if spec.Network == "" && attempt < 3 && portTaken(err) {
+			continue
+		}
 		return engine.Instance{}, fmt.Errorf("launch %s: start container: %w", name, err)
 	}
 	info, err := p.cli.ContainerInspect(ctx, created.ID)
@@ -210,6 +225,22 @@ func instanceOf(info container.InspectResponse) engine.Instance {
 	}
 	in.Addr = addrOf(info)
 	return in
+}
+
+// freeLoopbackPort asks the kernel for a free port on 127.0.0.1.
+func freeLoopbackPort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
+}
+
+// portTaken reports a start that failed because the host port was bound.
+func portTaken(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "already allocated") || strings.Contains(msg, "address already in use")
 }
 
 // addrOf is where the router reaches the container: the loopback binding

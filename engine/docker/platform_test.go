@@ -15,6 +15,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 
+	"github.com/docker/docker/api/types/container"
+
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/demo"
 	"github.com/cutover/cutover/engine/demo/demotest"
@@ -309,4 +311,25 @@ func BenchmarkLaunchToHealthy(b *testing.B) {
 		stop += time.Since(start)
 	}
 	b.ReportMetric(float64(stop.Milliseconds())/float64(b.N), "stop-ms/op")
+}
+
+// Docker restarts a crashed instance on its own (unless-stopped); it must
+// come back on the address the router has for it.
+func TestRestartedInstanceKeepsItsAddress(t *testing.T) {
+	images := demotest.Images(t)
+	p := demotest.Docker(t)
+	ctx := context.Background()
+	in := demotest.Launch(t, p, engine.InstanceSpec{Service: service(t), Version: "1.0.0", Image: images["1.0.0"]})
+	timeout := 1
+	if err := p.Client().ContainerRestart(ctx, in.ID, container.StopOptions{Timeout: &timeout}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := p.Instance(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Addr != in.Addr {
+		t.Fatalf("address after a restart %s, was %s: the router would send traffic to a dead port", after.Addr, in.Addr)
+	}
+	demotest.WaitHealth(t, p, in.ID, engine.HealthCheck{Path: "/healthz", Timeout: time.Second}, engine.HealthHealthy, 10*time.Second)
 }
