@@ -182,6 +182,10 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 			return err
 		}
 	}
+	background := fmt.Sprintf("%d requests/s of background traffic running", f.traffic)
+	if f.traffic <= 0 {
+		background = "no background traffic: send some, or analysis gates stay inconclusive"
+	}
 	cfgArg := ""
 	if rel, err := filepath.Rel(mustGetwd(), p.config); err != nil || rel != "cutover.yaml" {
 		cfgArg = " -c " + p.config
@@ -189,7 +193,7 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 	fmt.Fprintf(out, `
 The demo is up (%s).
 
-  traffic:   curl http://%s/        (%d requests/s of background traffic running)
+  traffic:   curl http://%s/        (%s)
   status:    cutover%s status demo
   release:   cutover%s deploy demo 1.1.0 --auto          a canary to 1.1.0, fully automatic
              cutover%s deploy demo 1.4.0-errors --auto   fails analysis and rolls back
@@ -198,7 +202,7 @@ The demo is up (%s).
   undo:      cutover%s rollback demo
   history:   cutover%s history demo
   clean up:  cutover demo --down%s
-`, time.Since(start).Round(100*time.Millisecond), listen, f.traffic, cfgArg, cfgArg, cfgArg, cfgArg, cfgArg, cfgArg, cfgArg, dirArg(f.dir))
+`, time.Since(start).Round(100*time.Millisecond), listen, background, cfgArg, cfgArg, cfgArg, cfgArg, cfgArg, cfgArg, cfgArg, dirArg(f.dir))
 	return nil
 }
 
