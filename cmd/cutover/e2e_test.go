@@ -716,3 +716,45 @@ func TestDetachedReleaseGoesOneGateFurtherPerApprove(t *testing.T) {
 		t.Errorf("history: %+v, want the 1.1.0 release succeeded as one record after the first deploy", recs)
 	}
 }
+
+// The other way out of a killed deploy: running it again resumes the same
+// release from the actual state and finishes it, without launching twice.
+func TestKilledDeployIsResumedAndFinished(t *testing.T) {
+	e := newE2E(t, `type: canary
+      canary:
+        steps:
+          - weight: 25
+            approval: true
+          - weight: 100`)
+	e.deployV1()
+	l := startLoad(t, e.url(), 8)
+	deploy, events := e.startDeploy("1.1.0")
+	// Killed mid-canary, just after 25% of the traffic moved.
+	canary := waitEvent(t, events, func(ev engine.Event) bool {
+		return ev.Kind == engine.EventApplied && ev.Table != nil && ev.Table.Share("1.1.0") == 0.25
+	}, 60*time.Second)
+	_ = deploy.Process.Signal(syscall.SIGKILL)
+	_ = deploy.Wait()
+	out, errs, code := e.run("deploy", e.svc, "1.1.0", "--auto", "--output", "json")
+	if code != exitOK {
+		t.Fatalf("resumed deploy: exit %d\n%s\n%s", code, errs, tail(out, 20))
+	}
+	l.assertNoFailures(t)
+	e.assertFleet("1.1.0", 3)
+	var recs []engine.ReleaseRecord
+	if err := json.Unmarshal([]byte(e.mustRun(exitOK, "history", e.svc, "-o", "json")), &recs); err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].ID != canary.Release || recs[0].State != engine.ReleaseSucceeded {
+		t.Errorf("history %+v: want the killed release %s resumed and succeeded, not a new one", recs, canary.Release)
+	}
+	launched := 0
+	for _, ev := range decodeEvents(t, out) {
+		if ev.Kind == engine.EventLaunched {
+			launched++
+		}
+	}
+	if launched > 2 {
+		t.Errorf("the resumed release launched %d instances; the canary that ran already should have been kept", launched)
+	}
+}
