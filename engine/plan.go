@@ -95,6 +95,9 @@ type Plan struct {
 	Target   Target       `json:"target"`
 	Replicas int          `json:"replicas"`
 	Steps    []Step       `json:"steps"`
+	// Repair says the target already has all the traffic: the plan only
+	// replaces lost instances and refreshes the router's table.
+	Repair bool `json:"repair,omitempty"`
 }
 
 // From lists the old versions, stable first.
@@ -125,6 +128,9 @@ func (p Plan) String() string {
 		from = p.Stable.Version
 	}
 	head := fmt.Sprintf("%s: %s → %s (%s, %d replicas)", p.Service, from, p.Target.Version, p.Strategy, p.Replicas)
+	if p.Repair {
+		head = fmt.Sprintf("%s: repair %s (%d replicas): replace lost instances, refresh the router's table", p.Service, p.Target.Version, p.Replicas)
+	}
 	return head + "\n" + strings.Join(p.Lines(), "\n") + "\n"
 }
 
@@ -280,6 +286,22 @@ func NewPlan(ctx context.Context, deps Deps, spec ServiceSpec, target Target) (P
 	return PlanRelease(spec, target, obs)
 }
 
+// tableStale reports a router table that routes to an instance that is
+// gone, not running, or now listening on another address.
+func (o Observed) tableStale() bool {
+	byID := make(map[string]Instance, len(o.Instances))
+	for _, in := range o.Instances {
+		byID[in.ID] = in
+	}
+	for _, b := range o.Table.Backends {
+		in, ok := byID[b.ID]
+		if !ok || in.State != StateRunning || (in.Addr != "" && in.Addr != b.Addr) {
+			return true
+		}
+	}
+	return false
+}
+
 // PlanRelease turns the observed state and the target into steps. Steps
 // the state already satisfies are kept, marked Done, so a resumed release
 // shows where it picks up.
@@ -296,9 +318,10 @@ func PlanRelease(spec ServiceSpec, target Target, obs Observed) (Plan, error) {
 		Target: target, Replicas: spec.Replicas}
 	have := obs.usable(target.Version)
 	share := obs.share(target.Version)
-	if len(p.From()) == 0 && share == Full && have >= spec.Replicas {
+	if len(p.From()) == 0 && share == Full && have >= spec.Replicas && !obs.tableStale() {
 		return Plan{}, fmt.Errorf("%s already runs %s on all %d instances", spec.Name, target.Version, have)
 	}
+	p.Repair = len(p.From()) == 0 && share == Full
 	b := planner{spec: spec, obs: obs, plan: &p, have: have, share: share}
 	served := false
 	for _, b := range obs.Table.Backends {
@@ -364,10 +387,13 @@ func (b *planner) retireOld() {
 }
 
 // finalize launches the target to full size, gives it all traffic and
-// retires everything else.
+// retires everything else. Re-releasing the version that already has all
+// the traffic repairs the service: the instances it launches to make up
+// for lost ones join the table, and backends that are gone or moved leave it.
 func (b *planner) finalize() {
+	before := b.have
 	b.launchTo(b.spec.Replicas)
-	if b.share < Full {
+	if b.share < Full || b.have > before || b.obs.tableStale() {
 		b.shiftTo(Full, false)
 	}
 	b.retireOld()

@@ -197,3 +197,37 @@ func TestSlowSubscriberDoesNotBlockTheEngine(t *testing.T) {
 		t.Errorf("journal has %d events, subscriber %d", len(evs), len(run.Events()))
 	}
 }
+
+// Releasing the version that already serves everything repairs a service
+// that lost an instance: the replacement joins the table and the dead
+// backend leaves it, instead of "already runs" or a replacement without
+// traffic.
+func TestReleasingTheRunningVersionReplacesALostInstance(t *testing.T) {
+	env := seeded(4)
+	dead := env.Platform.Running("1.0.0")[0].ID
+	env.Platform.Crash(dead)
+	spec := canarySpec(engine.CanaryStep{Weight: 50, Gate: approval()})
+	again := engine.Target{Image: "img:1.0.0", Version: "1.0.0"}
+	rel, err := engine.New(env.Deps(), spec, again, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := env.Start(t, rel)
+	mustWait(t, run, engine.Succeeded)
+	if p := rel.Plan(); !p.Repair || !strings.Contains(p.String(), "repair 1.0.0") {
+		t.Errorf("plan is not marked a repair:\n%s", p)
+	}
+	table := env.Router.Table()
+	if len(table.Backends) != 4 {
+		t.Fatalf("table has %d backends after the repair, want 4: %+v", len(table.Backends), table)
+	}
+	for _, b := range table.Backends {
+		if b.ID == dead {
+			t.Errorf("the crashed instance %s is still in the table", dead)
+		}
+		if b.Weight == 0 {
+			t.Errorf("backend %s has no traffic", b.ID)
+		}
+	}
+	assertSafe(t, env)
+}

@@ -71,8 +71,9 @@ func (r *Release) start(ctx context.Context) (Outcome, error) {
 	r.epoch = max(table.Epoch, stats.Epoch) + 1
 	rec := ReleaseRecord{ID: r.id, Service: r.spec.Name, Kind: r.kind, To: r.target, Actor: r.opts.Actor,
 		Owner: r.deps.Owner, Started: now, State: ReleaseRunning, Epoch: r.epoch, RollsBack: r.rolls}
+	var obs Observed
 	if r.kind == KindDeploy {
-		obs, err := Observe(ctx, r.deps, r.spec, r.target.Version)
+		obs, err = Observe(ctx, r.deps, r.spec, r.target.Version)
 		if err != nil {
 			return "", err
 		}
@@ -131,9 +132,11 @@ func (r *Release) start(ctx context.Context) (Outcome, error) {
 		}
 	}
 	if r.kind == KindDeploy {
-		// Claim the epoch now, table unchanged, so a rollback from another
-		// process claims a newer one and fences this release out (rule 7).
-		if err := r.apply(ctx, RouteTable{Backends: table.Backends}); err != nil {
+		// Claim the epoch now, so a rollback from another process claims a
+		// newer one and fences this release out (rule 7). The table is
+		// unchanged but for instances that no longer run: they lose their
+		// weight, as no table this release writes gives traffic to them.
+		if err := r.apply(ctx, withoutDead(table, obs.Instances)); err != nil {
 			var taken *TakenOverError
 			if errors.As(err, &taken) {
 				return TakenOver, err
@@ -143,6 +146,29 @@ func (r *Release) start(ctx context.Context) (Outcome, error) {
 	}
 	r.refresh(ctx)
 	return "", nil
+}
+
+// withoutDead is t with no weight on backends whose instance is gone or not
+// running, unless that would leave no weight at all (then t as it is: the
+// router holds dead backends out by itself).
+func withoutDead(t RouteTable, insts []Instance) RouteTable {
+	running := make(map[string]bool, len(insts))
+	for _, in := range insts {
+		running[in.ID] = in.State == StateRunning
+	}
+	out := RouteTable{Backends: make([]Backend, len(t.Backends))}
+	sum := 0
+	for i, b := range t.Backends {
+		if !running[b.ID] {
+			b.Weight = 0
+		}
+		sum += b.Weight
+		out.Backends[i] = b
+	}
+	if sum == 0 {
+		return RouteTable{Backends: t.Backends}
+	}
+	return out
 }
 
 // adopt takes on the target's instances a previous run left: serving ones

@@ -322,7 +322,15 @@ func (r *Release) buildTable(ctx context.Context, ws []VersionWeight) (RouteTabl
 		}
 		split(bs, elig, w.BP)
 	}
-	return RouteTable{Backends: bs}, cur, nil
+	// An instance that is not running has nothing in flight to drain: it
+	// leaves the table rather than lingering at weight 0.
+	kept := bs[:0]
+	for _, b := range bs {
+		if b.Weight > 0 || insts[b.ID].State == StateRunning {
+			kept = append(kept, b)
+		}
+	}
+	return RouteTable{Backends: kept}, cur, nil
 }
 
 // split gives bp to the backends at idx in equal integer parts, the
