@@ -105,3 +105,27 @@ func TestAnalysisInconclusivePausesEvenWhenPolicySaysRollback(t *testing.T) {
 	mustUntil(t, run, kind(engine.EventGatePassed))
 	mustWait(t, run, engine.Succeeded)
 }
+
+// A headless run cannot be resumed by anyone: with DetachOnFailure a pause
+// on failure ends Run (Failed, resumable), while approval gates still wait.
+func TestDetachOnFailureEndsRunAtAFailurePauseButNotAtAGate(t *testing.T) {
+	env := seeded(4)
+	spec := canarySpec(
+		engine.CanaryStep{Weight: 10, Gate: approval()},
+		engine.CanaryStep{Weight: 20, Gate: analysis(engine.AnalysisSpec{Window: time.Minute, MaxErrorRate: 0.01, MinRequests: 50})},
+	)
+	run := startOn(t, env, spec, engine.Options{DetachOnFailure: true})
+	mustUntil(t, run, gateWaiting(engine.GateApproval))
+	if err := run.Release.Send(engine.CmdApprove); err != nil {
+		t.Fatal(err)
+	}
+	mustUntil(t, run, kind(engine.EventInconclusive))
+	mustWait(t, run, engine.Failed)
+	if share(env.Router.Table(), "1.1.0") != 20 {
+		t.Errorf("detaching on a failure changed the traffic")
+	}
+	rec, _ := env.Journal.Release(t.Context(), run.Release.ID())
+	if rec.State.Finished() {
+		t.Errorf("journal state %s: the release must stay resumable", rec.State)
+	}
+}

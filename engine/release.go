@@ -54,6 +54,10 @@ type Options struct {
 	// approved by Actor: `cutover approve` resumes a release detached at a
 	// gate with 1, so it passes that gate and, with Detach, stops at the next.
 	Approved int
+	// DetachOnFailure makes Run return Failed when a failure pauses the
+	// release, instead of waiting for an operator's resume or rollback;
+	// approval gates still wait. Headless runs use it: nobody could answer.
+	DetachOnFailure bool
 	// Detach makes Run return instead of waiting for an operator: at an
 	// approval gate (WaitingForApproval) and when paused by a failure
 	// (Failed). The release stays resumable in the journal.

@@ -379,7 +379,7 @@ func (r *Release) interrupted(ctx context.Context, err error) (Outcome, error, b
 		return o, e, true
 	}
 	r.pause(ctx, "failure", msg)
-	if r.opts.Detach {
+	if r.opts.Detach || r.opts.DetachOnFailure {
 		return Failed, err, true
 	}
 	if werr := r.waitWhilePaused(ctx); werr != nil {

@@ -121,6 +121,10 @@ func openRelease(cmd *cobra.Command, name, output string) (context.Context, *ser
 // nor detaching), turns Ctrl-C into an abort, and maps the outcome to the
 // exit code.
 func (s *service) drive(ctx context.Context, cmd *cobra.Command, target engine.Target, opts engine.Options, out *eventWriter, interactive bool) error {
+	// Nobody can resume a headless run paused by a failure: it ends, exit
+	// 2, and stays resumable. On a terminal the operator is asked.
+	ask := interactive && !opts.AutoApprove && !opts.Detach
+	opts.DetachOnFailure = !ask
 	rel, err := engine.New(s.deps(), s.spec, target, opts)
 	if err != nil {
 		return err
@@ -130,10 +134,15 @@ func (s *service) drive(ctx context.Context, cmd *cobra.Command, target engine.T
 		<-ctx.Done()
 		_ = rel.Send(engine.CmdAbort)
 	}()
-	ask := interactive && !opts.AutoApprove && !opts.Detach
 	outcome, runErr := follow(ctx, rel, out, func(ev engine.Event) {
-		if ask && ev.Kind == engine.EventGateWaiting && ev.Gate != nil && ev.Gate.Kind == engine.GateApproval {
+		if !ask {
+			return
+		}
+		switch {
+		case ev.Kind == engine.EventGateWaiting && ev.Gate != nil && ev.Gate.Kind == engine.GateApproval:
 			go askApproval(rel, os.Stdin, cmd.ErrOrStderr())
+		case ev.Kind == engine.EventPaused && rel.Snapshot().PausedBy == "failure":
+			go askOnFailure(rel, os.Stdin, cmd.ErrOrStderr())
 		}
 	})
 	return outcomeError(s.svc.Name, outcome, runErr)
@@ -199,6 +208,31 @@ func askApproval(rel *engine.Release, in io.Reader, out io.Writer) {
 	}
 }
 
+// askOnFailure asks on the terminal what to do with a release a failure
+// paused.
+func askOnFailure(rel *engine.Release, in io.Reader, out io.Writer) {
+	fmt.Fprint(out, "paused by a failure: [r]esume (retry the step) / roll [b]ack / [a]bort, leaving it as it is / [N]othing, stay paused: ")
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil {
+		return
+	}
+	var cmd engine.Command
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "r", "resume":
+		cmd = engine.CmdResume
+	case "b", "rollback":
+		cmd = engine.CmdRollback
+	case "a", "abort":
+		cmd = engine.CmdAbort
+	default:
+		fmt.Fprintln(out, "staying paused; Ctrl-C leaves it as it is")
+		return
+	}
+	if err := rel.Send(cmd); err != nil {
+		fmt.Fprintln(out, err)
+	}
+}
+
 // outcomeError maps how a release ended to the process's exit code.
 func outcomeError(name string, o engine.Outcome, err error) error {
 	if err != nil && o == "" {
@@ -222,7 +256,7 @@ func outcomeError(name string, o engine.Outcome, err error) error {
 	case engine.TakenOver:
 		return withCode(exitTakenOver, msg("taken over by another writer"))
 	default:
-		return withCode(exitFailed, msg("failed"))
+		return withCode(exitFailed, msg("stopped on a failure and left as it is; `cutover deploy` again resumes it (retrying the step), `cutover rollback "+name+"` undoes it"))
 	}
 }
 

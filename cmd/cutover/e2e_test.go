@@ -758,3 +758,20 @@ func TestKilledDeployIsResumedAndFinished(t *testing.T) {
 		t.Errorf("the resumed release launched %d instances; the canary that ran already should have been kept", launched)
 	}
 }
+
+// Nobody can resume a headless deploy that a failure paused, so it ends
+// with exit 2 and leaves the release as it is, resumable or undoable.
+func TestHeadlessDeployEndsWhenAFailurePausesIt(t *testing.T) {
+	e := newE2E(t, canaryYAML)
+	e.deployV1()
+	// No load: the analysis window sees too few requests, which pauses.
+	_, errs, code := e.run("deploy", e.svc, "1.1.0", "--auto")
+	if code != exitFailed || !strings.Contains(errs, "inconclusive") || !strings.Contains(errs, "cutover rollback") {
+		t.Fatalf("deploy: exit %d, stderr %q; want %d, the reason and what to do", code, errs, exitFailed)
+	}
+	if got := e.share("1.1.0"); got != 0.5 {
+		t.Errorf("the paused canary has %.2f of the traffic, want it left at 0.50", got)
+	}
+	e.mustRun(exitOK, "rollback", e.svc)
+	e.assertFleet("1.0.0", 3)
+}
