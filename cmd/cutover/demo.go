@@ -15,6 +15,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/spf13/cobra"
 
@@ -411,6 +412,19 @@ func removeDemoImages(ctx context.Context, plat *docker.Platform) (int, error) {
 		}
 		if _, err := plat.Client().ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove %s: %w", ref, err))
+			continue
+		}
+		n++
+	}
+	// Demo images a rebuild untagged (cutover demo run again) are garbage.
+	dangling, err := plat.Client().ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("dangling", "true"), filters.Arg("label", demo.LabelDemo+"=1"))})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list untagged demo images: %w", err))
+	}
+	for _, img := range dangling {
+		if _, err := plat.Client().ImageRemove(ctx, img.ID, image.RemoveOptions{PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove untagged demo image %s: %w", shortDigest(img.ID), err))
 			continue
 		}
 		n++
