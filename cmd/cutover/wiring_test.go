@@ -1,0 +1,47 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/engine"
+)
+
+// The example config's canary, converted into the engine's settings: each
+// step keeps its weight and gate, a gate-only step shifts nothing, and an
+// analysis step takes the limits it does not write from the service.
+func TestSpecOfCarriesEveryCanaryStepAndInheritedAnalysisLimits(t *testing.T) {
+	cfg, err := config.Load("../../config/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := cfg.Service("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := specOf(svc)
+	if spec.Replicas != 4 || spec.Strategy.Type != engine.Canary || spec.OnFailure.BeforeTraffic != engine.FailRollback {
+		t.Errorf("spec %+v", spec)
+	}
+	steps := spec.Strategy.Canary.Steps
+	want := []struct {
+		weight int
+		gate   engine.GateKind
+	}{{10, engine.GatePause}, {25, engine.GateApproval}, {50, engine.GateAnalysis}, {engine.NoShift, engine.GateAnalysis}, {100, ""}}
+	if len(steps) != len(want) {
+		t.Fatalf("%d steps, want %d: %+v", len(steps), len(want), steps)
+	}
+	for i, w := range want {
+		if steps[i].Weight != w.weight || steps[i].Gate.Kind != w.gate {
+			t.Errorf("step %d: weight %d gate %q, want %d %q", i+1, steps[i].Weight, steps[i].Gate.Kind, w.weight, w.gate)
+		}
+	}
+	a := steps[2].Gate.Analysis
+	if a.Window != 2*time.Minute || a.MaxP99 != 500*time.Millisecond || a.MaxErrorRate != 0.01 || a.MinRequests != 50 || a.MaxP99VsStable != 1.5 {
+		t.Errorf("step 3 analysis %+v: want its own window and p99, the service's other limits", a)
+	}
+	if steps[0].Gate.Pause != 30*time.Second {
+		t.Errorf("step 1 pause %v, want 30s", steps[0].Gate.Pause)
+	}
+}
