@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/enginetest"
 )
 
 // An aborted release resumes under the same id from the actual state:
@@ -228,6 +229,33 @@ func TestReleasingTheRunningVersionReplacesALostInstance(t *testing.T) {
 		if b.Weight == 0 {
 			t.Errorf("backend %s has no traffic", b.ID)
 		}
+	}
+	assertSafe(t, env)
+}
+
+// A rollback of a repair keeps the version that serves; a rollback of a
+// first deploy empties the table instead of writing all-zero weights.
+func TestRollbackOfARepairKeepsTheServingVersion(t *testing.T) {
+	env := seeded(4)
+	env.Platform.Crash(env.Platform.Running("1.0.0")[0].ID)
+	env.Platform.Behave("1.0.0", enginetest.Behavior{Unhealthy: true})
+	spec := canarySpec(engine.CanaryStep{Weight: 50, Gate: approval()})
+	rel, err := engine.New(env.Deps(), spec, engine.Target{Image: "img:1.0.0", Version: "1.0.0"}, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := env.Start(t, rel)
+	mustUntil(t, run, kind(engine.EventLaunched))
+	if err := rel.Send(engine.CmdRollback); err != nil {
+		t.Fatal(err)
+	}
+	run.Wait()
+	if got := len(env.Platform.Running("1.0.0")); got < 3 {
+		t.Fatalf("%d instances of 1.0.0 left running after rolling back a repair, want the 3 that served", got)
+	}
+	table := env.Router.Table()
+	if table.Share("1.0.0") != 1 {
+		t.Errorf("table after the rollback %+v: want all traffic on 1.0.0", table)
 	}
 	assertSafe(t, env)
 }

@@ -103,6 +103,12 @@ func (r *Release) restoreStable(ctx context.Context) error {
 		}
 	}
 	split(table.Backends, idx, Full)
+	if sv == "" {
+		// A first deploy has nothing to return to: the table empties (the
+		// router refuses one where every weight is 0), and requests in
+		// flight still drain, the router counting them after removal.
+		table.Backends = nil
+	}
 	if err := r.apply(ctx, table); err != nil {
 		return err
 	}

@@ -83,6 +83,11 @@ func (r *Release) start(ctx context.Context) (Outcome, error) {
 		}
 		r.plan = plan
 		r.stable = plan.Stable
+		if plan.Repair {
+			// The version being repaired is its own stable version: a
+			// rollback keeps what serves and undoes nothing else.
+			r.stable = VersionRef{Version: r.target.Version, Image: r.target.Image}
+		}
 		rec.From, rec.Strategy, rec.Steps = plan.From(), plan.Strategy, len(plan.Steps)
 		r.adopt(obs)
 	} else {
