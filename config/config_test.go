@@ -215,7 +215,7 @@ func TestLoadOfMissingFileIsAnOrdinaryError(t *testing.T) {
 }
 
 func TestServiceLookupNamesTheKnownServices(t *testing.T) {
-	c := mustParse(t, "services:\n  web: {image: a}\n  api: {image: b}\n")
+	c := mustParse(t, "routers:\n  w: {listen: ':1'}\n  a: {listen: ':2'}\nservices:\n  web: {image: a, router: w}\n  api: {image: b, router: a}\n")
 	if s, err := c.Service("api"); err != nil || s.Name != "api" {
 		t.Fatalf("Service(api) = %v, %v", s, err)
 	}
@@ -241,9 +241,12 @@ func TestServiceRouterDefaultsToTheOnlyRouter(t *testing.T) {
 
 func TestMaxSurgeDefaultsToBatchSizeUnlessWritten(t *testing.T) {
 	c := mustParse(t, `
+routers:
+  ra: {listen: ":1"}
+  rb: {listen: ":2"}
 services:
-  a: {image: a, replicas: 4, strategy: {rolling: {batch_size: 2}}}
-  b: {image: b, replicas: 4, strategy: {rolling: {batch_size: 2, max_surge: 0, max_unavailable: 2}}}
+  a: {image: a, replicas: 4, router: ra, strategy: {rolling: {batch_size: 2}}}
+  b: {image: b, replicas: 4, router: rb, strategy: {rolling: {batch_size: 2, max_surge: 0, max_unavailable: 2}}}
 `)
 	if got := c.Services["a"].Strategy.Rolling.MaxSurge; got != 2 {
 		t.Errorf("a max_surge = %d, want batch_size 2", got)

@@ -32,19 +32,42 @@ func validate(d *decoder, c *Config) {
 	for _, name := range c.RouterNames() {
 		v.router("routers."+name, c.Routers[name])
 	}
-	listens := map[string]string{}
+	// Every address a router listens on, public or admin, belongs to one
+	// router: two sharing one would take each other's tables or traffic.
+	addrs := map[string]string{}
+	claim := func(path, addr, name string) {
+		if other, ok := addrs[addr]; ok && other != name {
+			v.errorf(path, "%s is already an address of router %q", addr, other)
+			return
+		}
+		addrs[addr] = name
+	}
 	for _, name := range c.RouterNames() {
 		r := c.Routers[name]
-		if other, ok := listens[r.Listen]; ok {
-			v.errorf("routers."+name+".listen", "%s is already the listen address of router %q", r.Listen, other)
+		claim("routers."+name+".listen", r.Listen, name)
+		network, admin := c.AdminAddr(r)
+		claim("routers."+name+".admin", network+":"+admin, name)
+		if network == "tcp" {
+			claim("routers."+name+".admin", admin, name)
 		}
-		listens[r.Listen] = name
 	}
 	if len(c.Services) == 0 {
 		v.errorf("services", "at least one service is required")
 	}
+	// A router's table is one service's: a second service behind it would
+	// have its backends replaced by the first's releases, and answer its clients.
+	owner := map[string]string{}
 	for _, name := range c.ServiceNames() {
-		v.service(c, "services."+name, c.Services[name])
+		s := c.Services[name]
+		v.service(c, "services."+name, s)
+		if s.Router == "" || c.Routers[s.Router] == nil {
+			continue
+		}
+		if other, ok := owner[s.Router]; ok {
+			v.errorf("services."+name+".router", "router %q already serves service %q; a router serves one service: add a router for %s", s.Router, other, name)
+			continue
+		}
+		owner[s.Router] = name
 	}
 }
 

@@ -106,7 +106,11 @@ func TestEveryRuleReportsFileLineAndPath(t *testing.T) {
 		{"tcp admin without token", "routers:\n  main:\n    admin: 127.0.0.1:9090\n" + svc("image: a"),
 			"cutover.yaml:2: routers.main.token_file: required when admin is a TCP address (127.0.0.1:9090): anyone who can reach it could move traffic"},
 		{"same listen twice", "routers:\n  a: {listen: \":1\"}\n  b: {listen: \":1\"}\n" + svc("image: a", "router: a"),
-			`cutover.yaml:3: routers.b.listen: :1 is already the listen address of router "a"`},
+			`cutover.yaml:3: routers.b.listen: :1 is already an address of router "a"`},
+		{"same admin twice", "routers:\n  a: {listen: \":1\", admin: \"unix:/run/r.sock\"}\n  b: {listen: \":2\", admin: \"unix:/run/r.sock\"}\n" + svc("image: a", "router: a"),
+			"cutover.yaml:3: routers.b.admin: unix:/run/r.sock is already an address of router \"a\""},
+		{"two services behind one router", "services:\n  web: {image: a}\n  api: {image: b}\n",
+			`cutover.yaml:2: services.web.router: router "main" already serves service "api"; a router serves one service: add a router for web`},
 		{"router name", "routers:\n  Main: {}\n" + svc("image: a"),
 			`cutover.yaml:2: routers.Main: name "Main" must be lowercase letters, digits and dashes, starting and ending with a letter or digit (at most 63)`},
 		{"source type", svc("image: a", "source: {type: gcr}"),
@@ -226,6 +230,7 @@ version: 3
 `
 	got := parseErrors(t, src)
 	want := []string{
+		`cutover.yaml:2: services.web.router: router "main" already serves service "api"; a router serves one service: add a router for web`,
 		"cutover.yaml:7: services.web.strategy.canary.instances: must be 1..replicas (1), got 2",
 		"cutover.yaml:9: services.web.strategy.canary.steps[0].weight: must be 0..100, got 120",
 		"cutover.yaml:12: services.api.replicas: must be at least 1, got 0",
