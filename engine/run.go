@@ -422,6 +422,11 @@ func (r *Release) checkpoint(ctx context.Context) error {
 	if err := r.control(); err != nil {
 		return err
 	}
+	// Long runs of mutations (a batch of stops, each up to the stop grace)
+	// never tick: renew the lease here too, or it would go stale under us.
+	if err := r.heartbeat(ctx, r.deps.Clock.Now()); err != nil {
+		return err
+	}
 	if r.paused {
 		return r.waitWhilePaused(ctx)
 	}

@@ -125,7 +125,9 @@ func (r *Release) launchTo(ctx context.Context, v VersionRef, total int) error {
 			return failf("platform: launch %s: %w", v.Version, err)
 		}
 		r.probes[in.ID] = &probe{inst: in}
-		_ = r.emit(ctx, Event{Kind: EventLaunched, Instance: &in, Message: fmt.Sprintf("launched %s (%s) at %s", in.Name, in.Version, in.Addr)})
+		if err := r.emit(ctx, Event{Kind: EventLaunched, Instance: &in, Message: fmt.Sprintf("launched %s (%s) at %s", in.Name, in.Version, in.Addr)}); err != nil {
+			return &failure{err: err}
+		}
 	}
 	return r.settle(ctx, deadline)
 }

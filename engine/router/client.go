@@ -186,6 +186,9 @@ func (c *Client) WaitDrained(ctx context.Context, ids []string) error {
 
 // do sends one admin request. in is encoded as JSON; out is decoded from
 // JSON, or filled with the raw body when it is a *bytes.Buffer.
+// requestTimeout bounds one admin request, state file fsync included.
+const requestTimeout = 15 * time.Second
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -195,6 +198,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		body = bytes.NewReader(data)
 	}
+	// A router that stops answering (stopped, stuck on a disk) must not
+	// hang the engine: it would take no commands and renew no lease.
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return err
