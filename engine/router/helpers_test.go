@@ -102,6 +102,12 @@ func (b *testBackend) serve(w http.ResponseWriter, r *http.Request) {
 		b.arrived <- struct{}{}
 		<-b.release
 		io.WriteString(w, "last\n")
+	case "/die":
+		// Takes the whole request, then dies before answering.
+		io.Copy(io.Discard, r.Body)
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
 	case "/headers":
 		fmt.Fprintf(w, "%s|%s|%s|%s", r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"),
 			r.Header.Get("X-Forwarded-Host"), r.Host)

@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -23,8 +24,9 @@ const noBackendBody = "cutover router: no backend for this service\n"
 type attempt struct {
 	entry      *entry
 	choice     choice
-	body       []byte // the whole request body when it could be buffered
-	replayable bool   // body is fully in memory (or absent): safe to send again
+	body       []byte      // the whole request body when it could be buffered
+	replayable bool        // body is fully in memory (or absent): safe to send again
+	bodyRead   atomic.Bool // the transport has read some of the body: the request may have reached the backend
 	retried    bool
 	status     int   // status the backend answered, 0 until known
 	proxyErr   error // why no response came from the backend
@@ -157,7 +159,7 @@ func (at *attempt) bufferBody(r *http.Request, limit int64) error {
 		return nil
 	}
 	at.body, at.replayable = buf, true
-	r.Body = io.NopCloser(bytes.NewReader(buf))
+	r.Body = at.bodyReader()
 	r.ContentLength = int64(len(buf))
 	r.TransferEncoding = nil
 	return nil
@@ -256,7 +258,7 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				s.log.Warn("backend held out after a connection failure", "backend", e.backend.ID, "addr", e.backend.Addr, "for", s.opts.HoldOut, "err", err)
 			}
 		}
-		if at.retried || !at.replayable {
+		if at.retried || !at.replayable || !mayReplay(err, req, at) {
 			return nil, err
 		}
 		next := s.acquire(func(t *table) *entry { return rt.p.pick(t, at.choice, e) })
@@ -277,9 +279,51 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req = req.Clone(req.Context())
 		req.URL.Host = next.backend.Addr
 		if at.body != nil {
-			req.Body = io.NopCloser(bytes.NewReader(at.body))
+			at.bodyRead.Store(false)
+			req.Body = at.bodyReader()
 		}
 	}
+}
+
+// bodyReader serves the buffered body and notes when the transport starts
+// sending it.
+func (at *attempt) bodyReader() io.ReadCloser {
+	return io.NopCloser(&sentReader{r: bytes.NewReader(at.body), read: &at.bodyRead})
+}
+
+// sentReader is a body that records being read.
+type sentReader struct {
+	r    io.Reader
+	read *atomic.Bool
+}
+
+func (s *sentReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.read.Store(true)
+	}
+	return n, err
+}
+
+// mayReplay says whether a request whose connection failed can be sent to
+// another backend without risk of doing it twice: the connection was never
+// made, the method is idempotent (or the client sent an Idempotency-Key),
+// or not one byte of its body was sent (the backend cannot have acted on
+// a request it did not receive). A POST reset after it was written is not
+// replayed: the backend may have processed it before dying.
+func mayReplay(err error, req *http.Request, at *attempt) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	if req.Header.Get("Idempotency-Key") != "" || req.Header.Get("X-Idempotency-Key") != "" {
+		return true
+	}
+	return at.body != nil && !at.bodyRead.Load()
 }
 
 // connectionFailed reports whether err means the backend refused or dropped

@@ -409,3 +409,44 @@ func TestBackendConnectionsAreReusedAcrossTableSwaps(t *testing.T) {
 		t.Fatalf("b has %d open connections, want its 1 kept", b.open.Load())
 	}
 }
+
+// A backend that received a request and died before answering may have
+// acted on it: a POST is not sent again elsewhere (it could be done twice),
+// while a GET, or a POST with an Idempotency-Key, is.
+func TestRequestTheBackendReceivedIsReplayedOnlyWhenIdempotent(t *testing.T) {
+	a, b := startBackend(t, "a", "1"), startBackend(t, "b", "1")
+	// Both die, so both end up held out; a retry then still tries one.
+	r := startRouter(t, Options{})
+	r.apply(t, 1, a.backend(1), b.backend(1))
+	c := newTestClient(4)
+	served := func() int64 { return a.served.Load() + b.served.Load() }
+
+	cases := []struct {
+		name   string
+		method string
+		key    string
+		want   int64 // backends that received it
+	}{
+		{"POST", http.MethodPost, "", 1},
+		{"GET", http.MethodGet, "", 2},
+		{"POST with an Idempotency-Key", http.MethodPost, "k-1", 2},
+	}
+	for _, tc := range cases {
+		before := served()
+		req, _ := http.NewRequest(tc.method, r.url+"/die", strings.NewReader("order #1"))
+		if tc.key != "" {
+			req.Header.Set("Idempotency-Key", tc.key)
+		}
+		res, err := c.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode/100 == 2 {
+				t.Fatalf("%s: status %d from a backend that died", tc.name, res.StatusCode)
+			}
+		}
+		if got := served() - before; got != tc.want {
+			t.Errorf("%s reached %d backends, want %d", tc.name, got, tc.want)
+		}
+	}
+}
