@@ -2,7 +2,9 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,4 +260,41 @@ func TestRollbackOfARepairKeepsTheServingVersion(t *testing.T) {
 		t.Errorf("table after the rollback %+v: want all traffic on 1.0.0", table)
 	}
 	assertSafe(t, env)
+}
+
+// Two writers that read the same epoch both claim the next one: the first
+// to write owns it and the second is fenced out, instead of both going on.
+func TestSecondWriterClaimingTheSameEpochIsFencedOut(t *testing.T) {
+	env := seeded(4)
+	spec := canarySpec(engine.CanaryStep{Weight: 10, Gate: approval()})
+	run := startOn(t, env, spec, engine.Options{})
+	mustUntil(t, run, gateWaiting(engine.GateApproval))
+	mine := env.Router.Table()
+	// Another writer that read the epoch before this release claimed it.
+	other := engine.RouteTable{Epoch: mine.Epoch, Writer: "someone-else", Backends: mine.Backends}
+	if err := env.Router.Apply(t.Context(), other); !errors.Is(err, engine.ErrStaleEpoch) {
+		t.Fatalf("a second writer at the same epoch: %v, want ErrStaleEpoch", err)
+	}
+}
+
+// A standalone rollback is a takeover: if a deploy claimed the epoch it
+// read, it claims the next one and writes anyway.
+func TestStandaloneRollbackWinsAgainstAWriterThatClaimedItsEpoch(t *testing.T) {
+	env := seeded(4)
+	// Between the rollback's read of epoch E and its write, a deploy that
+	// also read E claims E+1.
+	var once sync.Once
+	env.Router.BeforeApply = func() { once.Do(func() { env.Router.TakeOver(env.Router.Table().Epoch + 1) }) }
+	rb, err := engine.NewRollback(env.Deps(), canarySpec(), engine.Target{Image: "img:1.0.0", Version: "1.0.0"}, "", engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := env.Start(t, rb)
+	o, _ := run.Wait()
+	if o != engine.RolledBack && o != engine.Succeeded {
+		t.Fatalf("rollback outcome %s, want it to take over and finish", o)
+	}
+	if tb := env.Router.Table(); tb.Share("1.0.0") != 1 {
+		t.Errorf("table after the rollback %+v", tb)
+	}
 }

@@ -20,9 +20,12 @@ type Backend struct {
 }
 
 // RouteTable is the router's whole routing state for one service. It is
-// replaced atomically; Epoch fences out writers holding an older table.
+// replaced atomically; Epoch fences out writers holding an older table, and
+// Writer (a release id) tells two writers that claimed the same epoch apart:
+// the router takes a table at its current epoch only from that epoch's writer.
 type RouteTable struct {
 	Epoch    uint64    `json:"epoch"`
+	Writer   string    `json:"writer,omitempty"`
 	Backends []Backend `json:"backends"`
 }
 

@@ -592,7 +592,7 @@ func (r *Release) refresh(ctx context.Context) error {
 		r.update(func(s *Snapshot) { s.LastError = "router: " + err.Error() })
 		return nil
 	}
-	if e := max(table.Epoch, stats.Epoch); e > r.epoch {
+	if e := max(table.Epoch, stats.Epoch); e > r.epoch || table.Epoch == r.epoch && table.Writer != "" && table.Writer != r.id {
 		return &TakenOverError{Epoch: e, Reason: fmt.Sprintf("taken over by another writer (epoch %d)", e)}
 	}
 	insts, err := r.deps.Platform.Instances(ctx, r.spec.Name)

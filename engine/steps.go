@@ -38,7 +38,7 @@ func (r *Release) observe(ctx context.Context) (map[string]Instance, RouteTable,
 	if err != nil {
 		return nil, RouteTable{}, failf("router: read state: %w", err)
 	}
-	if table.Epoch > r.epoch {
+	if table.Epoch > r.epoch || table.Epoch == r.epoch && table.Writer != "" && table.Writer != r.id {
 		return nil, RouteTable{}, &TakenOverError{Epoch: table.Epoch, Reason: fmt.Sprintf("taken over by another writer (epoch %d)", table.Epoch)}
 	}
 	byID := make(map[string]Instance, len(insts))
@@ -403,13 +403,25 @@ func describeTable(t RouteTable) string {
 // apply writes table with this release's epoch, journaling before and
 // after (rule 6). A stale epoch means another writer took over (rule 7).
 func (r *Release) apply(ctx context.Context, table RouteTable) error {
-	table.Epoch = r.epoch
+	table.Epoch, table.Writer = r.epoch, r.id
 	desc := describeTable(table)
 	if err := r.emit(ctx, Event{Kind: EventApplying, Table: &table, Epoch: r.epoch,
 		Message: fmt.Sprintf("about to apply table epoch %d: %s", r.epoch, desc)}); err != nil {
 		return &failure{err: err}
 	}
 	err := r.deps.Router.Apply(ctx, table)
+	for try := 0; errors.Is(err, ErrStaleEpoch) && r.kind == KindRollback && try < 3; try++ {
+		// A standalone rollback takes over whoever writes now: it claims
+		// the epoch after the router's and writes again.
+		cur, _, serr := r.deps.Router.State(ctx)
+		if serr != nil {
+			break
+		}
+		r.epoch = cur.Epoch + 1
+		table.Epoch = r.epoch
+		r.update(func(s *Snapshot) { s.Epoch = r.epoch })
+		err = r.deps.Router.Apply(ctx, table)
+	}
 	if errors.Is(err, ErrStaleEpoch) {
 		e := r.epoch + 1
 		if t, _, serr := r.deps.Router.State(ctx); serr == nil {

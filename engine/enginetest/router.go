@@ -19,6 +19,9 @@ type Router struct {
 	// Check, if set, vets each applied table; failures are kept as
 	// violations (the table is still applied, as a real router would).
 	Check func(engine.RouteTable) error
+	// BeforeApply, if set, runs at the start of each Apply, outside the
+	// lock: a test's other writer can act between a read and a write.
+	BeforeApply func()
 
 	mu         sync.Mutex
 	table      engine.RouteTable
@@ -53,13 +56,16 @@ func (r *Router) notify() {
 
 // Apply replaces the table unless its epoch is older than the current one.
 func (r *Router) Apply(ctx context.Context, t engine.RouteTable) error {
+	if r.BeforeApply != nil {
+		r.BeforeApply()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.Trace.Add("router:apply")
 	if r.applyErr != nil {
 		return r.applyErr
 	}
-	if t.Epoch < r.table.Epoch {
+	if t.Epoch < r.table.Epoch || t.Epoch == r.table.Epoch && t.Writer != r.table.Writer {
 		return engine.ErrStaleEpoch
 	}
 	t.Backends = append([]engine.Backend(nil), t.Backends...)
@@ -228,6 +234,7 @@ func (r *Router) TakeOver(epoch uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.table.Epoch = epoch
+	r.table.Writer = "another writer"
 	r.applied = append(r.applied, r.table)
 	r.notify()
 }

@@ -63,6 +63,29 @@ func TestStaleEpochIsRefusedAndChangesNothing(t *testing.T) {
 	}
 }
 
+// Two writers that read the same epoch and claimed the next: the first to
+// write owns it; the other is refused, and the owner may write again.
+func TestSameEpochFromAnotherWriterIsRefused(t *testing.T) {
+	b := startBackend(t, "a", "1")
+	r := startRouter(t, Options{})
+	ctx := context.Background()
+	mine := engine.RouteTable{Epoch: 6, Writer: "deploy-1", Backends: []engine.Backend{b.backend(1)}}
+	if err := r.client.Apply(ctx, mine); err != nil {
+		t.Fatal(err)
+	}
+	theirs := engine.RouteTable{Epoch: 6, Writer: "rollback-2", Backends: []engine.Backend{b.backend(7)}}
+	if err := r.client.Apply(ctx, theirs); !errors.Is(err, engine.ErrStaleEpoch) {
+		t.Fatalf("epoch 6 from another writer: %v, want ErrStaleEpoch", err)
+	}
+	mine.Backends[0].Weight = 2
+	if err := r.client.Apply(ctx, mine); err != nil {
+		t.Fatalf("the owner of epoch 6 re-applying: %v", err)
+	}
+	if got, _ := r.client.Table(ctx); got.Writer != "deploy-1" || got.Backends[0].Weight != 2 {
+		t.Fatalf("table %+v, want deploy-1's second write", got)
+	}
+}
+
 func TestBadTablesAreRefusedWithAClearMessageAndChangeNothing(t *testing.T) {
 	r := startRouter(t, Options{})
 	good := engine.Backend{ID: "ok", Addr: "127.0.0.1:8080", Version: "1", Weight: 1}

@@ -202,9 +202,14 @@ func (s *Server) Apply(ctx context.Context, rt engine.RouteTable) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	cur := s.table.Load().spec.Epoch
-	if rt.Epoch < cur {
-		return fmt.Errorf("table epoch %d is older than the router's epoch %d: %w", rt.Epoch, cur, engine.ErrStaleEpoch)
+	cur := s.table.Load().spec
+	if rt.Epoch < cur.Epoch {
+		return fmt.Errorf("table epoch %d is older than the router's epoch %d: %w", rt.Epoch, cur.Epoch, engine.ErrStaleEpoch)
+	}
+	if rt.Epoch == cur.Epoch && rt.Writer != cur.Writer {
+		// Two writers read the same epoch and claimed the next: the first
+		// to apply owns it, the other is fenced out.
+		return fmt.Errorf("table epoch %d belongs to writer %q, not %q: %w", rt.Epoch, cur.Writer, rt.Writer, engine.ErrStaleEpoch)
 	}
 	rt = cloneTable(rt)
 	if s.opts.StatePath != "" {

@@ -130,7 +130,7 @@ func checkAddr(addr string) error {
 // cloneTable copies rt so that the router's applied table shares no slice
 // with its caller; an absent backend list becomes an empty one.
 func cloneTable(rt engine.RouteTable) engine.RouteTable {
-	out := engine.RouteTable{Epoch: rt.Epoch, Backends: make([]engine.Backend, len(rt.Backends))}
+	out := engine.RouteTable{Epoch: rt.Epoch, Writer: rt.Writer, Backends: make([]engine.Backend, len(rt.Backends))}
 	copy(out.Backends, rt.Backends)
 	return out
 }
