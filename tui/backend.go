@@ -34,6 +34,9 @@ type Backend interface {
 	// on it in a goroutine and drives it with Send. An interrupted release
 	// of the same image is resumed rather than started anew.
 	Start(ctx context.Context, service, image string, spec engine.ServiceSpec) (*engine.Release, error)
+	// Resume prepares the service's interrupted release again: its journaled
+	// target (pinned image), strategy and id, continued from the actual state.
+	Resume(ctx context.Context, service string) (*engine.Release, error)
 	// Rollback prepares an emergency rollback of the service to its stable
 	// version, taking over from any release in progress elsewhere.
 	Rollback(ctx context.Context, service string) (*engine.Release, error)

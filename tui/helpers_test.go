@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -142,6 +143,18 @@ func (f *fakeBackend) Start(ctx context.Context, service, image string, spec eng
 	deps := f.env.Deps()
 	deps.Puller = f.puller
 	rel, err := engine.New(deps, spec, targetOf(image), engine.Options{Actor: engine.Actor{User: "alice", Host: "ops"}})
+	f.track(rel)
+	return rel, err
+}
+
+func (f *fakeBackend) Resume(ctx context.Context, service string) (*engine.Release, error) {
+	recs, err := f.env.Journal.Releases(ctx, service, 1)
+	if err != nil || len(recs) == 0 {
+		return nil, fmt.Errorf("%s: nothing to resume (%v)", service, err)
+	}
+	deps := f.env.Deps()
+	deps.Puller = f.puller
+	rel, err := engine.New(deps, f.spec, recs[0].To, engine.Options{ID: recs[0].ID, Actor: engine.Actor{User: "alice", Host: "ops"}})
 	f.track(rel)
 	return rel, err
 }

@@ -184,15 +184,10 @@ func startRelease(ctx context.Context, b Backend, service, image string, spec en
 	})
 }
 
-// resumeRelease starts the interrupted release's image again with the
-// service's current settings: Backend.Start resumes rather than restarts.
-func resumeRelease(ctx context.Context, b Backend, service, image string) tea.Cmd {
+// resumeRelease continues the service's interrupted release, as journaled.
+func resumeRelease(ctx context.Context, b Backend, service string) tea.Cmd {
 	return safe(func() tea.Msg {
-		spec, err := b.Spec(ctx, service)
-		if err != nil {
-			return startedMsg{service, "resume", nil, err}
-		}
-		rel, err := b.Start(ctx, service, image, spec)
+		rel, err := b.Resume(ctx, service)
 		return startedMsg{service, "resume", rel, err}
 	})
 }

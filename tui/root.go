@@ -510,7 +510,7 @@ func (m Model) homeKey(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 		m.screen = screenPicker
 		return m, tea.Batch(loadImagePages(ctx, m.b, sv.Name, m.loads), m.picker.spin.Tick)
 	case key.Matches(msg, km.Resume):
-		return m, tea.Batch(m.setBusy("resuming "+sv.Name), resumeRelease(m.ctx, m.b, sv.Name, sv.Release.To.Image))
+		return m, tea.Batch(m.setBusy("resuming "+sv.Name), resumeRelease(m.ctx, m.b, sv.Name))
 	case key.Matches(msg, km.Watch):
 		m.screen = screenLive
 		return m, nil
@@ -664,7 +664,7 @@ func (m Model) quit() (Model, tea.Cmd) {
 			title: "Leave the console? The release of " + m.live.service + " will be aborted.",
 			effect: fmt.Sprintf("Leaving aborts the release of %s (%s → %s) run by this console: it stops where it is and traffic stays as it is (%s). "+
 				"`cutover deploy %s %s` resumes it; `cutover rollback %s` undoes it.",
-				m.live.service, versions(sn.From), sn.To.Version, splitText(m.live.shares()), m.live.service, sn.To.Image, m.live.service),
+				m.live.service, versions(sn.From), sn.To.Version, splitText(m.live.shares()), m.live.service, sn.To.Version, m.live.service),
 			yes: "leave and abort"}
 		if sn.Kind == engine.KindRollback {
 			m.dialog.effect = fmt.Sprintf("Leaving aborts the rollback of %s to %s: it stops where it is and traffic stays as it is (%s). `cutover rollback %s` finishes it.",

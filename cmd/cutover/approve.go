@@ -41,9 +41,7 @@ At the next approval gate it asks on a terminal; with no terminal, or with
 				return fmt.Errorf("%s: nothing waits for approval (%s)", s.svc.Name, state)
 			}
 			rec := recs[0]
-			if rec.Strategy != "" {
-				s.spec.Strategy.Type = rec.Strategy
-			}
+			s.resumeAs(rec)
 			interactive := term.IsTerminal(int(os.Stdin.Fd()))
 			opts := engine.Options{ID: rec.ID, Actor: actor(), Approved: 1, Detach: detach || !interactive}
 			fmt.Fprintf(cmd.ErrOrStderr(), "approving release %s (%s → %s) as %s\n", rec.ID, rec.Stable().Version, rec.To.Version, opts.Actor)

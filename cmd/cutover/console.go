@@ -259,10 +259,31 @@ func (b *consoleBackend) Start(ctx context.Context, name, image string, spec eng
 		return nil, err
 	}
 	opts := engine.Options{Actor: actor()}
-	if id, ok := s.resumable(ctx, target); ok {
-		opts.ID = id
+	rec, ok, err := s.resumable(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		opts.ID, target = rec.ID, rec.To
+		s.resumeAs(rec)
+		spec = s.spec
 	}
 	return engine.New(s.deps(), spec, target, opts)
+}
+
+// Resume prepares the service's interrupted release again, exactly as
+// journaled: the same pinned image, strategy and id.
+func (b *consoleBackend) Resume(ctx context.Context, name string) (*engine.Release, error) {
+	s, err := b.service(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.interrupted(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.resumeAs(rec)
+	return engine.New(s.deps(), s.spec, rec.To, engine.Options{ID: rec.ID, Actor: actor()})
 }
 
 // Rollback prepares an emergency rollback to the stable version.

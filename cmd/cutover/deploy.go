@@ -87,9 +87,14 @@ func runDeploy(cmd *cobra.Command, name, image string, f deployFlags) error {
 		return withCode(exitUsage, fmt.Errorf("%s: the plan has approval gates and there is no terminal to ask on; use --auto to approve them, --detach to stop at the first, or the console (cutover)", name))
 	}
 	opts := engine.Options{Actor: actor(), AutoApprove: f.auto, Detach: f.detach && !f.auto}
-	if id, ok := s.resumable(ctx, target); ok {
-		opts.ID = id
-		fmt.Fprintf(cmd.ErrOrStderr(), "resuming release %s from the actual state\n", id)
+	rec, ok, err := s.resumable(ctx, target)
+	if err != nil {
+		return err
+	}
+	if ok {
+		opts.ID, target = rec.ID, rec.To
+		s.resumeAs(rec)
+		fmt.Fprintf(cmd.ErrOrStderr(), "resuming release %s from the actual state\n", rec.ID)
 	}
 	return s.drive(ctx, cmd, target, opts, out, interactive)
 }
@@ -170,18 +175,42 @@ func follow(ctx context.Context, rel *engine.Release, out *eventWriter, onEvent 
 	return outcome, err
 }
 
-// resumable finds an interrupted release of the same target that this run
-// should continue rather than start anew.
-func (s *service) resumable(ctx context.Context, target engine.Target) (string, bool) {
+// interrupted returns the service's latest release if it is a deploy that
+// did not finish.
+func (s *service) interrupted(ctx context.Context) (engine.ReleaseRecord, error) {
 	recs, err := s.journal.Releases(ctx, s.svc.Name, 1)
-	if err != nil || len(recs) == 0 {
-		return "", false
+	if err != nil {
+		return engine.ReleaseRecord{}, err
 	}
-	r := recs[0]
-	if r.Kind != engine.KindDeploy || r.State.Finished() || r.To.Version != target.Version {
-		return "", false
+	if len(recs) == 0 || recs[0].Kind != engine.KindDeploy || recs[0].State.Finished() {
+		return engine.ReleaseRecord{}, fmt.Errorf("%s: no interrupted release to resume", s.svc.Name)
 	}
-	return r.ID, true
+	return recs[0], nil
+}
+
+// resumeAs makes s.spec run rec's strategy, so a resume goes on as it began.
+func (s *service) resumeAs(rec engine.ReleaseRecord) {
+	if rec.Strategy != "" {
+		s.spec.Strategy.Type = rec.Strategy
+	}
+}
+
+// resumable finds an interrupted release of the same version that this run
+// should continue rather than start anew, and returns its journaled target:
+// a resume runs the image the release started with. If the tag now names
+// another image, resuming would mix two images under one version, so it is
+// refused with what to do.
+func (s *service) resumable(ctx context.Context, target engine.Target) (engine.ReleaseRecord, bool, error) {
+	rec, err := s.interrupted(ctx)
+	if err != nil || rec.To.Version != target.Version {
+		return engine.ReleaseRecord{}, false, nil
+	}
+	if rec.To.Digest != "" && target.Digest != "" && rec.To.Digest != target.Digest {
+		return engine.ReleaseRecord{}, false, fmt.Errorf("%s: release %s of %s was interrupted running image %s, but %s now names %s; "+
+			"`cutover rollback %s` undoes it, then deploy again", s.svc.Name, rec.ID, rec.To.Version, shortDigest(rec.To.Digest),
+			target.Version, shortDigest(target.Digest), s.svc.Name)
+	}
+	return rec, true, nil
 }
 
 // askApproval asks on the terminal what to do at an approval gate.

@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/image"
+
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/demo/demotest"
 	"github.com/cutover/cutover/engine/docker"
@@ -771,6 +773,37 @@ func TestHeadlessDeployEndsWhenAFailurePausesIt(t *testing.T) {
 	}
 	if got := e.share("1.1.0"); got != 0.5 {
 		t.Errorf("the paused canary has %.2f of the traffic, want it left at 0.50", got)
+	}
+	e.mustRun(exitOK, "rollback", e.svc)
+	e.assertFleet("1.0.0", 3)
+}
+
+// A tag moved while a release was interrupted: resuming would run two
+// images under one version, so deploy refuses and says what to do.
+func TestResumeRefusesATagThatNowNamesAnotherImage(t *testing.T) {
+	e := newE2E(t, canaryHoldYAML)
+	e.deployV1()
+	ctx := context.Background()
+	cli := e.platform.Client()
+	moving := demotest.Repo() + ":9.9.9"
+	if err := cli.ImageTag(ctx, e.refs["1.1.0"], moving); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = cli.ImageRemove(context.Background(), moving, image.RemoveOptions{}) })
+	deploy, events := e.startDeploy("9.9.9")
+	waitEvent(t, events, func(ev engine.Event) bool { return ev.Kind == engine.EventGateWaiting }, 60*time.Second)
+	_ = deploy.Process.Signal(syscall.SIGKILL)
+	_ = deploy.Wait()
+
+	if err := cli.ImageTag(ctx, e.refs["1.4.0-errors"], moving); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code := e.run("deploy", e.svc, "9.9.9", "--auto")
+	if code != exitError || !strings.Contains(errs, "now names") || !strings.Contains(errs, "cutover rollback") {
+		t.Fatalf("deploy after the tag moved: exit %d, %q; want a refusal naming both images", code, errs)
+	}
+	if got := e.share("9.9.9"); got != 0.25 {
+		t.Errorf("the refused resume changed the traffic: 9.9.9 at %.2f", got)
 	}
 	e.mustRun(exitOK, "rollback", e.svc)
 	e.assertFleet("1.0.0", 3)

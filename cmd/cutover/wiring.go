@@ -281,17 +281,16 @@ func (s *service) resolveTarget(ctx context.Context, arg string) (engine.Target,
 	if err != nil {
 		return engine.Target{}, err
 	}
+	// The version is the tag named, else the image's first tag in its
+	// repository (for a digest or an image id), else its short digest.
 	version := ""
-	if i := strings.LastIndex(ref, ":"); i > 0 && !strings.Contains(ref[i:], "/") && !strings.Contains(ref, "@") {
-		version = ref[i+1:]
-	}
-	if version == "" {
-		for _, t := range img.Tags {
-			if i := strings.LastIndex(t, ":"); i > 0 {
-				version = t[i+1:]
-				break
-			}
+	if !strings.HasPrefix(ref, "sha256:") && !strings.Contains(ref, "@") {
+		if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+			version = ref[i+1:]
 		}
+	}
+	if version == "" && len(img.Tags) > 0 {
+		version = img.Tags[0]
 	}
 	if version == "" {
 		version = shortDigest(img.Digest)
