@@ -66,6 +66,9 @@ type ServiceState struct {
 	// it can be resumed or rolled back.
 	Release     *engine.ReleaseRecord
 	Interrupted bool
+	// RollbackTo is the version an emergency rollback returns to (the
+	// stable version of the latest deploy), "" when there is none.
+	RollbackTo string
 	// Owner describes a live release run by another process ("pid 4242 on
 	// host, by alice"), empty if none.
 	Owner string

@@ -104,6 +104,9 @@ func (f *fakeBackend) Service(ctx context.Context, name string) (ServiceState, e
 		r := recs[0]
 		s.Release = &r
 		s.Interrupted = r.State == engine.ReleaseAborted || r.State == engine.ReleaseFailed
+		if r.Kind == engine.KindDeploy {
+			s.RollbackTo = r.Stable().Version
+		}
 	}
 	return s, nil
 }

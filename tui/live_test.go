@@ -438,3 +438,26 @@ func TestRollbackFromPickerStrategyPlanAndHistory(t *testing.T) {
 		})
 	}
 }
+
+// After a release succeeded, home's rollback prompt names the version the
+// rollback really returns to (the release's stable one), not the version
+// that has the traffic now.
+func TestHomeRollbackPromptNamesWhereTheRollbackGoes(t *testing.T) {
+	h := newHarness(t, 120, 40)
+	rel, _ := h.b.Start(context.Background(), svc, "img:1.1.0", h.b.spec)
+	rn := h.b.env.Start(t, rel)
+	for {
+		ev, ok := rn.Until(gateIs(engine.GateApproval))
+		if !ok {
+			break
+		}
+		_ = ev
+		rel.Send(engine.CmdApprove)
+	}
+	if o, _ := rn.Wait(); o != engine.Succeeded {
+		t.Fatalf("release outcome %s", o)
+	}
+	h.loadServices()
+	h.press("r")
+	mustContain(t, h.view(), "Roll back demo to 1.0.0?", "1.1.0")
+}

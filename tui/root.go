@@ -614,15 +614,14 @@ func (m Model) openLiveRollback() Model {
 }
 
 func (m Model) homeRollbackDialog(sv ServiceState) *confirmDialog {
-	stable := ""
-	if len(sv.Versions) > 0 {
+	// The prompt names the version the rollback will really return to, as
+	// the backend computes it when it runs.
+	stable := sv.RollbackTo
+	if stable == "" && len(sv.Versions) > 0 {
 		stable = sv.Versions[0].Version
 	}
 	target := ""
-	if r := sv.Release; r != nil && !r.State.Finished() && r.Kind == engine.KindDeploy {
-		if r.Stable().Version != "" {
-			stable = r.Stable().Version
-		}
+	if r := sv.Release; r != nil && r.Kind == engine.KindDeploy && r.To.Version != stable {
 		target = r.To.Version
 	}
 	effect := sv.Name + ": " + rollbackEffect(shares(sv.Table, stable, target), stable)

@@ -151,6 +151,9 @@ func (b *consoleBackend) Service(ctx context.Context, name string) (tui.ServiceS
 	if err != nil {
 		return st, err
 	}
+	if t, _, err := s.stableTarget(ctx, ""); err == nil {
+		st.RollbackTo = t.Version
+	}
 	st.Table = full.Router.Table
 	st.RouterError = full.Router.Error
 	if full.Router.Error == "" {
