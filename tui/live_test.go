@@ -461,3 +461,26 @@ func TestHomeRollbackPromptNamesWhereTheRollbackGoes(t *testing.T) {
 	h.press("r")
 	mustContain(t, h.view(), "Roll back demo to 1.0.0?", "1.1.0")
 }
+
+// The console drives one release at a time: while one runs here, starting
+// or rolling back another is refused with what to do instead, and the
+// running one stays in view (nothing else could approve or roll it back).
+func TestASecondReleaseCannotTakeTheRunningOneOutOfView(t *testing.T) {
+	h := liveAtApproval(t)
+	running := h.m.live.rel
+	// Another release arrives anyway (a start issued before this one ran).
+	other, _ := h.b.Rollback(context.Background(), svc)
+	h.send(startedMsg{svc, "rollback", other, nil})
+	if h.m.live.rel != running {
+		t.Fatal("a second release replaced the running one in the live view")
+	}
+	mustContain(t, h.view(), "was not started")
+	if h.m.starting {
+		t.Error("still marked as starting")
+	}
+	// And the keys that would start one say so instead.
+	if h.m.mayStart("api") {
+		t.Error("mayStart allowed a second release while one runs")
+	}
+	mustContain(t, h.m.message, "runs in this console", "cutover rollback api")
+}

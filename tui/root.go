@@ -89,6 +89,7 @@ type Model struct {
 	message  string
 	msgErr   bool
 	busy     string
+	starting bool // a release, resume or rollback is being prepared: one at a time
 	spin     int
 	quitting bool
 	started  bool // services loaded once (to apply Options.Service)
@@ -296,9 +297,15 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		m.plan.plan, m.plan.loaded = msg.plan, true
 		return m, nil
 	case startedMsg:
-		m.busy = ""
+		m.busy, m.starting = "", false
 		if msg.err != nil {
 			m.fail("start "+msg.what+" of "+msg.service, msg.err)
+			return m, nil
+		}
+		if m.hasLive && m.live.running() && m.live.rel != msg.rel {
+			// Never let a running release fall out of view: nothing could
+			// approve, pause or roll it back from here any more.
+			m.info(fmt.Sprintf("the %s of %s was not started: a release of %s runs in this console", msg.what, msg.service, m.live.service))
 			return m, nil
 		}
 		return m.watch(msg.rel, msg.service)
@@ -471,6 +478,9 @@ func (m Model) key(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 		}
 	case screenPlan:
 		if key.Matches(msg, km.Start) {
+			if !m.mayStart(m.plan.service) {
+				return m, nil
+			}
 			return m, tea.Batch(m.setBusy("starting the release"), startRelease(m.ctx, m.b, m.plan.service, m.plan.image.Ref, m.plan.spec))
 		}
 	case screenLive:
@@ -510,6 +520,9 @@ func (m Model) homeKey(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 		m.screen = screenPicker
 		return m, tea.Batch(loadImagePages(ctx, m.b, sv.Name, m.loads), m.picker.spin.Tick)
 	case key.Matches(msg, km.Resume):
+		if !m.mayStart(sv.Name) {
+			return m, nil
+		}
 		return m, tea.Batch(m.setBusy("resuming "+sv.Name), resumeRelease(m.ctx, m.b, sv.Name))
 	case key.Matches(msg, km.Watch):
 		m.screen = screenLive
@@ -553,6 +566,24 @@ func (m Model) liveKey(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 		return m, nil
 	}
 	return m.toScreen(msg)
+}
+
+// mayStart says whether this console can start a release, resume or
+// rollback now, and marks one as being prepared. The console drives one
+// release at a time: a second would take the first out of view, where
+// nothing could approve, pause or roll it back.
+func (m *Model) mayStart(service string) bool {
+	switch {
+	case m.starting:
+		m.info("already starting; one moment")
+		return false
+	case m.hasLive && m.live.running():
+		m.info(fmt.Sprintf("a release of %s runs in this console; it must end first (v shows it). From a shell, `cutover rollback %s` works at any time",
+			m.live.service, service))
+		return false
+	}
+	m.starting = true
+	return true
 }
 
 // currentService is the service the screen is about, for the keys that
@@ -640,6 +671,9 @@ func (m Model) homeRollbackDialog(sv ServiceState) *confirmDialog {
 func (m Model) confirmed(d confirmDialog) (Model, tea.Cmd) {
 	switch d.kind {
 	case confirmRollback:
+		if !m.mayStart(d.service) {
+			return m, nil
+		}
 		return m, tea.Batch(m.setBusy("rolling back "+d.service), startRollback(m.ctx, m.b, d.service))
 	case confirmLiveRollback:
 		m.screen = screenLive
