@@ -340,6 +340,17 @@ func TestDeployAsksAtApprovalGatesOnATerminal(t *testing.T) {
 	if got := e.share("1.1.0"); got != 0.5 {
 		t.Fatalf("at the gate 1.1.0 has %.2f of the traffic, want 0.50", got)
 	}
+	// One reader answers every prompt: a stray line, a pause, a resume,
+	// then the approval.
+	c.key("x")
+	c.key("Enter")
+	c.waitFor(10*time.Second, "still waiting")
+	c.key("p")
+	c.key("Enter")
+	c.waitFor(10*time.Second, "paused: [r]esume")
+	c.key("r")
+	c.key("Enter")
+	c.waitFor(10*time.Second, "resumed")
 	c.key("y")
 	c.key("Enter")
 	c.waitFor(60*time.Second, "succeeded", "exit=0")

@@ -139,15 +139,13 @@ func (s *service) drive(ctx context.Context, cmd *cobra.Command, target engine.T
 		<-ctx.Done()
 		_ = rel.Send(engine.CmdAbort)
 	}()
+	var op *operator
+	if ask {
+		op = newOperator(rel, os.Stdin, cmd.ErrOrStderr())
+	}
 	outcome, runErr := follow(ctx, rel, out, func(ev engine.Event) {
-		if !ask {
-			return
-		}
-		switch {
-		case ev.Kind == engine.EventGateWaiting && ev.Gate != nil && ev.Gate.Kind == engine.GateApproval:
-			go askApproval(rel, os.Stdin, cmd.ErrOrStderr())
-		case ev.Kind == engine.EventPaused && rel.Snapshot().PausedBy == "failure":
-			go askOnFailure(rel, os.Stdin, cmd.ErrOrStderr())
+		if op != nil {
+			op.prompt(ev)
 		}
 	})
 	return outcomeError(s.svc.Name, outcome, runErr)
@@ -213,52 +211,71 @@ func (s *service) resumable(ctx context.Context, target engine.Target) (engine.R
 	return rec, true, nil
 }
 
-// askApproval asks on the terminal what to do at an approval gate.
-func askApproval(rel *engine.Release, in io.Reader, out io.Writer) {
-	fmt.Fprint(out, "approve this step? [y]es / [p]ause / [r]ollback / [N]o, keep waiting: ")
-	line, err := bufio.NewReader(in).ReadString('\n')
-	if err != nil {
-		return
-	}
-	var cmd engine.Command
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		cmd = engine.CmdApprove
-	case "p", "pause":
-		cmd = engine.CmdPause
-	case "r", "rollback":
-		cmd = engine.CmdRollback
-	default:
-		fmt.Fprintln(out, "still waiting; run `cutover deploy` again or use the console to approve")
-		return
-	}
-	if err := rel.Send(cmd); err != nil {
-		fmt.Fprintln(out, err)
+// operator answers a release's questions from the terminal: one reader of
+// stdin for the whole run, so two prompts never split the operator's lines.
+// What a line means depends on where the release stands when it arrives.
+type operator struct {
+	rel *engine.Release
+	out io.Writer
+}
+
+func newOperator(rel *engine.Release, in io.Reader, out io.Writer) *operator {
+	op := &operator{rel: rel, out: out}
+	go func() {
+		sc := bufio.NewScanner(in)
+		for sc.Scan() {
+			op.answer(strings.ToLower(strings.TrimSpace(sc.Text())))
+		}
+	}()
+	return op
+}
+
+// prompt asks what to do when the release starts waiting for the operator.
+func (op *operator) prompt(ev engine.Event) {
+	switch {
+	case ev.Kind == engine.EventGateWaiting && ev.Gate != nil && ev.Gate.Kind == engine.GateApproval:
+		fmt.Fprint(op.out, "approve this step? [y]es / [p]ause / [r]oll back (anything else: keep waiting): ")
+	case ev.Kind == engine.EventPaused:
+		who := "paused"
+		if op.rel.Snapshot().PausedBy == "failure" {
+			who = "paused by a failure"
+		}
+		fmt.Fprintf(op.out, "%s: [r]esume (retry the step) / roll [b]ack / [a]bort, leaving it as it is: ", who)
 	}
 }
 
-// askOnFailure asks on the terminal what to do with a release a failure
-// paused.
-func askOnFailure(rel *engine.Release, in io.Reader, out io.Writer) {
-	fmt.Fprint(out, "paused by a failure: [r]esume (retry the step) / roll [b]ack / [a]bort, leaving it as it is / [N]othing, stay paused: ")
-	line, err := bufio.NewReader(in).ReadString('\n')
-	if err != nil {
-		return
-	}
+// answer turns a line into a command for the release's current state.
+func (op *operator) answer(line string) {
+	sn := op.rel.Snapshot()
 	var cmd engine.Command
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "r", "resume":
-		cmd = engine.CmdResume
-	case "b", "rollback":
-		cmd = engine.CmdRollback
-	case "a", "abort":
-		cmd = engine.CmdAbort
+	switch {
+	case sn.State == engine.ReleasePaused:
+		switch line {
+		case "r", "resume":
+			cmd = engine.CmdResume
+		case "b", "rollback":
+			cmd = engine.CmdRollback
+		case "a", "abort":
+			cmd = engine.CmdAbort
+		}
+	case sn.Gate != nil && sn.Gate.Gate.Kind == engine.GateApproval:
+		switch line {
+		case "y", "yes":
+			cmd = engine.CmdApprove
+		case "p", "pause":
+			cmd = engine.CmdPause
+		case "r", "rollback":
+			cmd = engine.CmdRollback
+		}
 	default:
-		fmt.Fprintln(out, "staying paused; Ctrl-C leaves it as it is")
+		return // nothing is asked now
+	}
+	if cmd == "" {
+		fmt.Fprintln(op.out, "still waiting; answer with one of the letters above, or Ctrl-C to leave it as it is")
 		return
 	}
-	if err := rel.Send(cmd); err != nil {
-		fmt.Fprintln(out, err)
+	if err := op.rel.Send(cmd); err != nil {
+		fmt.Fprintln(op.out, err)
 	}
 }
 
