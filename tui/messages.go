@@ -171,6 +171,7 @@ func loadSpec(ctx context.Context, b Backend, service string) tea.Cmd {
 }
 
 func makePlan(ctx context.Context, b Backend, service, image string, spec engine.ServiceSpec) tea.Cmd {
+	spec = cloneSpec(spec)
 	return safe(func() tea.Msg {
 		p, err := b.Plan(ctx, service, image, spec)
 		return planMsg{service, p, err}
@@ -178,6 +179,7 @@ func makePlan(ctx context.Context, b Backend, service, image string, spec engine
 }
 
 func startRelease(ctx context.Context, b Backend, service, image string, spec engine.ServiceSpec) tea.Cmd {
+	spec = cloneSpec(spec)
 	return safe(func() tea.Msg {
 		rel, err := b.Start(ctx, service, image, spec)
 		return startedMsg{service, "release", rel, err}

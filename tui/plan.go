@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -25,7 +26,14 @@ type planScreen struct {
 }
 
 func newPlan(e *env, service string, image ImageRow, spec engine.ServiceSpec) planScreen {
-	return planScreen{env: e, service: service, image: image, spec: spec}
+	return planScreen{env: e, service: service, image: image, spec: cloneSpec(spec)}
+}
+
+// cloneSpec copies what the strategy editor changes in place, so a plan (and
+// the command computing it) never shares it with the editor.
+func cloneSpec(spec engine.ServiceSpec) engine.ServiceSpec {
+	spec.Strategy.Canary.Steps = slices.Clone(spec.Strategy.Canary.Steps)
+	return spec
 }
 
 // SetSize sets the area the screen draws in.

@@ -62,17 +62,19 @@ another writer (such as "cutover rollback" from elsewhere).`,
 }
 
 func runDeploy(cmd *cobra.Command, name, image string, f deployFlags) error {
+	if err := checkStrategy(f.strategy); err != nil {
+		return err
+	}
+	if f.auto && f.detach {
+		return withCode(exitUsage, errors.New("--auto approves every gate and --detach stops at the first: use one"))
+	}
 	ctx, s, out, done, err := openRelease(cmd, name, f.output)
 	if err != nil {
 		return err
 	}
 	defer done()
 	if f.strategy != "" {
-		st := engine.StrategyType(f.strategy)
-		if st != engine.Rolling && st != engine.BlueGreen && st != engine.Canary {
-			return withCode(exitUsage, fmt.Errorf("--strategy %q: want rolling, bluegreen or canary", f.strategy))
-		}
-		s.spec.Strategy.Type = st
+		s.spec.Strategy.Type = engine.StrategyType(f.strategy)
 	}
 	target, err := s.resolveTarget(ctx, image)
 	if err != nil {
@@ -304,6 +306,15 @@ func outcomeError(name string, o engine.Outcome, err error) error {
 	default:
 		return withCode(exitFailed, msg("stopped on a failure and left as it is; `cutover deploy` again resumes it (retrying the step), `cutover rollback "+name+"` undoes it"))
 	}
+}
+
+// checkStrategy validates a --strategy flag before anything is connected.
+func checkStrategy(st string) error {
+	switch engine.StrategyType(st) {
+	case "", engine.Rolling, engine.BlueGreen, engine.Canary:
+		return nil
+	}
+	return withCode(exitUsage, fmt.Errorf("--strategy %q: want rolling, bluegreen or canary", st))
 }
 
 // hasApproval reports whether the plan stops for an operator anywhere.

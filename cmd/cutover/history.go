@@ -41,6 +41,9 @@ outcome. --release ID prints that release's events, in order.`,
 			ctx := cmd.Context()
 			w := cmd.OutOrStdout()
 			if release != "" {
+				if _, err := j.Release(ctx, release); err != nil {
+					return fmt.Errorf("%w (cutover history lists them)", err)
+				}
 				evs, err := j.Events(ctx, release)
 				if err != nil {
 					return fmt.Errorf("release %s: %w", release, err)

@@ -21,6 +21,9 @@ nothing.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
+			if err := checkStrategy(strategy); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			s, err := openService(ctx, cmd, args[0])
 			if err != nil {
