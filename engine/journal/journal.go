@@ -138,7 +138,10 @@ func (j *Journal) Begin(ctx context.Context, rec engine.ReleaseRecord, now time.
 		if err != nil {
 			return fmt.Errorf("journal: read lease of %s: %w", rec.Service, err)
 		}
-		if held && l.Release != rec.ID && !takeover && l.Live(now, j.Host, j.Alive) {
+		// Another live process holds the lease: for another release, or for
+		// this very release (two processes would drive it at once).
+		other := l.Release != rec.ID || l.Owner.PID != rec.Owner.PID || l.Owner.Host != rec.Owner.Host
+		if held && other && !takeover && l.Live(now, j.Host, j.Alive) {
 			return &engine.LeaseHeldError{Lease: l, Now: now}
 		}
 		rels := tx.Bucket(bucketReleases)

@@ -123,6 +123,26 @@ func TestLeaseRefusesSecondReleaseUntilStaleOrTakenOver(t *testing.T) {
 	}
 }
 
+// Two processes must not drive one release: resuming a release whose live
+// owner is another process is refused; its own owner may begin it again.
+func TestLeaseRefusesTheSameReleaseToAnotherLiveProcess(t *testing.T) {
+	ctx := context.Background()
+	j, err := journal.Open(filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Alive = func(int) bool { return true }
+	if err := j.Begin(ctx, record("r1", "web", 4242, t0), t0, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Begin(ctx, record("r1", "web", 4343, t0), t0.Add(time.Second), false); !errors.Is(err, engine.ErrLeaseHeld) {
+		t.Fatalf("another process resuming r1 while its owner lives: %v, want ErrLeaseHeld", err)
+	}
+	if err := j.Begin(ctx, record("r1", "web", 4242, t0), t0.Add(2*time.Second), false); err != nil {
+		t.Fatalf("the owner beginning r1 again: %v", err)
+	}
+}
+
 func TestLeaseOfDeadProcessOnThisHostIsBroken(t *testing.T) {
 	ctx := context.Background()
 	j, err := journal.Open(filepath.Join(t.TempDir(), "journal.db"))
