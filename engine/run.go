@@ -141,7 +141,21 @@ func (r *Release) start(ctx context.Context) (Outcome, error) {
 		// newer one and fences this release out (rule 7). The table is
 		// unchanged but for instances that no longer run: they lose their
 		// weight, as no table this release writes gives traffic to them.
-		if err := r.apply(ctx, withoutDead(table, obs.Instances)); err != nil {
+		// A pull may have taken minutes: claim on the table as it is now,
+		// and while paused change nothing but the epoch (rule 4).
+		if r.deps.Puller != nil {
+			if table, _, err = r.deps.Router.State(ctx); err != nil {
+				return Failed, failf("router: read state: %w", err)
+			}
+			if obs.Instances, err = r.deps.Platform.Instances(ctx, r.spec.Name); err != nil {
+				return Failed, failf("platform: list instances: %w", err)
+			}
+		}
+		claim := withoutDead(table, obs.Instances)
+		if r.paused {
+			claim = RouteTable{Backends: table.Backends}
+		}
+		if err := r.apply(ctx, claim); err != nil {
 			var taken *TakenOverError
 			if errors.As(err, &taken) {
 				return TakenOver, err

@@ -450,7 +450,11 @@ func (s homeScreen) releaseLine(sv ServiceState) string {
 		if r.State != engine.ReleaseAborted {
 			at += fmt.Sprintf(" (%s)", r.State)
 		}
-		return st.Degraded.Render("⚠ interrupted") + " " + what + at + st.Subtle.Render(" — u resume · r roll back")
+		keys := " — u resume · r roll back"
+		if r.Kind == engine.KindRollback {
+			keys = " — r finishes the rollback"
+		}
+		return st.Degraded.Render("⚠ interrupted") + " " + what + at + st.Subtle.Render(keys)
 	}
 	return st.Subtle.Render("last: ") + what + " " + stateText(st, r.State, "") + st.Subtle.Render(" "+ago(s.env.now(), r.Started)+" by "+r.Actor.User)
 }

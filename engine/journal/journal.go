@@ -236,6 +236,11 @@ func (j *Journal) End(ctx context.Context, id string, state engine.ReleaseState,
 		if !found {
 			return engine.ErrNotFound
 		}
+		if rec.State == engine.ReleaseRolledBack && state == engine.ReleaseTakenOver {
+			// A rollback from elsewhere already recorded how this release
+			// ended; its fenced-out process only learns of it later.
+			state, lastErr = rec.State, rec.Error
+		}
 		rec.State, rec.Ended, rec.Error = state, now, lastErr
 		if err := putJSON(rels, id, rec); err != nil {
 			return err

@@ -274,3 +274,26 @@ func TestTwoProcessesShareTheJournal(t *testing.T) {
 		t.Errorf("child heartbeat after takeover: %s", got)
 	}
 }
+
+// A release rolled back from another process keeps that outcome when its
+// own, fenced-out process later records that it was taken over.
+func TestRolledBackOutcomeSurvivesTheFencedWritersEnd(t *testing.T) {
+	ctx := context.Background()
+	j, err := journal.Open(filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Begin(ctx, record("r1", "web", 4242, t0), t0, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.End(ctx, "r1", engine.ReleaseRolledBack, t0.Add(time.Second), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.End(ctx, "r1", engine.ReleaseTakenOver, t0.Add(2*time.Second), "taken over"); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := j.Release(ctx, "r1")
+	if err != nil || rec.State != engine.ReleaseRolledBack {
+		t.Errorf("state %s (%v), want rolled-back", rec.State, err)
+	}
+}
