@@ -636,7 +636,7 @@ func (r *Release) instanceViews(insts []Instance, table RouteTable) []InstanceVi
 			v.Role = "stable"
 		}
 		if p, ok := r.probes[in.ID]; ok {
-			v.Health, v.Healthy = p.health, p.healthy && !p.failed
+			v.Health, v.Healthy = probeView(p)
 		} else {
 			v.Health = Health{Status: HealthUnknown}
 			v.Healthy = weights[in.ID] > 0
@@ -645,6 +645,30 @@ func (r *Release) instanceViews(insts []Instance, table RouteTable) []InstanceVi
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Instance.Name < out[j].Instance.Name })
 	return out
+}
+
+// probeView is how a watched instance's health reads: one that has not yet
+// passed its checks, nor failed them, is still starting, whatever its last
+// probe said (a port not open yet is not a failure while starting).
+func probeView(p *probe) (Health, bool) {
+	h := p.health
+	if !p.healthy && !p.failed && h.Status == HealthUnhealthy {
+		h.Status = HealthStarting
+	}
+	return h, p.healthy && !p.failed
+}
+
+// showProbe puts a fresh probe result into the snapshot at once, rather
+// than at the next poll of the platform.
+func (r *Release) showProbe(id string, p *probe) {
+	h, healthy := probeView(p)
+	r.update(func(s *Snapshot) {
+		for i := range s.Instances {
+			if s.Instances[i].Instance.ID == id {
+				s.Instances[i].Health, s.Instances[i].Healthy = h, healthy
+			}
+		}
+	})
 }
 
 // probeWatched probes the healthy instances this release watches; one
@@ -665,6 +689,7 @@ func (r *Release) probeWatched(ctx context.Context) error {
 			h = Health{Status: HealthUnhealthy, Detail: "probe: " + err.Error()}
 		}
 		p.health = h
+		r.showProbe(id, p)
 		switch {
 		case h.Status == HealthHealthy:
 			p.fails = 0

@@ -164,6 +164,7 @@ func (r *Release) settle(ctx context.Context, deadline time.Time) error {
 				h = Health{Status: HealthUnknown, Detail: "probe: " + err.Error()}
 			}
 			p.health = h
+			r.showProbe(id, p)
 			in := p.inst
 			switch h.Status {
 			case HealthCrashed:
@@ -175,6 +176,7 @@ func (r *Release) settle(ctx context.Context, deadline time.Time) error {
 				p.passes++
 				if p.passes >= r.spec.Health.Successes {
 					p.healthy = true
+					r.showProbe(id, p)
 					_ = r.emit(ctx, Event{Kind: EventHealthy, Instance: &in, Health: &h, Message: fmt.Sprintf("%s (%s) is healthy", in.Name, in.Version)})
 					continue
 				}
