@@ -84,6 +84,9 @@ type Health struct {
 	Detail string       `json:"detail,omitempty"` // what failed: "GET /healthz: 503", "exited with code 2"
 	// Docker is the image's own HEALTHCHECK state where it defines one.
 	Docker string `json:"docker,omitempty"`
+	// Restarts is how often the platform restarted the instance after it
+	// died; the engine compares it with the count at launch.
+	Restarts int `json:"restarts,omitempty"`
 }
 
 // Platform runs instances. Adapters (Docker) implement it; the engine

@@ -298,3 +298,22 @@ func TestStandaloneRollbackWinsAgainstAWriterThatClaimedItsEpoch(t *testing.T) {
 		t.Errorf("table after the rollback %+v", tb)
 	}
 }
+
+// A canary that Docker restarted after a crash looks healthy again to a
+// probe; the engine still counts the restart as a crash of an instance it
+// watches, and the failure policy applies.
+func TestACanaryRestartedByThePlatformIsACrash(t *testing.T) {
+	env := seeded(4)
+	spec := canarySpec(engine.CanaryStep{Weight: 10, Gate: approval()})
+	spec.OnFailure.AfterTraffic = engine.FailRollback
+	run := startOn(t, env, spec, engine.Options{})
+	mustUntil(t, run, gateWaiting(engine.GateApproval))
+	canary := env.Platform.Running("1.1.0")[0].ID
+	env.Platform.SetHealth(canary, &engine.Health{Status: engine.HealthHealthy, Restarts: 1})
+	ev := mustUntil(t, run, kind(engine.EventUnhealthy))
+	if !strings.Contains(ev.Message+ev.Error+ev.Health.Detail, "restarted 1 times since launch") {
+		t.Errorf("unhealthy event %+v does not say it restarted", ev)
+	}
+	mustWait(t, run, engine.RolledBack)
+	assertSafe(t, env)
+}

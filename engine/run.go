@@ -647,6 +647,24 @@ func (r *Release) instanceViews(insts []Instance, table RouteTable) []InstanceVi
 	return out
 }
 
+// judge is a probe's verdict on a watched instance: besides what the
+// platform says, a restart since the release first saw the instance is a
+// crash (a crash loop that Docker keeps bringing back is not a slow start).
+func (p *probe) judge(h Health) Health {
+	if h.Restarts > p.inst.Restarts && h.Status != HealthCrashed {
+		h.Detail = fmt.Sprintf("restarted %d times since %s", h.Restarts-p.inst.Restarts, ifElse(p.inst.Restarts == 0, "launch", "the release began"))
+		h.Status = HealthCrashed
+	}
+	return h
+}
+
+func ifElse(c bool, a, b string) string {
+	if c {
+		return a
+	}
+	return b
+}
+
 // probeView is how a watched instance's health reads: one that has not yet
 // passed its checks, nor failed them, is still starting, whatever its last
 // probe said (a port not open yet is not a failure while starting).
@@ -688,6 +706,7 @@ func (r *Release) probeWatched(ctx context.Context) error {
 		if err != nil {
 			h = Health{Status: HealthUnhealthy, Detail: "probe: " + err.Error()}
 		}
+		h = p.judge(h)
 		p.health = h
 		r.showProbe(id, p)
 		switch {

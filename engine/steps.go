@@ -163,6 +163,7 @@ func (r *Release) settle(ctx context.Context, deadline time.Time) error {
 			if err != nil {
 				h = Health{Status: HealthUnknown, Detail: "probe: " + err.Error()}
 			}
+			h = p.judge(h)
 			p.health = h
 			r.showProbe(id, p)
 			in := p.inst

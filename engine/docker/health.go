@@ -28,8 +28,8 @@ const crashLogLines = 3
 const defaultProbeTimeout = 2 * time.Second
 
 // Health probes the instance once. Docker's view comes first: an exited,
-// dead, restarting or restarted container is crashed (waiting will not make
-// it healthy). A running one gets an HTTP GET of check.Path: 2xx and 3xx
+// dead or restarting container is crashed (waiting will not make it
+// healthy); Restarts counts the restarts of a running one. A running one gets an HTTP GET of check.Path: 2xx and 3xx
 // pass. Where the image has its own HEALTHCHECK, its state is reported in
 // Docker and must agree before the instance counts as healthy.
 // A failed probe is a verdict, not an error; errors are Docker's.
@@ -72,13 +72,11 @@ func (p *Platform) Health(ctx context.Context, id string, check engine.HealthChe
 		h.Detail = "being removed"
 		return h, nil
 	}
-	if info.RestartCount > 0 {
-		// Running again, but it died at least once since it was started:
-		// a new version that does this is a crash loop, not a slow start.
-		h.Status = engine.HealthCrashed
-		h.Detail = p.crashDetail(ctx, id, fmt.Sprintf("restarted %d times", info.RestartCount), st)
-		return h, nil
-	}
+	// Running again after Docker restarted it: the probe says whether it
+	// serves now. The engine, which knows the count at launch, treats a
+	// restart of an instance it watches as a crash; an instance that came
+	// back weeks ago is simply healthy (the restart count shows).
+	h.Restarts = info.RestartCount
 
 	addr := addrOf(info)
 	if addr == "" {
