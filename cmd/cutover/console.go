@@ -200,7 +200,7 @@ func (b *consoleBackend) Images(ctx context.Context, name string) ([]tui.ImageRo
 	if err != nil {
 		return nil, err
 	}
-	return toImageRows(rows), nil
+	return s.toImageRows(ctx, rows), nil
 }
 
 // ImagePages delivers the candidate images page by page as the registry
@@ -210,15 +210,18 @@ func (b *consoleBackend) ImagePages(ctx context.Context, name string, page func(
 	if err != nil {
 		return err
 	}
-	return s.imagePages(ctx, func(rows []imageRow) { page(toImageRows(rows)) })
+	return s.imagePages(ctx, func(rows []imageRow) { page(s.toImageRows(ctx, rows)) })
 }
 
-func toImageRows(rows []imageRow) []tui.ImageRow {
+// toImageRows makes picker rows whose Ref names the image by content, so the
+// release runs the image of the row the operator chose even if its tag moves
+// before Enter (the version is still the row's first tag).
+func (s *service) toImageRows(ctx context.Context, rows []imageRow) []tui.ImageRow {
 	out := make([]tui.ImageRow, len(rows))
 	for i, r := range rows {
 		ref := r.Digest
-		if len(r.Tags) > 0 {
-			ref = r.Tags[0]
+		if s.svc.Source.Type != config.SourceECR {
+			ref = s.pinned(ctx, r.Image)
 		}
 		out[i] = tui.ImageRow{Image: r.Image, Ref: ref, Running: r.Running, RanAt: r.RanFrom}
 	}

@@ -99,9 +99,23 @@ func TestConsolePickerGetsECRImagesPageByPage(t *testing.T) {
 	if pages < 1 || len(all) != 5 {
 		t.Fatalf("got %d images in %d pages, want 5", len(all), pages)
 	}
+	// A row is started by its digest, so a tag moved before Enter cannot
+	// change what is deployed; the version is still the row's tag.
+	s, err := b.service(ctx, "api")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, r := range all {
-		if !strings.HasPrefix(r.Digest, "sha256:") || r.Ref != r.Tags[0] {
-			t.Errorf("row %+v: want an ECR digest and the tag as the reference", r)
+		if !strings.HasPrefix(r.Digest, "sha256:") || r.Ref != r.Digest {
+			t.Errorf("row %+v: want the ECR digest as the reference", r)
+			continue
+		}
+		target, err := s.resolveTarget(ctx, r.Ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if target.Version != r.Tags[0] || target.Digest != r.Digest || !strings.HasSuffix(target.Image, "@"+r.Digest) {
+			t.Errorf("row %s resolves to %+v; want version %s pinned by its digest", r.Tags[0], target, r.Tags[0])
 		}
 	}
 }
