@@ -73,7 +73,16 @@ func (s *service) stableTarget(ctx context.Context, to string) (engine.Target, s
 		break
 	}
 	if to != "" {
+		// The image V ran from, as the journal pinned it, where it knows V.
 		stable = engine.VersionRef{Version: to}
+		for _, r := range recs {
+			refs := append([]engine.VersionRef{{Version: r.To.Version, Image: r.To.Image}}, r.From...)
+			for _, v := range refs {
+				if v.Version == to && v.Image != "" && stable.Image == "" {
+					stable.Image = v.Image
+				}
+			}
+		}
 	}
 	if stable.Version == "" {
 		return engine.Target{}, "", fmt.Errorf("%s: the journal has no release with a version to return to; name one with --to VERSION", s.svc.Name)
@@ -90,7 +99,13 @@ func (s *service) stableTarget(ctx context.Context, to string) (engine.Target, s
 		}
 	}
 	if t.Image == "" {
-		t.Image = s.svc.Image + ":" + stable.Version
+		// Nothing recorded or running names its image: resolve the version
+		// as a deploy would, pinned by digest.
+		rt, err := s.resolveTarget(ctx, stable.Version)
+		if err != nil {
+			return engine.Target{}, "", fmt.Errorf("%s: roll back to %s: %w", s.svc.Name, stable.Version, err)
+		}
+		t = rt
 	}
 	return t, undo, nil
 }
