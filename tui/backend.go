@@ -66,6 +66,9 @@ type ServiceState struct {
 	// it can be resumed or rolled back.
 	Release     *engine.ReleaseRecord
 	Interrupted bool
+	// SemverTags says the service orders its images by tag as a version
+	// rather than by push time (source.semver).
+	SemverTags bool
 	// RollbackTo is the version an emergency rollback returns to (the
 	// stable version of the latest deploy), "" when there is none.
 	RollbackTo string

@@ -20,20 +20,23 @@ import (
 type pickerScreen struct {
 	env     *env
 	service string
-	rows    []ImageRow
-	hay     []string // lower-cased tags, digest and ref of each row, for the filter
-	seen    map[string]bool
-	loaded  bool // something to show: a page or the end of the listing
-	loading bool // more pages may come
-	load    int  // which listing this picker shows (stale pages are dropped)
-	stop    context.CancelFunc
-	spin    spinner.Model
-	err     string
-	cursor  int
-	moved   bool // the operator moved the cursor: it stays on their image
-	filter  textinput.Model
-	typing  bool // the filter has focus
-	w, h    int
+	// bySemver orders rows by their tag as a version (the service's
+	// source.semver), not by push time.
+	bySemver bool
+	rows     []ImageRow
+	hay      []string // lower-cased tags, digest and ref of each row, for the filter
+	seen     map[string]bool
+	loaded   bool // something to show: a page or the end of the listing
+	loading  bool // more pages may come
+	load     int  // which listing this picker shows (stale pages are dropped)
+	stop     context.CancelFunc
+	spin     spinner.Model
+	err      string
+	cursor   int
+	moved    bool // the operator moved the cursor: it stays on their image
+	filter   textinput.Model
+	typing   bool // the filter has focus
+	w, h     int
 }
 
 // loadingSpinner uses block glyphs, which render everywhere the console does.
@@ -70,8 +73,12 @@ func (s *pickerScreen) addPage(msg imagePageMsg) {
 				page = append(page, r)
 			}
 		}
-		sort.SliceStable(page, func(i, j int) bool { return newer(page[i], page[j]) })
-		s.rows = mergeNewest(s.rows, page)
+		first := newer
+		if s.bySemver {
+			first = higherVersion
+		}
+		sort.SliceStable(page, func(i, j int) bool { return first(page[i], page[j]) })
+		s.rows = mergeBy(s.rows, page, first)
 		s.hay = s.hay[:0]
 		for _, r := range s.rows {
 			s.hay = append(s.hay, strings.ToLower(strings.Join(r.Tags, " ")+" "+r.Digest+" "+r.Ref))
@@ -94,12 +101,12 @@ func (s *pickerScreen) addPage(msg imagePageMsg) {
 	}
 }
 
-// mergeNewest merges two lists sorted newest first.
-func mergeNewest(a, b []ImageRow) []ImageRow {
+// mergeBy merges two lists sorted by first.
+func mergeBy(a, b []ImageRow, first func(a, b ImageRow) bool) []ImageRow {
 	out := make([]ImageRow, 0, len(a)+len(b))
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
-		if newer(b[j], a[i]) {
+		if first(b[j], a[i]) {
 			out = append(out, b[j])
 			j++
 		} else {
@@ -122,6 +129,15 @@ func newer(a, b ImageRow) bool {
 		return naturalLess(tb, ta)
 	}
 	return a.Digest > b.Digest
+}
+
+// higherVersion orders images by their first tag as a version, highest
+// first, for services configured with semver ordering; then newest first.
+func higherVersion(a, b ImageRow) bool {
+	if ta, tb := firstTag(a), firstTag(b); ta != tb {
+		return naturalLess(tb, ta)
+	}
+	return newer(a, b)
 }
 
 func firstTag(r ImageRow) string {

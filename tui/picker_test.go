@@ -148,7 +148,7 @@ func TestNewerOrdersByPushThenHighestTag(t *testing.T) {
 	a := []ImageRow{row("1.10.0", at), row("1.2.0", at.Add(-time.Second))}
 	b := []ImageRow{row("2.0.0", at.Add(time.Second)), row("1.9.0", at)}
 	var got []string
-	for _, r := range mergeNewest(a, b) {
+	for _, r := range mergeBy(a, b, newer) {
 		got = append(got, r.Ref)
 	}
 	if want := "2.0.0 1.10.0 1.9.0 1.2.0"; strings.Join(got, " ") != want {
@@ -173,5 +173,25 @@ func TestProgramShowsFirstImagesWhileTheRegistryIsStillAnswering(t *testing.T) {
 	fm := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(Model)
 	if len(fm.picker.rows) != 4 || fm.picker.rows[0].Ref != "img:1.2.0-rc1" {
 		t.Fatalf("%d rows, first %q; want 4 with img:1.2.0-rc1 first", len(fm.picker.rows), fm.picker.rows[0].Ref)
+	}
+}
+
+// A service ordered by semantic version keeps that order across pages that
+// arrive out of order, whatever the push times.
+func TestPickerOrdersBySemverAcrossPagesWhenTheServiceDoes(t *testing.T) {
+	s := newPicker(&env{}, "api", 1, func() {})
+	s.bySemver = true
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	row := func(tag string, age time.Duration) ImageRow {
+		return ImageRow{Image: engine.Image{Tags: []string{tag}, Digest: "sha256:" + tag, Pushed: now.Add(-age)}, Ref: tag}
+	}
+	s.addPage(imagePageMsg{rows: []ImageRow{row("1.9.0", time.Minute), row("1.2.0", 0)}})
+	s.addPage(imagePageMsg{rows: []ImageRow{row("1.10.0", time.Hour), row("2.0.0-rc1", 2 * time.Hour)}, done: true})
+	var got []string
+	for _, r := range s.rows {
+		got = append(got, r.Tags[0])
+	}
+	if want := "2.0.0-rc1 1.10.0 1.9.0 1.2.0"; strings.Join(got, " ") != want {
+		t.Errorf("order %v, want %s", got, want)
 	}
 }

@@ -516,6 +516,7 @@ func (m Model) homeKey(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 		m.loads++
 		ctx, stop := context.WithCancel(m.ctx)
 		m.picker = newPicker(m.env, sv.Name, m.loads, stop)
+		m.picker.bySemver = sv.SemverTags
 		m.picker.SetSize(m.width, max(1, m.height-2))
 		m.screen = screenPicker
 		return m, tea.Batch(loadImagePages(ctx, m.b, sv.Name, m.loads), m.picker.spin.Tick)

@@ -129,6 +129,7 @@ func (b *consoleBackend) Service(ctx context.Context, name string) (tui.ServiceS
 	if svc, err := b.cfg.Service(name); err == nil {
 		st.Strategy = engine.StrategyType(svc.Strategy.Type)
 		st.Replicas = svc.Replicas
+		st.SemverTags = svc.Source.Semver
 		st.RouterAddr = b.cfg.Routers[svc.Router].Listen
 	}
 	if recs, err := b.journal.Releases(ctx, name, 1); err == nil && len(recs) > 0 {
