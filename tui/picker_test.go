@@ -186,7 +186,7 @@ func TestPickerOrdersBySemverAcrossPagesWhenTheServiceDoes(t *testing.T) {
 		return ImageRow{Image: engine.Image{Tags: []string{tag}, Digest: "sha256:" + tag, Pushed: now.Add(-age)}, Ref: tag}
 	}
 	s.addPage(imagePageMsg{rows: []ImageRow{row("1.9.0", time.Minute), row("1.2.0", 0)}})
-	s.addPage(imagePageMsg{rows: []ImageRow{row("1.10.0", time.Hour), row("2.0.0-rc1", 2 * time.Hour)}, done: true})
+	s.addPage(imagePageMsg{rows: []ImageRow{row("1.10.0", time.Hour), row("2.0.0-rc1", 2*time.Hour)}, done: true})
 	var got []string
 	for _, r := range s.rows {
 		got = append(got, r.Tags[0])
