@@ -57,9 +57,12 @@ type AnalysisResult struct {
 func Analyze(spec AnalysisSpec, start, end Stats, version, stable string) AnalysisResult {
 	res := AnalysisResult{Window: spec.Window, Version: version, Stable: stable}
 	n, ok := intervalOf(start, end, version)
+	if !start.Started.Equal(end.Started) {
+		ok = false // the router restarted within the window
+	}
 	if !ok {
 		res.Verdict = VerdictInconclusive
-		res.Message = "analysis inconclusive: the router's counters went backwards (router restarted?)"
+		res.Message = "analysis inconclusive: the router restarted during the window, so its figures do not cover it"
 		return res
 	}
 	res.Requests = n.Requests

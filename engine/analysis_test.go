@@ -129,3 +129,22 @@ func TestDetachOnFailureEndsRunAtAFailurePauseButNotAtAGate(t *testing.T) {
 		t.Errorf("journal state %s: the release must stay resumable", rec.State)
 	}
 }
+
+// A router that restarted inside the window starts its counters again; even
+// when they have grown past the window's start, the difference means nothing.
+func TestAnalysisAcrossARouterRestartIsInconclusive(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	stats := func(started time.Time, requests int64) engine.Stats {
+		return engine.Stats{Started: started, Versions: []engine.VersionStats{
+			{Version: "1.1.0", Totals: engine.Totals{Requests: requests, Class2xx: requests}},
+		}}
+	}
+	spec := engine.AnalysisSpec{Window: time.Minute, MaxErrorRate: 0.01, MinRequests: 10}
+	res := engine.Analyze(spec, stats(t0, 100), stats(t0.Add(30*time.Second), 500), "1.1.0", "1.0.0")
+	if res.Verdict != engine.VerdictInconclusive || !strings.Contains(res.Message, "restarted") {
+		t.Errorf("verdict %s %q, want inconclusive naming the restart", res.Verdict, res.Message)
+	}
+	if res := engine.Analyze(spec, stats(t0, 100), stats(t0, 500), "1.1.0", "1.0.0"); res.Verdict != engine.VerdictPassed {
+		t.Errorf("same router: verdict %s %q, want pass", res.Verdict, res.Message)
+	}
+}

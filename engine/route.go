@@ -110,8 +110,11 @@ type VersionStats struct {
 
 // Stats is what the router reports about its traffic.
 type Stats struct {
-	Epoch    uint64         `json:"epoch"`
-	At       time.Time      `json:"at"`
+	Epoch uint64    `json:"epoch"`
+	At    time.Time `json:"at"`
+	// Started is when the router process started: cumulative totals of two
+	// snapshots with different starts cannot be subtracted.
+	Started  time.Time      `json:"started,omitzero"`
 	Backends []BackendStats `json:"backends"`
 	Versions []VersionStats `json:"versions"`
 	// NoBackend counts requests answered 503 because no backend was available.

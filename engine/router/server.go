@@ -313,6 +313,7 @@ func (s *Server) statsLocked() engine.Stats {
 	st := engine.Stats{
 		Epoch:     t.spec.Epoch,
 		At:        now,
+		Started:   s.started,
 		Backends:  []engine.BackendStats{},
 		Versions:  []engine.VersionStats{},
 		NoBackend: s.noBackend.Load(),
