@@ -82,11 +82,13 @@ func TestPullHappensBeforeAnyPlatformOrRouterMutation(t *testing.T) {
 			progress = append(progress, ev.Message)
 		}
 	}
-	// All lines came within one instant of the fake clock: the first of
-	// each layer passes, the layer's last one when the pull ends.
-	want := []string{"Pulling from web", "a1b2: Downloading 1MB/4MB", "a1b2: Pull complete"}
-	if !slices.Equal(progress, want) {
-		t.Errorf("progress events %q, want %q", progress, want)
+	// The first line of each layer passes and the layer's last one when the
+	// pull ends; lines in between are coalesced by time, which the fake
+	// clock may or may not have moved through while the pull ran (the
+	// coalescing itself is tested in pull_internal_test.go).
+	if len(progress) < 3 || progress[0] != "Pulling from web" || progress[1] != "a1b2: Downloading 1MB/4MB" ||
+		progress[len(progress)-1] != "a1b2: Pull complete" || len(progress) > len(p.lines) {
+		t.Errorf("progress events %q: want the first line of each layer, the last one, and nothing twice", progress)
 	}
 	assertSafe(t, env)
 }

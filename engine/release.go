@@ -95,6 +95,7 @@ type Release struct {
 	paused      bool
 	pausedBy    string // "operator" or "failure"
 	want        Command
+	later       []Command // commands a checkpoint took off the queue for the next tick
 	approved    bool
 	trafficSeen bool
 	rollingBack bool

@@ -159,8 +159,15 @@ func TestSnapshotShowsTheGateInstancesAndTable(t *testing.T) {
 	env := seeded(4)
 	run := startOn(t, env, canarySpec(engine.CanaryStep{Weight: 10, Gate: approval()}), engine.Options{Actor: engine.Actor{User: "alice", Host: "ops", Remote: "10.1.2.3"}})
 	mustUntil(t, run, gateWaiting(engine.GateApproval))
-	env.Clock.Advance(2 * time.Second)
-	run.Idle()
+	// The snapshot's instances come from the engine's poll of the
+	// platform: give it polls until it has seen the canary.
+	for range 5 {
+		env.Clock.Advance(time.Second)
+		run.Idle()
+		if len(run.Release.Snapshot().Instances) == 5 {
+			break
+		}
+	}
 	s := run.Release.Snapshot()
 	if s.State != engine.ReleaseWaiting || s.Gate == nil || s.Gate.Gate.Kind != engine.GateApproval || s.Step != 2 {
 		t.Fatalf("state %s gate %+v step %d", s.State, s.Gate, s.Step)

@@ -246,7 +246,9 @@ func (r *Release) finish(ctx context.Context, outcome Outcome, err error) {
 		}
 		_ = r.deps.Journal.End(ctx, r.id, state, now, msg)
 		if r.kind == KindRollback && outcome == RolledBack && r.rolls != "" {
-			if rec, err := r.deps.Journal.Release(ctx, r.rolls); err == nil && !rec.State.Finished() {
+			// The fenced release may already have ended as taken over: that
+			// is this rollback, which says better how it ended.
+			if rec, err := r.deps.Journal.Release(ctx, r.rolls); err == nil && (!rec.State.Finished() || rec.State == ReleaseTakenOver) {
 				_ = r.deps.Journal.End(ctx, r.rolls, ReleaseRolledBack, now, "rolled back by "+r.id)
 			}
 		}
@@ -433,6 +435,21 @@ func (r *Release) pause(ctx context.Context, by, msg string) {
 // checkpoint is where a step may be held: it returns a pending rollback or
 // abort, and blocks while the release is paused. Every mutation passes one.
 func (r *Release) checkpoint(ctx context.Context) error {
+	// A rollback or abort sent during a run of mutations (a batch of
+	// launches or stops) takes effect before the next one, not at the next
+	// tick; other commands wait for the tick, where they always apply.
+	for pending := true; pending; {
+		select {
+		case cmd := <-r.cmds:
+			if cmd == CmdRollback || cmd == CmdAbort {
+				r.handle(ctx, cmd)
+			} else {
+				r.later = append(r.later, cmd)
+			}
+		default:
+			pending = false
+		}
+	}
 	if err := r.control(); err != nil {
 		return err
 	}
@@ -545,6 +562,11 @@ func (r *Release) tick(ctx context.Context, d time.Duration) error {
 
 // tickOr is tick that also wakes when wake is closed.
 func (r *Release) tickOr(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
+	for len(r.later) > 0 {
+		cmd := r.later[0]
+		r.later = r.later[1:]
+		r.handle(ctx, cmd)
+	}
 	if d <= 0 || d > r.tickEvery() {
 		d = r.tickEvery()
 	}

@@ -228,6 +228,7 @@ func (r *Release) verify(ctx context.Context, st Step) error {
 		if err != nil {
 			return failf("verify %s: probe: %w", in.Name, err)
 		}
+		h = p.judge(h)
 		if h.Status != HealthHealthy {
 			return failf("verify %s: %s: %s", in.Name, h.Status, h.Detail)
 		}

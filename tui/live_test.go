@@ -484,3 +484,25 @@ func TestASecondReleaseCannotTakeTheRunningOneOutOfView(t *testing.T) {
 	}
 	mustContain(t, h.m.message, "runs in this console", "cutover rollback api")
 }
+
+// An emergency rollback of another service is never refused: it runs in
+// the background while the release in view stays there.
+func TestEmergencyRollbackOfAnotherServiceRunsBesideTheLiveRelease(t *testing.T) {
+	h := liveAtApproval(t)
+	running := h.m.live.rel
+	if !h.m.mayStartKind("api", true) {
+		t.Fatalf("emergency rollback of api refused: %s", h.m.message)
+	}
+	other, _ := h.b.Rollback(context.Background(), svc)
+	m, cmd := h.m.Update(startedMsg{"api", "rollback", other, nil})
+	h.m = m.(Model)
+	if h.m.live.rel != running || h.m.background["api"] != other || cmd == nil {
+		t.Fatalf("live %v, background %v, cmd %v: want the rollback in the background and the release still in view", h.m.live.rel == running, h.m.background, cmd != nil)
+	}
+	mustContain(t, h.m.message, "rolling back api in the background")
+	// Leaving waits for it.
+	m, _ = h.m.quit()
+	if q := m.(Model); q.dialog != nil || !strings.Contains(q.message, "still running") {
+		t.Errorf("quit with a background rollback: %q", q.message)
+	}
+}

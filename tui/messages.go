@@ -209,6 +209,22 @@ func runRelease(ctx context.Context, rel *engine.Release) tea.Cmd {
 	})
 }
 
+// backgroundDoneMsg says how an emergency rollback run beside the release
+// in view ended.
+type backgroundDoneMsg struct {
+	service string
+	outcome engine.Outcome
+	err     error
+}
+
+// runBackground runs an emergency rollback that is not the live view's.
+func runBackground(ctx context.Context, service string, rel *engine.Release) tea.Cmd {
+	return safe(func() tea.Msg {
+		o, err := rel.Run(ctx)
+		return backgroundDoneMsg{service, o, err}
+	})
+}
+
 // maxEventBatch bounds one batch of events, so a flood still renders.
 const maxEventBatch = 64
 

@@ -90,9 +90,12 @@ type Model struct {
 	msgErr   bool
 	busy     string
 	starting bool // a release, resume or rollback is being prepared: one at a time
-	spin     int
-	quitting bool
-	started  bool // services loaded once (to apply Options.Service)
+	// background holds emergency rollbacks of other services started while
+	// this console's release stays in view, by service.
+	background map[string]*engine.Release
+	spin       int
+	quitting   bool
+	started    bool // services loaded once (to apply Options.Service)
 }
 
 // New returns the root model over b. Run uses it; tests drive it directly.
@@ -228,8 +231,16 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		}
 		m.spin++
 		return m, busyTick()
+	case backgroundDoneMsg:
+		delete(m.background, msg.service)
+		if msg.err != nil && msg.outcome != engine.RolledBack && msg.outcome != engine.Succeeded {
+			m.fail("roll back "+msg.service, msg.err)
+		} else {
+			m.info(fmt.Sprintf("%s: rollback %s", msg.service, msg.outcome))
+		}
+		return m, nil
 	case errMsg:
-		m.busy = ""
+		m.busy, m.starting = "", false
 		m.fail("error", msg.err)
 		return m, nil
 	case homeTickMsg:
@@ -303,6 +314,16 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 			return m, nil
 		}
 		if m.hasLive && m.live.running() && m.live.rel != msg.rel {
+			if msg.what == "rollback" && msg.service != m.live.service {
+				// An emergency rollback of another service runs beside the
+				// release in view, which must not fall out of it.
+				if m.background == nil {
+					m.background = map[string]*engine.Release{}
+				}
+				m.background[msg.service] = msg.rel
+				m.info(fmt.Sprintf("rolling back %s in the background; the release of %s stays in view", msg.service, m.live.service))
+				return m, runBackground(m.ctx, msg.service, msg.rel)
+			}
 			// Never let a running release fall out of view: nothing could
 			// approve, pause or roll it back from here any more.
 			m.info(fmt.Sprintf("the %s of %s was not started: a release of %s runs in this console", msg.what, msg.service, m.live.service))
@@ -574,10 +595,20 @@ func (m Model) liveKey(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 // release at a time: a second would take the first out of view, where
 // nothing could approve, pause or roll it back.
 func (m *Model) mayStart(service string) bool {
+	return m.mayStartKind(service, false)
+}
+
+// mayStartKind is mayStart; an emergency rollback of another service than
+// the release in view is let through (it runs in the background).
+func (m *Model) mayStartKind(service string, rollback bool) bool {
 	switch {
 	case m.starting:
 		m.info("already starting; one moment")
 		return false
+	case m.background[service] != nil:
+		m.info("a rollback of " + service + " is already running")
+		return false
+	case rollback && m.hasLive && m.live.running() && m.live.service != service:
 	case m.hasLive && m.live.running():
 		m.info(fmt.Sprintf("a release of %s runs in this console; it must end first (v shows it). From a shell, `cutover rollback %s` works at any time",
 			m.live.service, service))
@@ -672,7 +703,7 @@ func (m Model) homeRollbackDialog(sv ServiceState) *confirmDialog {
 func (m Model) confirmed(d confirmDialog) (Model, tea.Cmd) {
 	switch d.kind {
 	case confirmRollback:
-		if !m.mayStart(d.service) {
+		if !m.mayStartKind(d.service, true) {
 			return m, nil
 		}
 		return m, tea.Batch(m.setBusy("rolling back "+d.service), startRollback(m.ctx, m.b, d.service))
@@ -692,6 +723,10 @@ func (m Model) confirmed(d confirmDialog) (Model, tea.Cmd) {
 
 // quit leaves, asking first when a release runs in this console.
 func (m Model) quit() (Model, tea.Cmd) {
+	for svc := range m.background {
+		m.info("the rollback of " + svc + " is still running; leave when it is done (a few seconds)")
+		return m, nil
+	}
 	if m.hasLive && m.live.running() {
 		sn := m.live.snap
 		m.dialog = &confirmDialog{kind: confirmQuit, service: m.live.service, opened: m.env.now(),

@@ -242,20 +242,22 @@ func (op *operator) prompt(ev engine.Event) {
 		if op.rel.Snapshot().PausedBy == "failure" {
 			who = "paused by a failure"
 		}
-		fmt.Fprintf(op.out, "%s: [r]esume (retry the step) / roll [b]ack / [a]bort, leaving it as it is: ", who)
+		fmt.Fprintf(op.out, "%s: [c]ontinue (retry the step) / [r]oll back / [a]bort, leaving it as it is: ", who)
 	}
 }
 
-// answer turns a line into a command for the release's current state.
+// answer turns a line into a command for the release's current state. The
+// same letter never means opposite things: r is roll back whether the
+// release waits at a gate or was paused just before the line arrived.
 func (op *operator) answer(line string) {
 	sn := op.rel.Snapshot()
 	var cmd engine.Command
 	switch {
 	case sn.State == engine.ReleasePaused:
 		switch line {
-		case "r", "resume":
+		case "c", "continue", "resume":
 			cmd = engine.CmdResume
-		case "b", "rollback":
+		case "r", "rollback":
 			cmd = engine.CmdRollback
 		case "a", "abort":
 			cmd = engine.CmdAbort

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -271,4 +272,34 @@ func TestUnixAdminSocketIsPrivateAndReplacesAStaleOne(t *testing.T) {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
 	l2.Close()
+}
+
+// A router still running a binary from before tables named their writer
+// refuses the field; the client writes again without it rather than
+// leaving the service with no way to move traffic until a restart.
+func TestClientWritesToARouterThatPredatesTheWriterField(t *testing.T) {
+	var bodies []string
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies = append(bodies, string(b))
+		if strings.Contains(string(b), `"writer"`) {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error": "decode table: json: unknown field \"writer\""}`)
+			return
+		}
+		io.WriteString(w, string(b))
+	}))
+	defer old.Close()
+	c, err := Dial(strings.TrimPrefix(old.URL, "http://"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Apply(context.Background(), engine.RouteTable{Epoch: 2, Writer: "rel-1", Backends: []engine.Backend{{ID: "a", Addr: "127.0.0.1:1", Version: "1", Weight: 1}}})
+	if err != nil {
+		t.Fatalf("apply to an old router: %v", err)
+	}
+	if len(bodies) != 2 || strings.Contains(bodies[1], "writer") {
+		t.Errorf("requests %q: want a retry without the writer", bodies)
+	}
 }

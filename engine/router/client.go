@@ -98,7 +98,15 @@ func (c *Client) Apply(ctx context.Context, rt engine.RouteTable) error {
 	if rt.Backends == nil {
 		rt.Backends = []engine.Backend{}
 	}
-	if err := c.do(ctx, http.MethodPut, "/v1/table", rt, nil); err != nil {
+	err := c.do(ctx, http.MethodPut, "/v1/table", rt, nil)
+	var apiErr *APIError
+	if rt.Writer != "" && errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusBadRequest && strings.Contains(apiErr.Message, `"writer"`) {
+		// A router from before tables named their writer: it fences by
+		// epoch alone. Restart it with this binary to fence equal epochs.
+		rt.Writer = ""
+		err = c.do(ctx, http.MethodPut, "/v1/table", rt, nil)
+	}
+	if err != nil {
 		return fmt.Errorf("apply route table (epoch %d): %w", rt.Epoch, err)
 	}
 	return nil
@@ -184,11 +192,11 @@ func (c *Client) WaitDrained(ctx context.Context, ids []string) error {
 	}
 }
 
-// do sends one admin request. in is encoded as JSON; out is decoded from
-// JSON, or filled with the raw body when it is a *bytes.Buffer.
 // requestTimeout bounds one admin request, state file fsync included.
 const requestTimeout = 15 * time.Second
 
+// do sends one admin request. in is encoded as JSON; out is decoded from
+// JSON, or filled with the raw body when it is a *bytes.Buffer.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
