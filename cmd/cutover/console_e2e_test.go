@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -173,7 +174,7 @@ func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 		return n
 	}
 
-	c := &tmuxConsole{t: t, socket: "cutover-e2e-" + filepath.Base(dir), shots: os.Getenv("CUTOVER_SCREENSHOTS")}
+	c := &tmuxConsole{t: t, socket: fmt.Sprintf("cutover-e2e-%d", os.Getpid()), shots: os.Getenv("CUTOVER_SCREENSHOTS")}
 	if c.shots != "" {
 		if err := os.MkdirAll(c.shots, 0o755); err != nil {
 			t.Fatal(err)
@@ -327,7 +328,7 @@ func TestDeployAsksAtApprovalGatesOnATerminal(t *testing.T) {
 		t.Fatalf("the refused deploy moved traffic: 1.1.0 at %.2f", got)
 	}
 
-	c := &tmuxConsole{t: t, socket: "cutover-ask-" + filepath.Base(e.dir)}
+	c := &tmuxConsole{t: t, socket: fmt.Sprintf("cutover-ask-%d", os.Getpid())}
 	c.tmux("new-session", "-d", "-x", "160", "-y", "50", "-c", e.dir, "-e", "CUTOVER_LABELS="+engine.LabelTest+"=1",
 		e.bin+" -c "+filepath.Join(e.dir, "cutover.yaml")+" deploy "+e.svc+" 1.1.0; echo exit=$?; sleep 60")
 	t.Cleanup(func() {
