@@ -132,15 +132,13 @@ func (b *consoleBackend) Service(ctx context.Context, name string) (tui.ServiceS
 		st.SemverTags = svc.Source.Semver
 		st.RouterAddr = b.cfg.Routers[svc.Router].Listen
 	}
-	if recs, err := b.journal.Releases(ctx, name, 1); err == nil && len(recs) > 0 {
-		st.Release = &recs[0]
-	}
-	if l, ok, err := b.journal.Active(ctx, name); err == nil && ok {
-		if l.Live(time.Now(), hostname(), processAlive) {
-			st.Owner = fmt.Sprintf("pid %d on %s", l.Owner.PID, l.Owner.Host)
-			if l.Owner.User != "" {
-				st.Owner += ", by " + l.Owner.User
-			}
+	// The journal first: the release line shows even when Docker is down.
+	var lease *leaseStatus
+	st.Release, lease = journalStatus(ctx, b.journal, name)
+	if l := lease; l != nil && l.Live {
+		st.Owner = fmt.Sprintf("pid %d on %s", l.Owner.PID, l.Owner.Host)
+		if l.Owner.User != "" {
+			st.Owner += ", by " + l.Owner.User
 		}
 	}
 	st.Interrupted = st.Release != nil && !st.Release.State.Finished() && st.Owner == ""
@@ -148,21 +146,14 @@ func (b *consoleBackend) Service(ctx context.Context, name string) (tui.ServiceS
 	if err != nil {
 		return st, err
 	}
-	full, err := s.status(ctx)
+	if v, _, err := s.stableVersion(ctx, ""); err == nil {
+		st.RollbackTo = v.Version
+	}
+	full, err := s.liveStatus(ctx)
 	if err != nil {
 		return st, err
 	}
-	if t, _, err := s.stableTarget(ctx, ""); err == nil {
-		st.RollbackTo = t.Version
-	}
-	st.Table = full.Router.Table
-	st.RouterError = full.Router.Error
-	if full.Router.Error == "" {
-		_, stats, err := s.router.State(ctx)
-		if err == nil {
-			st.Stats = stats
-		}
-	}
+	st.Table, st.Stats, st.RouterError = full.Router.Table, full.Router.Stats, full.Router.Error
 	versions := map[string]*tui.VersionState{}
 	for _, in := range full.Instances {
 		healthy := in.Health.Status == engine.HealthHealthy

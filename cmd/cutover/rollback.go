@@ -54,14 +54,13 @@ func runRollback(cmd *cobra.Command, name, to, output string) error {
 	return outcomeError(name, outcome, runErr)
 }
 
-// stableTarget finds the version to roll back to: --to if given, else the
-// stable version of the service's latest deploy in the journal. The image
-// is taken from a running instance of that version when there is one, so
-// the rollback runs exactly what ran before.
-func (s *service) stableTarget(ctx context.Context, to string) (engine.Target, string, error) {
+// stableVersion finds, in the journal, the version a rollback returns to:
+// --to if given (with the image the journal pinned for it, where it knows
+// one), else the stable version of the latest deploy, which undo names.
+func (s *service) stableVersion(ctx context.Context, to string) (engine.VersionRef, string, error) {
 	recs, err := s.journal.Releases(ctx, s.svc.Name, 20)
 	if err != nil {
-		return engine.Target{}, "", err
+		return engine.VersionRef{}, "", err
 	}
 	var undo string
 	var stable engine.VersionRef
@@ -73,7 +72,6 @@ func (s *service) stableTarget(ctx context.Context, to string) (engine.Target, s
 		break
 	}
 	if to != "" {
-		// The image V ran from, as the journal pinned it, where it knows V.
 		stable = engine.VersionRef{Version: to}
 		for _, r := range recs {
 			refs := append([]engine.VersionRef{{Version: r.To.Version, Image: r.To.Image}}, r.From...)
@@ -85,7 +83,19 @@ func (s *service) stableTarget(ctx context.Context, to string) (engine.Target, s
 		}
 	}
 	if stable.Version == "" {
-		return engine.Target{}, "", fmt.Errorf("%s: the journal has no release with a version to return to; name one with --to VERSION", s.svc.Name)
+		return engine.VersionRef{}, "", fmt.Errorf("%s: the journal has no release with a version to return to; name one with --to VERSION", s.svc.Name)
+	}
+	return stable, undo, nil
+}
+
+// stableTarget finds the version to roll back to: --to if given, else the
+// stable version of the service's latest deploy in the journal. The image
+// is taken from a running instance of that version when there is one, so
+// the rollback runs exactly what ran before.
+func (s *service) stableTarget(ctx context.Context, to string) (engine.Target, string, error) {
+	stable, undo, err := s.stableVersion(ctx, to)
+	if err != nil {
+		return engine.Target{}, "", err
 	}
 	insts, err := s.platform.Instances(ctx, s.svc.Name)
 	if err != nil {

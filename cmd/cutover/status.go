@@ -30,6 +30,7 @@ type routerStatus struct {
 	Error  string             `json:"error,omitempty"`
 	Table  engine.RouteTable  `json:"table"`
 	Shares map[string]float64 `json:"shares"` // version → fraction of traffic
+	Stats  engine.Stats       `json:"-"`      // read with the table, for the console
 }
 
 type instanceStatus struct {
@@ -78,9 +79,20 @@ deploy process died mid-release.`,
 	return cmd
 }
 
-// status gathers the service's state. An unreachable router is reported in
-// the result rather than failing, so status still shows the containers.
+// status gathers the service's state: the live part and the journal's.
 func (s *service) status(ctx context.Context) (serviceStatus, error) {
+	st, err := s.liveStatus(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Release, st.Lease = journalStatus(ctx, s.journal, s.svc.Name)
+	return st, nil
+}
+
+// liveStatus reads the containers, their health and the router. An
+// unreachable router is reported in the result rather than failing, so the
+// containers still show.
+func (s *service) liveStatus(ctx context.Context) (serviceStatus, error) {
 	st := serviceStatus{Service: s.svc.Name, Router: routerStatus{Listen: s.routerListen, Admin: s.routerAdmin}}
 	insts, err := s.platform.Instances(ctx, s.svc.Name)
 	if err != nil {
@@ -90,7 +102,7 @@ func (s *service) status(ctx context.Context) (serviceStatus, error) {
 	if rerr != nil {
 		st.Router.Error = s.routerDown(rerr).Error()
 	}
-	st.Router.Table = table
+	st.Router.Table, st.Router.Stats = table, stats
 	st.Router.Shares = map[string]float64{}
 	for v := range table.Weights() {
 		st.Router.Shares[v] = table.Share(v)
@@ -119,13 +131,22 @@ func (s *service) status(ctx context.Context) (serviceStatus, error) {
 		}
 		return a.Name < b.Name
 	})
-	if recs, err := s.journal.Releases(ctx, s.svc.Name, 1); err == nil && len(recs) > 0 {
-		st.Release = &recs[0]
-	}
-	if l, ok, err := s.journal.Active(ctx, s.svc.Name); err == nil && ok {
-		st.Lease = &leaseStatus{Lease: l, Live: l.Live(time.Now(), hostname(), processAlive)}
-	}
 	return st, nil
+}
+
+// journalStatus is what the journal says of a service: its latest release
+// and the lease of a release in progress, with whether its owner lives.
+// Either is nil when there is none (or the journal cannot be read).
+func journalStatus(ctx context.Context, j engine.Journal, service string) (*engine.ReleaseRecord, *leaseStatus) {
+	var rec *engine.ReleaseRecord
+	var lease *leaseStatus
+	if recs, err := j.Releases(ctx, service, 1); err == nil && len(recs) > 0 {
+		rec = &recs[0]
+	}
+	if l, ok, err := j.Active(ctx, service); err == nil && ok {
+		lease = &leaseStatus{Lease: l, Live: l.Live(time.Now(), hostname(), processAlive)}
+	}
+	return rec, lease
 }
 
 func printStatus(w io.Writer, st serviceStatus, now time.Time) {
