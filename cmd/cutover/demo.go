@@ -23,6 +23,7 @@ import (
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/demo"
 	"github.com/cutover/cutover/engine/docker"
+	"github.com/cutover/cutover/engine/journal"
 	"github.com/cutover/cutover/engine/router"
 )
 
@@ -340,10 +341,10 @@ func stopDetached(pidFile string) error {
 		return nil
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
-	for i := 0; i < 50 && processAlive(pid); i++ {
+	for i := 0; i < 50 && journal.ProcessAlive(pid); i++ {
 		time.Sleep(100 * time.Millisecond)
 	}
-	if processAlive(pid) {
+	if journal.ProcessAlive(pid) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	return os.Remove(pidFile)
@@ -359,7 +360,7 @@ func livePID(pidFile string) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	return pid, processAlive(pid)
+	return pid, journal.ProcessAlive(pid)
 }
 
 // waitRouter dials the router's admin API until it answers.

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/journal"
 )
 
 // serviceStatus is the truth about a service, rebuilt from Docker's labels,
@@ -144,7 +145,7 @@ func journalStatus(ctx context.Context, j engine.Journal, service string) (*engi
 		rec = &recs[0]
 	}
 	if l, ok, err := j.Active(ctx, service); err == nil && ok {
-		lease = &leaseStatus{Lease: l, Live: l.Live(time.Now(), hostname(), processAlive)}
+		lease = &leaseStatus{Lease: l, Live: l.Live(time.Now(), hostname(), journal.ProcessAlive)}
 	}
 	return rec, lease
 }

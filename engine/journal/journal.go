@@ -50,7 +50,7 @@ func Open(path string) (*Journal, error) {
 		return nil, fmt.Errorf("journal: create directory: %w", err)
 	}
 	host, _ := os.Hostname()
-	j := &Journal{path: path, Host: host, Alive: pidAlive}
+	j := &Journal{path: path, Host: host, Alive: ProcessAlive}
 	err := j.update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketReleases, bucketEvents, bucketLeases} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -68,9 +68,9 @@ func Open(path string) (*Journal, error) {
 // Path is the journal file.
 func (j *Journal) Path() string { return j.path }
 
-// pidAlive reports whether a process exists (signal 0 is delivered or
-// refused for permission).
-func pidAlive(pid int) bool {
+// ProcessAlive reports whether a process exists on this host (signal 0 is
+// delivered or refused for permission): how a lease's owner is checked.
+func ProcessAlive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}

@@ -22,7 +22,6 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +32,7 @@ import (
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/demo"
 	"github.com/cutover/cutover/engine/docker"
+	"github.com/cutover/cutover/engine/journal"
 )
 
 // EnvRequire makes tests fail instead of skip where Docker is missing (CI).
@@ -350,7 +350,7 @@ func sweepStale() {
 	dead := map[string]bool{}
 	for _, img := range imgs {
 		pid, err := strconv.Atoi(img.Labels[labelPID])
-		if err != nil || pid == os.Getpid() || alive(pid) {
+		if err != nil || pid == os.Getpid() || journal.ProcessAlive(pid) {
 			continue
 		}
 		dead[img.Labels[labelPID]] = true
@@ -360,9 +360,4 @@ func sweepStale() {
 			fmt.Fprintln(os.Stderr, "demotest: sweep images of dead test process", pid+":", err)
 		}
 	}
-}
-
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
