@@ -674,17 +674,14 @@ func (r *Release) instanceViews(insts []Instance, table RouteTable) []InstanceVi
 // crash (a crash loop that Docker keeps bringing back is not a slow start).
 func (p *probe) judge(h Health) Health {
 	if h.Restarts > p.inst.Restarts && h.Status != HealthCrashed {
-		h.Detail = fmt.Sprintf("restarted %d times since %s", h.Restarts-p.inst.Restarts, ifElse(p.inst.Restarts == 0, "launch", "the release began"))
+		since := "launch"
+		if p.inst.Restarts > 0 {
+			since = "the release began"
+		}
+		h.Detail = fmt.Sprintf("restarted %d times since %s", h.Restarts-p.inst.Restarts, since)
 		h.Status = HealthCrashed
 	}
 	return h
-}
-
-func ifElse(c bool, a, b string) string {
-	if c {
-		return a
-	}
-	return b
 }
 
 // probeView is how a watched instance's health reads: one that has not yet
