@@ -85,6 +85,7 @@ type Event struct {
 	Analysis *AnalysisResult `json:"analysis,omitempty"`
 	Outcome  Outcome         `json:"outcome,omitempty"`
 	Command  Command         `json:"command,omitempty"`
+	Actor    *Actor          `json:"actor,omitempty"` // who gave Command
 	Epoch    uint64          `json:"epoch,omitempty"`
 	Plan     []string        `json:"plan,omitempty"`
 	IDs      []string        `json:"ids,omitempty"`    // instances a drain or stop concerns

@@ -63,9 +63,7 @@ func (r *Release) pull(ctx context.Context) error {
 		}
 	}
 	var flush Timer
-	beat := r.deps.Clock.NewTimer(HeartbeatEvery)
 	defer func() {
-		beat.Stop()
 		if flush != nil {
 			flush.Stop()
 		}
@@ -112,12 +110,9 @@ func (r *Release) pull(ctx context.Context) error {
 				_ = r.emit(ctx, Event{Kind: EventCommand, Message: "pull of " + img + " cancelled: nothing was changed"})
 				return err
 			}
-		case <-beat.C():
-			beat = r.deps.Clock.NewTimer(HeartbeatEvery)
-			if err := r.heartbeat(ctx, r.deps.Clock.Now()); err != nil {
-				stop()
-				return err
-			}
+		case <-r.lostCh:
+			stop()
+			return errLeaseLost(r.spec.Name)
 		case <-ctx.Done():
 			stop()
 			return ctx.Err()

@@ -10,6 +10,11 @@ import (
 // than the one the router already holds: another writer has taken over.
 var ErrStaleEpoch = errors.New("stale epoch: another writer owns this router")
 
+// MaxEpoch is the highest epoch a writer may claim. Epochs only grow, and
+// a table at the very top of uint64 would leave no newer epoch for a
+// rollback to fence it with: writers refuse to claim beyond this instead.
+const MaxEpoch = uint64(1) << 62
+
 // Backend is one instance as the router sees it: where to send requests and
 // what share of them it gets.
 type Backend struct {

@@ -146,8 +146,10 @@ func (b *consoleBackend) Service(ctx context.Context, name string) (tui.ServiceS
 	if err != nil {
 		return st, err
 	}
-	if v, _, err := s.stableVersion(ctx, ""); err == nil {
-		st.RollbackTo = v.Version
+	if recs, err := s.journal.Releases(ctx, name, 20); err == nil {
+		if v, _, err := engine.RollbackTo(name, recs, ""); err == nil {
+			st.RollbackTo = v.Version
+		}
 	}
 	full, err := s.liveStatus(ctx)
 	if err != nil {
@@ -276,9 +278,13 @@ func (b *consoleBackend) Resume(ctx context.Context, name string) (*engine.Relea
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.interrupted(ctx)
+	recs, err := s.journal.Releases(ctx, name, 1)
 	if err != nil {
 		return nil, err
+	}
+	rec, ok := engine.Interrupted(recs)
+	if !ok {
+		return nil, fmt.Errorf("%s: no interrupted release to resume", name)
 	}
 	s.resumeAs(rec)
 	return engine.New(s.deps(), s.spec, rec.To, engine.Options{ID: rec.ID, Actor: actor()})

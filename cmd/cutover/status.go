@@ -145,7 +145,7 @@ func journalStatus(ctx context.Context, j engine.Journal, service string) (*engi
 		rec = &recs[0]
 	}
 	if l, ok, err := j.Active(ctx, service); err == nil && ok {
-		lease = &leaseStatus{Lease: l, Live: l.Live(time.Now(), hostname(), journal.ProcessAlive)}
+		lease = &leaseStatus{Lease: l, Live: l.Live(time.Now(), hostname(), journal.OwnerAlive)}
 	}
 	return rec, lease
 }

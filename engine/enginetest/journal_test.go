@@ -1,0 +1,17 @@
+package enginetest_test
+
+import (
+	"testing"
+
+	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/enginetest"
+)
+
+// The in-memory journal keeps the same rules as the bbolt one.
+func TestJournalContract(t *testing.T) {
+	enginetest.JournalContract(t, func(t *testing.T, alive func(engine.Owner) bool) engine.Journal {
+		j := enginetest.NewJournal(&enginetest.Trace{})
+		j.Host, j.Alive = enginetest.ContractHost, alive
+		return j
+	})
+}
