@@ -24,7 +24,9 @@ type NewJournalFunc func(t *testing.T, alive func(engine.Owner) bool) engine.Jou
 func JournalContract(t *testing.T, open NewJournalFunc) {
 	t0 := time.Date(2025, 1, 2, 15, 0, 0, 0, time.UTC)
 	ctx := context.Background()
-	owner := func(pid int) engine.Owner { return engine.Owner{PID: pid, Host: ContractHost, User: "alice", Start: uint64(pid) * 10} }
+	owner := func(pid int) engine.Owner {
+		return engine.Owner{PID: pid, Host: ContractHost, User: "alice", Start: uint64(pid) * 10}
+	}
 	rec := func(id, service string, o engine.Owner, at time.Time) engine.ReleaseRecord {
 		return engine.ReleaseRecord{ID: id, Service: service, Kind: engine.KindDeploy, Owner: o, Started: at, State: engine.ReleaseRunning,
 			From: []engine.VersionRef{{Version: "1.0.0", Image: "img:1.0.0"}}, To: engine.Target{Version: "1.1.0", Image: "img:1.1.0"}}
