@@ -11,6 +11,8 @@ import (
 	"charm.land/bubbles/v2/spinner"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/cutover/cutover/engine"
 )
 
 // pickerScreen lists a service's candidate images, newest first, with a
@@ -73,10 +75,7 @@ func (s *pickerScreen) addPage(msg imagePageMsg) {
 				page = append(page, r)
 			}
 		}
-		first := newer
-		if s.bySemver {
-			first = higherVersion
-		}
+		first := func(a, b ImageRow) bool { return engine.CompareImages(a.Image, b.Image, s.bySemver) < 0 }
 		sort.SliceStable(page, func(i, j int) bool { return first(page[i], page[j]) })
 		s.rows = mergeBy(s.rows, page, first)
 		s.hay = s.hay[:0]
@@ -116,68 +115,6 @@ func mergeBy(a, b []ImageRow, first func(a, b ImageRow) bool) []ImageRow {
 	}
 	out = append(out, a[i:]...)
 	return append(out, b[j:]...)
-}
-
-// newer orders images newest first: by push time, then (registries such
-// as ECR keep whole seconds) by tag, highest version first.
-func newer(a, b ImageRow) bool {
-	if !a.Pushed.Equal(b.Pushed) {
-		return a.Pushed.After(b.Pushed)
-	}
-	ta, tb := firstTag(a), firstTag(b)
-	if ta != tb {
-		return naturalLess(tb, ta)
-	}
-	return a.Digest > b.Digest
-}
-
-// higherVersion orders images by their first tag as a version, highest
-// first, for services configured with semver ordering; then newest first.
-func higherVersion(a, b ImageRow) bool {
-	if ta, tb := firstTag(a), firstTag(b); ta != tb {
-		return naturalLess(tb, ta)
-	}
-	return newer(a, b)
-}
-
-func firstTag(r ImageRow) string {
-	if len(r.Tags) > 0 {
-		return r.Tags[0]
-	}
-	return ""
-}
-
-// naturalLess compares strings with runs of digits compared as numbers,
-// so 1.9.0 sorts before 1.10.0.
-func naturalLess(a, b string) bool {
-	for a != "" && b != "" {
-		da, db := digits(a), digits(b)
-		if da > 0 && db > 0 {
-			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
-			if len(na) != len(nb) {
-				return len(na) < len(nb)
-			}
-			if na != nb {
-				return na < nb
-			}
-			a, b = a[da:], b[db:]
-			continue
-		}
-		if a[0] != b[0] {
-			return a[0] < b[0]
-		}
-		a, b = a[1:], b[1:]
-	}
-	return len(a) < len(b)
-}
-
-// digits is the length of the run of ASCII digits s starts with.
-func digits(s string) int {
-	n := 0
-	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
-		n++
-	}
-	return n
 }
 
 // SetSize sets the area the screen draws in.
@@ -255,7 +192,11 @@ func (s pickerScreen) View() string {
 	st := s.env.styles
 	w := max(40, s.w)
 	var b []string
-	b = append(b, st.Title.Render(s.service)+st.Subtle.Render(" · choose an image (newest first)"))
+	order := " · choose an image (newest first)"
+	if s.bySemver {
+		order = " · choose an image (highest version first)"
+	}
+	b = append(b, st.Title.Render(s.service)+st.Subtle.Render(order))
 	if s.loading {
 		b[0] += "  " + s.spin.View() + st.Subtle.Render(fmt.Sprintf(" loading… %d images so far", len(s.rows)))
 	}
