@@ -227,7 +227,7 @@ func versionList(vs []VersionRef) string {
 func (r *Release) finish(ctx context.Context, outcome Outcome, err error) {
 	ctx = context.WithoutCancel(ctx)
 	now := r.deps.Clock.Now()
-	state := outcome.state()
+	state := outcome.State()
 	r.update(func(s *Snapshot) {
 		s.State, s.Outcome, s.Ended, s.Gate = state, outcome, now, nil
 		if err != nil {

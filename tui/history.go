@@ -121,7 +121,7 @@ func (s historyScreen) View() string {
 		if i == s.cursor {
 			pre = "▸ "
 		}
-		line := pre + fit(ago(now, r.Started), 9) + " " + fit(r.Service, 10) + " " + fit(s.what(r), 26) + " " +
+		line := pre + fit(engine.Ago(now, r.Started), 9) + " " + fit(r.Service, 10) + " " + fit(s.what(r), 26) + " " +
 			fit(stateText(st, r.State, ""), 16) + " " + r.Actor.String()
 		if i == s.cursor {
 			line = st.Selected.Render(cut(line, w))

@@ -456,7 +456,7 @@ func (s homeScreen) releaseLine(sv ServiceState) string {
 		}
 		return st.Degraded.Render("⚠ interrupted") + " " + what + at + st.Subtle.Render(keys)
 	}
-	return st.Subtle.Render("last: ") + what + " " + stateText(st, r.State, "") + st.Subtle.Render(" "+ago(s.env.now(), r.Started)+" by "+r.Actor.User)
+	return st.Subtle.Render("last: ") + what + " " + stateText(st, r.State, "") + st.Subtle.Render(" "+engine.Ago(s.env.now(), r.Started)+" by "+r.Actor.User)
 }
 
 // versions is "1.0.0" or "1.0.0+0.9.0", or "nothing" for a first deploy.

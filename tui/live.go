@@ -316,7 +316,7 @@ func (s liveScreen) statusLine() string {
 	sn := s.snap
 	switch {
 	case s.done:
-		line := "finished: " + stateText(st, outcomeState(s.outcome, sn.State), "")
+		line := "finished: " + stateText(st, s.endState(), "")
 		if s.runErr != "" {
 			line += " — " + st.Error.Render(s.runErr)
 		}
@@ -346,26 +346,16 @@ func (s liveScreen) statusLine() string {
 	return st.Subtle.Render("starting…")
 }
 
-// outcomeState is the state word of a finished run.
-func outcomeState(o engine.Outcome, fallback engine.ReleaseState) engine.ReleaseState {
-	switch o {
-	case engine.Succeeded:
-		return engine.ReleaseSucceeded
-	case engine.RolledBack:
-		return engine.ReleaseRolledBack
-	case engine.Failed:
-		return engine.ReleaseFailed
-	case engine.Aborted:
-		return engine.ReleaseAborted
-	case engine.TakenOver:
-		return engine.ReleaseTakenOver
-	case engine.WaitingForApproval:
-		return engine.ReleaseWaiting
+// endState is the state of the finished run: its outcome's, or the
+// snapshot's when Run ended before it started anything (no outcome).
+func (s liveScreen) endState() engine.ReleaseState {
+	switch {
+	case s.outcome != "":
+		return s.outcome.State()
+	case s.snap.State != "":
+		return s.snap.State
 	}
-	if fallback == "" {
-		return engine.ReleaseFailed
-	}
-	return fallback
+	return engine.ReleaseFailed
 }
 
 // View draws the header, steps, traffic, figures, instances and log,
@@ -376,7 +366,7 @@ func (s liveScreen) View() string {
 	w := max(40, s.w)
 	state := sn.State
 	if s.done {
-		state = outcomeState(s.outcome, sn.State)
+		state = s.endState()
 	}
 	from := versions(sn.From)
 	what := string(sn.Strategy)

@@ -251,8 +251,8 @@ func (s pickerScreen) View() string {
 		if i == s.cursor {
 			pre = "▸ "
 		}
-		line := pre + fit(tag, tagW) + " " + st.Subtle.Render(fit(shortDigest(r.Digest), 12)) + " " + fit(ago(now, r.Pushed), 9) + " " +
-			fit(size(r.Size), 9) + " " + mark
+		line := pre + fit(tag, tagW) + " " + st.Subtle.Render(fit(engine.ShortDigest(r.Digest), 12)) + " " + fit(engine.Ago(now, r.Pushed), 9) + " " +
+			fit(engine.HumanBytes(r.Size), 9) + " " + mark
 		if i == s.cursor {
 			line = st.Selected.Render(cut(line, w))
 		}

@@ -354,7 +354,7 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		m.live, _ = m.live.Update(msg)
 		m.home.liveSnap = m.live.snap
 		m.home.live = ""
-		word := outcomeState(msg.outcome, m.live.snap.State)
+		word := m.live.endState()
 		if msg.err != nil {
 			m.fail(fmt.Sprintf("release %s", word), msg.err)
 		} else {

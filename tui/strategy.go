@@ -291,5 +291,5 @@ func imageName(r ImageRow) string {
 	if r.Ref != "" {
 		return r.Ref
 	}
-	return shortDigest(r.Digest)
+	return engine.ShortDigest(r.Digest)
 }
