@@ -243,7 +243,7 @@ func (h *harness) openPicker() {
 
 func (h *harness) deliverImages() {
 	h.t.Helper()
-	cmd := loadImagePages(context.Background(), h.b, h.m.picker.service, h.m.picker.load)
+	cmd := loadImagePages(context.Background(), h.b, h.m.picker.service, h.m.picker.listing)
 	for cmd != nil {
 		msg, ok := cmd().(imagePageMsg)
 		if !ok {

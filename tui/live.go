@@ -1,8 +1,8 @@
 package tui
 
 import (
+	"context"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -19,19 +19,15 @@ const maxLogLines = 1000
 // samplesEvery is how many live ticks make one sparkline point (one a second).
 const samplesEvery = int(1e9 / liveTickEvery)
 
-// series is the last minute of one version's figures.
-type series struct {
-	rps, errs, p99 ring
-	last           engine.Totals
-	hasLast        bool
-}
-
 // liveScreen watches one release run in this console.
 type liveScreen struct {
 	env     *env
 	rel     *engine.Release
 	id      string
 	service string
+	// events is the release's subscription, unsub ends it.
+	events  <-chan engine.Event
+	unsub   func()
 	snap    engine.Snapshot
 	done    bool
 	outcome engine.Outcome
@@ -58,8 +54,23 @@ type liveScreen struct {
 	w, h int
 }
 
+// newLive is the live view of rel, subscribed to its events.
 func newLive(e *env, rel *engine.Release, service string) liveScreen {
-	return liveScreen{env: e, rel: rel, id: rel.ID(), service: service, series: map[string]*series{}, snap: rel.Snapshot(), pullLog: -1}
+	ch, unsub := rel.Subscribe()
+	return liveScreen{env: e, rel: rel, id: rel.ID(), service: service, events: ch, unsub: unsub,
+		series: map[string]*series{}, snap: rel.Snapshot(), pullLog: -1}
+}
+
+// start runs the release and starts watching its events and figures.
+func (s liveScreen) start() tea.Cmd {
+	return tea.Batch(runRelease(s.env.ctx, s.rel), waitEvent(s.id, s.events), liveTick(s.id))
+}
+
+// close ends the subscription: another release takes the view.
+func (s liveScreen) close() {
+	if s.unsub != nil {
+		s.unsub()
+	}
 }
 
 // SetSize sets the area the screen draws in.
@@ -68,7 +79,8 @@ func (s *liveScreen) SetSize(w, h int) { s.w, s.h = w, h }
 // running says the release can still take commands.
 func (s liveScreen) running() bool { return s.rel != nil && !s.done }
 
-// Update handles the release's ticks, events and the scroll keys.
+// Update handles the release's ticks, events and end, the keys that
+// drive it, and scrolling.
 func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 	switch msg := msg.(type) {
 	case liveTickMsg:
@@ -98,6 +110,7 @@ func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 		if changed {
 			s.refresh()
 		}
+		return s, waitEvent(s.id, s.events)
 	case releaseDoneMsg:
 		if msg.id != s.id {
 			return s, nil
@@ -108,14 +121,92 @@ func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 		}
 		s.refresh()
 	case tea.KeyPressMsg:
+		km := s.env.keys
 		switch {
-		case key.Matches(msg, s.env.keys.Up):
+		case key.Matches(msg, km.Approve):
+			return s, sendCommand(s.rel, engine.CmdApprove)
+		case key.Matches(msg, km.Pause) && s.snap.State == engine.ReleasePaused:
+			return s, sendCommand(s.rel, engine.CmdResume)
+		case key.Matches(msg, km.Pause):
+			return s, sendCommand(s.rel, engine.CmdPause)
+		case key.Matches(msg, km.Up):
 			s.logOffset = min(s.logOffset+1, max(0, len(s.log)-1))
-		case key.Matches(msg, s.env.keys.Down):
+		case key.Matches(msg, km.Down):
 			s.logOffset = max(0, s.logOffset-1)
 		}
 	}
 	return s, nil
+}
+
+// intent is what a key asks beyond the view: P asks to promote.
+func (s liveScreen) intent(k tea.KeyPressMsg) intent {
+	if key.Matches(k, s.env.keys.Promote) {
+		return ask{s.promotePrompt()}
+	}
+	return nil
+}
+
+// enable turns on the keys that drive the release in its state now.
+func (s *liveScreen) enable(k *KeyMap) {
+	sn := s.snap
+	running := s.running()
+	deploy := sn.Kind != engine.KindRollback
+	notBack := sn.State != engine.ReleaseRollingBack
+	k.Up.SetEnabled(true)
+	k.Down.SetEnabled(true)
+	k.Approve.SetEnabled(running && sn.Gate != nil && sn.Gate.Gate.Kind == engine.GateApproval)
+	k.Pause.SetEnabled(running && (sn.State == engine.ReleaseRunning || sn.State == engine.ReleaseWaiting || sn.State == engine.ReleasePaused))
+	if sn.State == engine.ReleasePaused {
+		k.Pause.SetHelp("p", "resume")
+	}
+	// While the release runs, r sends it a rollback; once it has ended (or
+	// for a rollback release), r is the emergency one.
+	k.Rollback.SetEnabled(notBack && (!running || deploy))
+	k.Promote.SetEnabled(running && deploy && notBack)
+}
+
+// subject is the service being released.
+func (s *liveScreen) subject() string { return s.service }
+
+func (s *liveScreen) update(msg tea.Msg) (cmd tea.Cmd) {
+	*s, cmd = s.Update(msg)
+	return cmd
+}
+
+// rollbackPrompt asks before sending the release a rollback.
+func (s liveScreen) rollbackPrompt() confirmDialog {
+	stable := s.stable()
+	effect := s.service + ": " + rollbackEffect(s.shares(), stable)
+	if t := s.target(); t != "" {
+		effect += ", then " + t + "'s instances are retired."
+	}
+	return confirmDialog{kind: confirmLiveRollback, service: s.service, opened: s.env.now(),
+		title: fmt.Sprintf("Roll back %s to %s?", s.service, stable), effect: effect, yes: "roll back"}
+}
+
+// promotePrompt asks before promoting the new version to all traffic.
+func (s liveScreen) promotePrompt() confirmDialog {
+	v := s.snap.To.Version
+	return confirmDialog{kind: confirmPromote, service: s.service, opened: s.env.now(),
+		title:  fmt.Sprintf("Promote %s %s to 100%%?", s.service, v),
+		effect: s.service + ": " + promoteEffect(s.shares(), v) + "; the remaining steps and gates are skipped.",
+		yes:    "promote"}
+}
+
+// quitPrompt asks before leaving the console, which aborts the release.
+func (s liveScreen) quitPrompt() confirmDialog {
+	sn := s.snap
+	d := confirmDialog{kind: confirmQuit, service: s.service, opened: s.env.now(),
+		title: "Leave the console? The release of " + s.service + " will be aborted.",
+		effect: fmt.Sprintf("Leaving aborts the release of %s (%s → %s) run by this console: it stops where it is and traffic stays as it is (%s). "+
+			"`cutover deploy %s %s` resumes it; `cutover rollback %s` undoes it.",
+			s.service, versions(sn.From), sn.To.Version, splitText(s.shares()), s.service, sn.To.Version, s.service),
+		yes: "leave and abort"}
+	if sn.Kind == engine.KindRollback {
+		d.effect = fmt.Sprintf("Leaving aborts the rollback of %s to %s: it stops where it is and traffic stays as it is (%s). `cutover rollback %s` finishes it.",
+			s.service, sn.To.Version, splitText(s.shares()), s.service)
+	}
+	return d
 }
 
 // refresh takes a snapshot: one per tick however many events arrived.
@@ -194,60 +285,6 @@ func (s *liveScreen) sample() {
 		}
 		se.observe(vs, time.Second)
 	}
-}
-
-// observe pushes one point from a version's router figures: its 10s
-// window where the router reports one, or else the change in its
-// cumulative totals over the every since the last point.
-func (se *series) observe(vs engine.VersionStats, every time.Duration) {
-	if w, ok := vs.Windows["10s"]; ok {
-		se.rps.push(w.RPS)
-		se.errs.push(w.ErrorRate)
-		se.p99.push(w.P99Ms)
-	} else if se.hasLast {
-		d := vs.Totals.Requests - se.last.Requests
-		bad := (vs.Totals.Class5xx + vs.Totals.ProxyErrors) - (se.last.Class5xx + se.last.ProxyErrors)
-		se.rps.push(float64(max(0, d)) / max(every.Seconds(), 0.001))
-		if d > 0 {
-			se.errs.push(float64(bad) / float64(d))
-		} else {
-			se.errs.push(0)
-		}
-		se.p99.push(p99Delta(se.last.Latency, vs.Totals.Latency))
-	}
-	se.last, se.hasLast = vs.Totals, true
-}
-
-// p99Delta is the 99th percentile of the responses between two cumulative
-// histograms, at the upper bound of its bucket.
-func p99Delta(a, b engine.Histogram) float64 {
-	if len(b.Counts) == 0 {
-		return 0
-	}
-	counts := make([]int64, len(b.Counts))
-	for i := range counts {
-		counts[i] = b.Counts[i]
-		if i < len(a.Counts) {
-			counts[i] -= a.Counts[i]
-		}
-	}
-	total := counts[len(counts)-1]
-	if total <= 0 {
-		return 0
-	}
-	want := int64(math.Ceil(0.99 * float64(total)))
-	for i, c := range counts {
-		if c >= want {
-			if i < len(b.BoundsMs) {
-				return b.BoundsMs[i]
-			}
-			break
-		}
-	}
-	if n := len(b.BoundsMs); n > 0 {
-		return b.BoundsMs[n-1]
-	}
-	return 0
 }
 
 // stable and target name the release's two main versions.
@@ -563,4 +600,67 @@ func weightShare(t engine.RouteTable, w int) float64 {
 		return 0
 	}
 	return float64(w) / float64(total)
+}
+
+// Messages of the live view, each naming its release.
+type (
+	releaseDoneMsg struct {
+		id      string
+		outcome engine.Outcome
+		err     error
+	}
+	// releaseEventsMsg is a batch of a release's events: those that had
+	// arrived when the console was ready to take them (at least one).
+	releaseEventsMsg struct {
+		id  string
+		evs []engine.Event
+	}
+	// releaseEventsClosedMsg says the subscription ended (Run returned).
+	releaseEventsClosedMsg struct{ id string }
+	liveTickMsg            struct{ id string }
+)
+
+// liveTickEvery is how often the live view takes a snapshot: often enough
+// to feel live, rare enough that a burst of events costs one frame.
+const liveTickEvery = 500 * time.Millisecond
+
+// runRelease runs rel to its end; the console learns of it by releaseDoneMsg.
+func runRelease(ctx context.Context, rel *engine.Release) tea.Cmd {
+	return safe(func() tea.Msg {
+		o, err := rel.Run(ctx)
+		return releaseDoneMsg{rel.ID(), o, err}
+	}, func(err error) tea.Msg { return releaseDoneMsg{id: rel.ID(), err: err} })
+}
+
+// maxEventBatch bounds one batch of events, so a flood still renders.
+const maxEventBatch = 64
+
+// waitEvent waits for the next event of a subscription and takes along
+// whatever else has already arrived, so a burst costs one snapshot and one
+// frame; the live view re-arms it once per batch (bubbletea's realtime pattern).
+func waitEvent(id string, ch <-chan engine.Event) tea.Cmd {
+	return func() tea.Msg {
+		ev, ok := <-ch
+		if !ok {
+			return releaseEventsClosedMsg{id}
+		}
+		evs := []engine.Event{ev}
+		for len(evs) < maxEventBatch {
+			select {
+			case ev, ok := <-ch:
+				if !ok {
+					return releaseEventsMsg{id, evs} // the next wait sees the close
+				}
+				evs = append(evs, ev)
+				continue
+			default:
+			}
+			break
+		}
+		return releaseEventsMsg{id, evs}
+	}
+}
+
+func liveTick(id string) tea.Cmd {
+	return tea.Tick(liveTickEvery, func(time.Time) tea.Msg { return liveTickMsg{id} })
 }

@@ -275,7 +275,7 @@ func TestEmergencyRollbackFromHomeIsTwoKeys(t *testing.T) {
 		t.Fatalf("no rollback started: %+v", started)
 	}
 	h.send(started)
-	if h.m.screen != screenLive {
+	if h.m.focus != screenLive {
 		t.Fatal("not on the live view of the rollback")
 	}
 	h.rn = h.b.env.Start(t, started.rel)
@@ -479,7 +479,7 @@ func TestASecondReleaseCannotTakeTheRunningOneOutOfView(t *testing.T) {
 		t.Error("still marked as starting")
 	}
 	// And the keys that would start one say so instead.
-	if h.m.mayStart("api") {
+	if h.m.mayStart("api", false) {
 		t.Error("mayStart allowed a second release while one runs")
 	}
 	mustContain(t, h.m.message, "runs in this console", "cutover rollback api")
@@ -490,7 +490,7 @@ func TestASecondReleaseCannotTakeTheRunningOneOutOfView(t *testing.T) {
 func TestEmergencyRollbackOfAnotherServiceRunsBesideTheLiveRelease(t *testing.T) {
 	h := liveAtApproval(t)
 	running := h.m.live.rel
-	if !h.m.mayStartKind("api", true) {
+	if !h.m.mayStart("api", true) {
 		t.Fatalf("emergency rollback of api refused: %s", h.m.message)
 	}
 	other, _ := h.b.Rollback(context.Background(), svc)
