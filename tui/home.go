@@ -465,12 +465,7 @@ func (s homeScreen) detail(sv ServiceState, n int) []string {
 		return a.Name < b.Name
 	})
 	table := instanceTable(st, s.env.now(), ins, sv.Table, sv.Stats, func(v string) string { return rank[v] }, w)
-	rows := n - 2 // the rule and the router line
-	if len(table) > rows {
-		more := len(table) - (rows - 1)
-		table = append(table[:rows-1], st.Subtle.Render(fmt.Sprintf("… %d more", more)))
-	}
-	out = append(out, table...)
+	out = append(out, clipInstances(st, table, ins, n-2)...) // n less the rule and the router line
 	return append(out, cut(s.routerLine(sv), w))
 }
 

@@ -420,7 +420,8 @@ func (s liveScreen) View() string {
 	traffic := []string{cut("Traffic  "+trafficBar(st, ss, barW)+"  "+legend, w)}
 
 	figs := s.figures(w)
-	insts := s.instanceRows(w)
+	ins := s.instances()
+	insts := s.instanceRows(ins, w)
 
 	fixed := len(top) + len(traffic) + len(figs) + 2 // +2 headings (steps, events)
 	rem := max(0, s.h-fixed)
@@ -428,7 +429,7 @@ func (s liveScreen) View() string {
 	if len(sn.Steps) == 0 {
 		nSteps = 0
 	}
-	nInst := min(len(insts), max(2, rem-nSteps-4)) // instances before log lines
+	nInst := min(len(insts), max(2, rem-nSteps-3)) // instances before log lines; at least 3 of those
 	nLog := max(1, rem-nSteps-nInst)
 
 	var out []string
@@ -437,9 +438,9 @@ func (s liveScreen) View() string {
 	out = append(out, s.stepRows(w, nSteps)...)
 	out = append(out, traffic...)
 	out = append(out, figs...)
-	out = append(out, insts[:nInst]...)
+	out = append(out, clipInstances(st, insts, ins, nInst)...)
 	out = append(out, st.Heading.Render("Events")+st.Subtle.Render(s.scrollHint()))
-	out = append(out, s.logRows(w, nLog-1)...)
+	out = append(out, s.logRows(w, nLog)...)
 	if len(out) > s.h && s.h > 0 {
 		out = out[:s.h]
 	}
@@ -532,48 +533,10 @@ func (s liveScreen) figures(w int) []string {
 	return out
 }
 
-// instanceRows is a heading and one row per instance, grouped by version.
-func (s liveScreen) instanceRows(w int) []string {
+// instanceRows is a heading and one row per instance of ins.
+func (s liveScreen) instanceRows(ins []engine.InstanceView, w int) []string {
 	rank := map[string]string{s.stable(): "stable", s.target(): "canary"}
-	return instanceTable(s.env.styles, s.env.now(), s.instances(), s.snap.Table, s.snap.Stats, func(v string) string { return rank[v] }, w)
-}
-
-// instanceTable is a heading and one row per instance: name, version,
-// platform state, health, uptime, restarts, in-flight requests and share
-// of the traffic. role names a version's role ("" for old).
-func instanceTable(st Styles, now time.Time, ins []engine.InstanceView, table engine.RouteTable, stats engine.Stats, role func(string) string, w int) []string {
-	weights := map[string]int{}
-	for _, b := range table.Backends {
-		weights[b.ID] = b.Weight
-	}
-	infl := map[string]int64{}
-	for _, b := range stats.Backends {
-		infl[b.ID] = b.InFlight
-	}
-	nameW := max(12, min(32, w-68))
-	head := fit("INSTANCE", nameW) + " " + fit("VERSION", 10) + " " + fit("STATE", 11) + " " + fit("HEALTH", 12) + " " +
-		fit("UP", 5) + " " + fit("RESTARTS", 8) + " " + fit("IN-FLIGHT", 9) + " WEIGHT"
-	out := []string{st.Heading.Render(cut(head, w))}
-	if len(ins) == 0 {
-		return append(out, st.Subtle.Render("○ no instances"))
-	}
-	for _, iv := range ins {
-		in := iv.Instance
-		r := role(in.Version)
-		if r == "" {
-			r = "old"
-		}
-		g, rs := roleStyle(st, r)
-		restarts := fmt.Sprintf("%d", in.Restarts)
-		if in.Restarts > 0 {
-			restarts = st.Degraded.Render("⚠ " + restarts)
-		}
-		line := fitTail(in.Name, nameW) + " " + rs(fit(g+" "+in.Version, 10)) + " " + fit(instanceStateText(st, in.State), 11) + " " +
-			fit(healthText(st, iv.Health.Status, iv.Healthy || weights[in.ID] > 0), 12) + " " + fit(uptime(now, in.Started), 5) + " " +
-			fit(restarts, 8) + " " + fit(fmt.Sprintf("%d", infl[in.ID]), 9) + " " + pct(weightShare(table, weights[in.ID]))
-		out = append(out, cut(line, w))
-	}
-	return out
+	return instanceTable(s.env.styles, s.env.now(), ins, s.snap.Table, s.snap.Stats, func(v string) string { return rank[v] }, w)
 }
 
 // logRows is the window of n log lines ending logOffset lines from the newest.
@@ -588,18 +551,6 @@ func (s liveScreen) logRows(w, n int) []string {
 		out = append(out, cut(l, w))
 	}
 	return out
-}
-
-// weightShare is a backend weight as a fraction of the table's total.
-func weightShare(t engine.RouteTable, w int) float64 {
-	total := 0
-	for _, b := range t.Backends {
-		total += b.Weight
-	}
-	if total == 0 {
-		return 0
-	}
-	return float64(w) / float64(total)
 }
 
 // Messages of the live view, each naming its release.

@@ -63,8 +63,8 @@ func New(b Backend, opts Options) Model {
 	m.help.Styles = m.env.styles.Help
 	m.home = newHome(m.env, opts.Service)
 	m.history = newHistory(m.env, "", "")
-	m.resize()
 	m.syncKeys()
+	m.layout()
 	return m
 }
 
@@ -82,18 +82,17 @@ func (m *Model) screens() [screenCount]pane {
 // focused is the screen in view.
 func (m *Model) focused() pane { return m.screens()[m.focus] }
 
-func (m *Model) resize() {
-	for _, p := range m.screens() {
-		p.SetSize(m.width, max(1, m.height-2)) // message line and key line
-	}
+// layout gives the screen in view the rows the message line and the key
+// lines (one or two, with the keys that work now) leave it.
+func (m *Model) layout() {
 	m.help.SetWidth(m.width)
+	m.focused().SetSize(m.width, m.bodyHeight())
 }
 
-// show brings screen id into view at the current size.
-func (m *Model) show(id screenID) {
-	m.focus = id
-	m.focused().SetSize(m.width, max(1, m.height-2))
-}
+func (m Model) bodyHeight() int { return max(1, m.height-1-len(m.keyLines())) }
+
+// show brings screen id into view; Update sizes it.
+func (m *Model) show(id screenID) { m.focus = id }
 
 func (m *Model) fail(doing string, err error) {
 	m.message, m.msgErr = advise(doing, err), true
@@ -105,6 +104,7 @@ func (m *Model) info(s string) { m.message, m.msgErr = s, false }
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	m2, cmd := m.update(msg)
 	m2.syncKeys()
+	m2.layout()
 	if !m2.spinning && m2.busyLabel() != "" {
 		m2.spinning = true
 		cmd = tea.Batch(cmd, busyTick())
@@ -117,7 +117,6 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
-		m.resize()
 	case tea.BackgroundColorMsg:
 		m.dark = msg.IsDark()
 		m.env.styles = NewStyles(m.dark, m.color)
@@ -305,7 +304,7 @@ func (m *Model) busyLabel() string {
 func (m Model) View() tea.View {
 	st := m.env.styles
 	keyLines := m.keyLines()
-	h := max(1, m.height-1-len(keyLines))
+	h := m.bodyHeight()
 	body := m.focused().View()
 	if m.showHelp {
 		body = st.Title.Render("keys") + st.Subtle.Render(" · any key closes") + "\n\n" + m.help.FullHelpView(m.env.keys.FullHelp()) +
