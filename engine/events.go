@@ -105,8 +105,9 @@ const (
 	WaitingForApproval Outcome = "waiting-for-approval" // detached at an approval gate
 )
 
-// state is the journal state a run that ended with o leaves behind.
-func (o Outcome) state() ReleaseState {
+// State is the journal state a run that ended with o leaves behind; the
+// console and the CLI name a finished run by it.
+func (o Outcome) State() ReleaseState {
 	switch o {
 	case Succeeded:
 		return ReleaseSucceeded

@@ -236,7 +236,7 @@ func (r *Release) finish(ctx context.Context, outcome Outcome, err error) {
 		r.stopBeat()
 	}
 	now := r.deps.Clock.Now()
-	state := outcome.state()
+	state := outcome.State()
 	r.update(func(s *Snapshot) {
 		s.State, s.Outcome, s.Ended, s.Gate = state, outcome, now, nil
 		if err != nil {
