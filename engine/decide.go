@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // The release decisions every driver shares (the CLI, the console, a
 // server): which version a rollback returns to, whether a deploy resumes
@@ -79,13 +76,4 @@ func WaitingGate(evs []Event) (g GateView, ok bool) {
 		}
 	}
 	return g, ok
-}
-
-// ShortDigest is the first 12 hex digits of a digest, as docker prints ids.
-func ShortDigest(d string) string {
-	d = strings.TrimPrefix(d, "sha256:")
-	if len(d) > 12 {
-		d = d[:12]
-	}
-	return d
 }

@@ -235,6 +235,9 @@ func (r *Release) finish(ctx context.Context, outcome Outcome, err error) {
 	if r.stopBeat != nil {
 		r.stopBeat()
 	}
+	// The last snapshot shows what runs now, not what ran at the last
+	// poll (a rolled-back canary would linger in the instances).
+	_ = r.refresh(ctx)
 	now := r.deps.Clock.Now()
 	state := outcome.State()
 	r.update(func(s *Snapshot) {

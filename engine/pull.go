@@ -63,7 +63,11 @@ func (r *Release) pull(ctx context.Context) error {
 		}
 	}
 	var flush Timer
+	// The pull waits like any step: on a timer of the engine's tick, so a
+	// test clock sees the engine waiting.
+	wake := r.deps.Clock.NewTimer(r.tickEvery())
 	defer func() {
+		wake.Stop()
 		if flush != nil {
 			flush.Stop()
 		}
@@ -110,6 +114,8 @@ func (r *Release) pull(ctx context.Context) error {
 				_ = r.emit(ctx, Event{Kind: EventCommand, Message: "pull of " + img + " cancelled: nothing was changed"})
 				return err
 			}
+		case <-wake.C():
+			wake = r.deps.Clock.NewTimer(r.tickEvery())
 		case <-r.lostCh:
 			stop()
 			return errLeaseLost(r.spec.Name)

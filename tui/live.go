@@ -123,8 +123,10 @@ func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 	case tea.KeyPressMsg:
 		km := s.env.keys
 		switch {
-		case key.Matches(msg, km.Approve):
-			return s, sendCommand(s.rel, engine.CmdApprove)
+		case key.Matches(msg, km.Approve) && s.snap.Gate != nil:
+			// The approval is for the gate on screen when the key was
+			// pressed: if the release has moved on, the engine refuses it.
+			return s, sendApproval(s.rel, s.snap.Gate.Gate.Key)
 		case key.Matches(msg, km.Pause) && s.snap.State == engine.ReleasePaused:
 			return s, sendCommand(s.rel, engine.CmdResume)
 		case key.Matches(msg, km.Pause):

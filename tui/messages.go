@@ -100,6 +100,12 @@ func sendCommand(rel *engine.Release, c engine.Command) tea.Cmd {
 		func(err error) tea.Msg { return commandSentMsg{c, err} })
 }
 
+// sendApproval approves the gate named gate, as the release's actor.
+func sendApproval(rel *engine.Release, gate string) tea.Cmd {
+	return safe(func() tea.Msg { return commandSentMsg{engine.CmdApprove, rel.Approve(gate, rel.Snapshot().Actor)} },
+		func(err error) tea.Msg { return commandSentMsg{engine.CmdApprove, err} })
+}
+
 func busyTick() tea.Cmd {
 	return tea.Tick(150*time.Millisecond, func(time.Time) tea.Msg { return busyTickMsg{} })
 }

@@ -261,7 +261,7 @@ func (s *service) resolveECR(ctx context.Context, reg *ecr.Registry, arg string)
 	}
 	version := arg
 	if strings.HasPrefix(arg, "sha256:") {
-		version = shortDigest(img.Digest)
+		version = engine.ShortDigest(img.Digest)
 		if len(img.Tags) > 0 {
 			version = img.Tags[0]
 		}
@@ -377,7 +377,7 @@ func (s *service) resolveTarget(ctx context.Context, arg string) (engine.Target,
 		version = img.Tags[0]
 	}
 	if version == "" {
-		version = shortDigest(img.Digest)
+		version = engine.ShortDigest(img.Digest)
 	}
 	return engine.Target{Image: s.pinned(ctx, img), Version: version, Digest: img.Digest}, nil
 }
@@ -391,15 +391,6 @@ func (s *service) pinned(ctx context.Context, img engine.Image) string {
 		}
 	}
 	return img.Digest
-}
-
-// shortDigest is the first 12 hex digits of a digest, as docker prints ids.
-func shortDigest(d string) string {
-	d = strings.TrimPrefix(d, "sha256:")
-	if len(d) > 12 {
-		d = d[:12]
-	}
-	return d
 }
 
 // actor says who runs a release: the user, the host and, over SSH, the client.

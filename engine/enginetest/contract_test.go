@@ -15,3 +15,10 @@ func TestJournalContract(t *testing.T) {
 		return j
 	})
 }
+
+// The in-memory router keeps the same rules as the built-in one.
+func TestRouterContract(t *testing.T) {
+	enginetest.RouterContract(t, func(t *testing.T) (engine.Router, []string) {
+		return enginetest.NewRouter(&enginetest.Trace{}), []string{"127.0.0.1:8081", "127.0.0.1:8082"}
+	})
+}
