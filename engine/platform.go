@@ -51,6 +51,7 @@ type Instance struct {
 	Digest    string        `json:"digest"`
 	ReleaseID string        `json:"release"`
 	Addr      string        `json:"addr"` // host:port the router reaches it on
+	Node      string        `json:"node,omitempty"` // the host it runs on, where the platform has several
 	State     InstanceState `json:"state"`
 	Started   time.Time     `json:"started"`
 	Restarts  int           `json:"restarts"`
