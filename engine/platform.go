@@ -50,7 +50,7 @@ type Instance struct {
 	Image     string        `json:"image"`
 	Digest    string        `json:"digest"`
 	ReleaseID string        `json:"release"`
-	Addr      string        `json:"addr"` // host:port the router reaches it on
+	Addr      string        `json:"addr"`           // host:port the router reaches it on
 	Node      string        `json:"node,omitempty"` // the host it runs on, where the platform has several
 	State     InstanceState `json:"state"`
 	Started   time.Time     `json:"started"`

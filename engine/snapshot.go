@@ -70,7 +70,7 @@ type Snapshot struct {
 	// RollbackFirst says what a rollback would do first, from the table
 	// now, and how long that takes (RollbackFirst).
 	RollbackFirst string `json:"rollback_first,omitempty"`
-	Actor     Actor          `json:"actor"`
+	Actor         Actor  `json:"actor"`
 }
 
 // Snapshot returns a copy of the release's current state.

@@ -69,10 +69,10 @@ func (s InstanceStatus) Healthy() bool { return s.Health.Status == HealthHealthy
 // StatusOptions say where the status is read from.
 type StatusOptions struct {
 	Now   time.Time
-	Host  string             // this host, for the lease's liveness
-	Alive func(Owner) bool   // whether an owner on this host runs
-	Probe bool               // probe each instance (status does; a quick view may not)
-	Spec  ServiceSpec        // health check, policies, replicas
+	Host  string           // this host, for the lease's liveness
+	Alive func(Owner) bool // whether an owner on this host runs
+	Probe bool             // probe each instance (status does; a quick view may not)
+	Spec  ServiceSpec      // health check, policies, replicas
 }
 
 // ReadStatus reads one service's state. The journal is read first and an
