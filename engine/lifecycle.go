@@ -250,6 +250,9 @@ func (r *Release) finish(ctx context.Context, outcome Outcome, err error) {
 	if err != nil {
 		ev.Error = err.Error()
 	}
+	if outcome == RolledBack {
+		ev.Actor = r.rollbackActor() // who rolled it back; nil for a failure
+	}
 	_ = r.emit(ctx, ev)
 	if r.deps.Journal != nil {
 		msg := ""

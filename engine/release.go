@@ -32,6 +32,13 @@ type Deps struct {
 	// still runs; a standalone rollback waits for a fenced-out owner's
 	// last launch before its final sweep. nil: never wait.
 	OwnerAlive func(Owner) bool
+	// Metrics answers analysis queries (QuerySpec): needed by a plan
+	// whose analysis has any.
+	Metrics MetricsSource
+	// Webhooks calls webhook gates: needed by a plan that has one.
+	Webhooks Webhooks
+	// Notifier hears every event once it is journaled; nil: nobody.
+	Notifier Notifier
 }
 
 func (d Deps) withDefaults() Deps {
@@ -144,6 +151,9 @@ func New(deps Deps, spec ServiceSpec, target Target, opts Options) (*Release, er
 	}
 	if target.Version == "" || target.Image == "" {
 		return nil, fmt.Errorf("%s: target needs an image and a version", spec.Name)
+	}
+	if err := deps.supports(spec); err != nil {
+		return nil, err
 	}
 	r := newRelease(deps, spec, opts, KindDeploy)
 	r.target = target
@@ -308,11 +318,15 @@ func (r *Release) stamp(ev Event) Event {
 	return ev
 }
 
-// publish folds evs into the snapshot and hands them to subscribers.
+// publish folds evs into the snapshot and hands them to subscribers and
+// the notifier.
 func (r *Release) publish(evs ...Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, ev := range evs {
+		if n := r.deps.Notifier; n != nil {
+			n.Notify(ev)
+		}
 		r.snap.LastEvent = ev.Message
 		r.snap.Seq = ev.Seq
 		if ev.Error != "" {

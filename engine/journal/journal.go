@@ -255,10 +255,7 @@ func appendAll(tx *bolt.Tx, evs []engine.Event) error {
 		if !found {
 			continue
 		}
-		if ev.State != "" {
-			rec.State = ev.State
-		}
-		rec.Step = ev.Step
+		rec.Fold(ev)
 		if err := putJSON(rels, rec.ID, rec); err != nil {
 			return err
 		}
