@@ -3,7 +3,6 @@ package notify
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,7 +11,7 @@ import (
 )
 
 // Caller makes webhook gates' calls (engine.Webhooks): one POST of the
-// gate's event as a Payload, signed like notifications; a 2xx answer
+// gate's event as an engine.Notice, signed like notifications; a 2xx answer
 // within the hook's timeout lets the release go on.
 type Caller struct {
 	send *sender
@@ -42,8 +41,8 @@ func (c *Caller) Ask(ctx context.Context, hook engine.WebhookSpec, ev engine.Eve
 		}
 		secret = bytes.TrimSpace(b)
 	}
-	p := c.send.payload(ctx, ev)
-	b, err := json.Marshal(p)
+	p := c.send.notice(ctx, ev)
+	b, err := p.Body(nil)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ const (
 type Target struct {
 	URL      string
 	Secret   []byte             // signs each body (HeaderSignature); none: unsigned
-	Template *template.Template // renders the body (ParseTemplate); nil: the Payload as JSON
+	Template *template.Template // renders the body (engine.ParseNoticeTemplate); nil: the notice as JSON
 	Timeout  time.Duration      // per attempt; 0: DefaultTimeout
 }
 
@@ -193,8 +193,8 @@ func add(l *lost, ev engine.Event) *lost {
 // deliver sends ev with retries (one attempt when once is set) and
 // journals a failure. It reports success.
 func (q *queue) deliver(ev engine.Event, once bool) bool {
-	p := q.send.payload(q.stop, ev)
-	b, err := body(p, q.Template)
+	p := q.send.notice(q.stop, ev)
+	b, err := p.Body(q.Template)
 	if err != nil {
 		q.journalFailure(ev, 0, err)
 		return false
