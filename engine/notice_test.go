@@ -21,4 +21,3 @@ func TestNoticeTemplateMustRenderJSONFromKnownFields(t *testing.T) {
 		}
 	}
 }
-

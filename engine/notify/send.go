@@ -97,7 +97,6 @@ func (s *sender) release(ctx context.Context, id string) *engine.ReleaseRecord {
 	return &rec
 }
 
-
 // post sends one attempt; nil means a 2xx answer.
 func (s *sender) post(ctx context.Context, target string, timeout time.Duration, secret, body []byte, n engine.Notice, attempt int) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
