@@ -29,6 +29,10 @@ type Config struct {
 	RawStateDir string              `yaml:"state_dir"`
 	Routers     map[string]*Router  `yaml:"routers"`
 	Services    map[string]*Service `yaml:"services"`
+	// Prometheus is the metrics server analysis queries ask; nil: none.
+	Prometheus *Prometheus `yaml:"prometheus,omitempty"`
+	// Notifications are the webhooks told of every service's releases.
+	Notifications []Notification `yaml:"notifications,omitempty"`
 
 	// File is the name the config was loaded from, used in error messages.
 	File string `yaml:"-"`
@@ -43,6 +47,21 @@ type Router struct {
 	Listen    string `yaml:"listen"`               // public host:port
 	Admin     string `yaml:"admin"`                // "unix:PATH" or host:port
 	TokenFile string `yaml:"token_file,omitempty"` // bearer token for a TCP admin address
+}
+
+// Prometheus is a Prometheus server analysis queries are sent to.
+type Prometheus struct {
+	URL       string        `yaml:"url"`                  // http(s)://host:port, with a path prefix if any
+	Timeout   time.Duration `yaml:"timeout"`              // per query
+	TokenFile string        `yaml:"token_file,omitempty"` // bearer token, if the server wants one
+}
+
+// Notification is a webhook told of every release event worth telling.
+type Notification struct {
+	URL        string        `yaml:"url"`
+	SecretFile string        `yaml:"secret_file,omitempty"` // key of the body's HMAC-SHA256 signature
+	Template   string        `yaml:"template,omitempty"`    // text/template of the body (a Slack message); empty: the event's JSON
+	Timeout    time.Duration `yaml:"timeout"`               // per attempt
 }
 
 // Service is one thing cutover releases.
@@ -159,6 +178,15 @@ type Step struct {
 	Approval bool          `yaml:"approval,omitempty"`
 	Pause    time.Duration `yaml:"pause,omitempty"`
 	Analysis *Analysis     `yaml:"analysis,omitempty"` // fields not given come from the service's analysis
+	Webhook  *Webhook      `yaml:"webhook,omitempty"`
+}
+
+// Webhook is a gate that asks another system: a 2xx answer to a POST of
+// the gate's event within the timeout lets the release go on.
+type Webhook struct {
+	URL        string        `yaml:"url"`
+	Timeout    time.Duration `yaml:"timeout"`
+	SecretFile string        `yaml:"secret_file,omitempty"` // signs the body as notifications are
 }
 
 // GateKind names what a step waits for after setting its weight.
@@ -170,6 +198,7 @@ const (
 	GateApproval GateKind = "approval"
 	GatePause    GateKind = "pause"
 	GateAnalysis GateKind = "analysis"
+	GateWebhook  GateKind = "webhook"
 )
 
 // Gate says which gate the step has; validation guarantees at most one.
@@ -181,6 +210,8 @@ func (s Step) Gate() GateKind {
 		return GatePause
 	case s.Analysis != nil:
 		return GateAnalysis
+	case s.Webhook != nil:
+		return GateWebhook
 	}
 	return GateNone
 }
@@ -194,6 +225,20 @@ type Analysis struct {
 	MaxErrorRateVsStable float64       `yaml:"max_error_rate_vs_stable"` // canary error rate / stable's
 	MaxP99VsStable       float64       `yaml:"max_p99_vs_stable"`        // canary p99 / stable's
 	MinRequests          int           `yaml:"min_requests"`             // fewer canary requests is inconclusive
+	Queries              []Query       `yaml:"queries,omitempty"`        // PromQL checks, on the top-level prometheus
+}
+
+// Query is a PromQL check of an analysis: measured every interval during
+// the window, each value must lie within min and max.
+type Query struct {
+	Name                  string        `yaml:"name"`
+	Query                 string        `yaml:"query"` // text/template: {{.Service}}, {{.Canary}}, {{.Stable}}, {{.Window}}
+	Min                   *float64      `yaml:"min,omitempty"`
+	Max                   *float64      `yaml:"max,omitempty"`
+	Interval              time.Duration `yaml:"interval"`
+	FailureLimit          int           `yaml:"failure_limit"`
+	InconclusiveLimit     int           `yaml:"inconclusive_limit"`
+	ConsecutiveErrorLimit int           `yaml:"consecutive_error_limit"`
 }
 
 // Load reads and validates the config file at path. Problems with the file's

@@ -112,15 +112,25 @@ func TestExampleFileIsValidAndUsesEveryFeature(t *testing.T) {
 	for _, st := range steps {
 		gates = append(gates, st.Gate())
 	}
-	if want := []GateKind{GatePause, GateApproval, GateAnalysis, GateAnalysis, GateNone}; !reflect.DeepEqual(gates, want) {
+	if want := []GateKind{GatePause, GateApproval, GateAnalysis, GateAnalysis, GateWebhook, GateNone}; !reflect.DeepEqual(gates, want) {
 		t.Errorf("gates = %v, want %v", gates, want)
+	}
+	if h := steps[4].Webhook; h.Timeout != 10*time.Second || h.SecretFile == "" {
+		t.Errorf("webhook = %+v", h)
+	}
+	// Queries are inherited like the other limits.
+	if q := steps[2].Analysis.Queries; len(q) != 1 || q[0].Name != "error-rate" || *q[0].Max != 0.01 || q[0].Interval != 10*time.Second || q[0].ConsecutiveErrorLimit != 4 {
+		t.Errorf("step queries = %+v", q)
+	}
+	if c.Prometheus == nil || c.Prometheus.URL != "http://127.0.0.1:9090" || len(c.Notifications) != 2 || c.Notifications[1].Timeout != DefaultNotifyTimeout {
+		t.Errorf("prometheus %+v, notifications %+v", c.Prometheus, c.Notifications)
 	}
 	// Step 2 overrides window and max_p99 and inherits the rest from the service.
 	a := steps[2].Analysis
 	if a.Window != 2*time.Minute || a.MaxP99 != 500*time.Millisecond || a.MaxErrorRateVsStable != 2 || a.MinRequests != 50 {
 		t.Errorf("step analysis = %+v, want its own window/max_p99 and the service's other limits", *a)
 	}
-	if steps[3].Weight != nil || *steps[3].Analysis != web.Analysis {
+	if steps[3].Weight != nil || !reflect.DeepEqual(*steps[3].Analysis, web.Analysis) {
 		t.Errorf("gate-only step = %+v, want no weight and the service analysis", steps[3])
 	}
 	api, _ := c.Service("api")
@@ -279,7 +289,7 @@ func TestEmptyBlocksKeepDefaults(t *testing.T) {
 	if s.Health.Path != "/healthz" || s.Replicas != 1 {
 		t.Errorf("empty values changed defaults: %+v", s)
 	}
-	if a := s.Strategy.Canary.Steps[0].Analysis; a == nil || *a != DefaultAnalysis() {
+	if a := s.Strategy.Canary.Steps[0].Analysis; a == nil || !reflect.DeepEqual(*a, DefaultAnalysis()) {
 		t.Errorf("empty analysis block = %v, want the default analysis switched on", a)
 	}
 }
@@ -301,5 +311,36 @@ func TestSelfReferringAndExplodingAliasesAreRefusedQuickly(t *testing.T) {
 				t.Errorf("got %q", got)
 			}
 		})
+	}
+}
+
+func TestQueriesWebhooksAndNotificationsGetTheirDefaults(t *testing.T) {
+	c := mustParse(t, `prometheus: {url: "http://127.0.0.1:9090"}
+notifications: [{url: "http://127.0.0.1:9000/hook", secret_file: hook.secret}]
+services:
+  web:
+    image: a
+    analysis:
+      queries: [{name: errors, query: up, max: 0.05}]
+    strategy:
+      canary:
+        steps:
+          - weight: 10
+            webhook: {url: "http://127.0.0.1:9000/confirm"}
+          - analysis: {window: 30s}
+`)
+	if p := c.Prometheus; p.Timeout != DefaultPrometheusTimeout {
+		t.Errorf("prometheus %+v", p)
+	}
+	if n := c.Notifications[0]; n.Timeout != DefaultNotifyTimeout || n.SecretFile != "hook.secret" || n.Template != "" {
+		t.Errorf("notification %+v", n)
+	}
+	steps := c.Services["web"].Strategy.Canary.Steps
+	if h := steps[0].Webhook; h == nil || h.Timeout != DefaultWebhookTimeout {
+		t.Errorf("webhook %+v", h)
+	}
+	q := steps[1].Analysis.Queries
+	if len(q) != 1 || q[0].Interval != 10*time.Second || q[0].ConsecutiveErrorLimit != 4 || q[0].FailureLimit != 0 || q[0].Min != nil {
+		t.Errorf("inherited query %+v", q)
 	}
 }

@@ -42,6 +42,25 @@ func intPtr(i int) *int { return &i }
 
 func (r *Router) setDefaults() { r.Listen = DefaultListen }
 
+// Defaults of the analysis queries and webhooks: the engine's where it
+// has them.
+const (
+	DefaultPrometheusTimeout = 5 * time.Second
+	DefaultNotifyTimeout     = 5 * time.Second
+	DefaultWebhookTimeout    = engine.DefaultWebhookTimeout
+)
+
+func (p *Prometheus) setDefaults() { p.Timeout = DefaultPrometheusTimeout }
+
+func (n *Notification) setDefaults() { n.Timeout = DefaultNotifyTimeout }
+
+func (w *Webhook) setDefaults() { w.Timeout = DefaultWebhookTimeout }
+
+func (q *Query) setDefaults() {
+	q.Interval = engine.DefaultQueryInterval
+	q.ConsecutiveErrorLimit = engine.DefaultConsecutiveErrorLimit
+}
+
 func (s *Service) setDefaults() {
 	*s = Service{
 		Source:   Source{Type: SourceDocker},

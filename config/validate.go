@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cutover/cutover/engine"
 )
 
 // nameRE is what service and router names must look like: they end up in
@@ -18,16 +20,33 @@ var registryIDRE = regexp.MustCompile(`^[0-9]{12}$`)
 
 // validator checks a decoded, defaulted Config, reporting through the
 // decoder so each problem carries the line its key was written on.
-type validator struct{ d *decoder }
+type validator struct {
+	d          *decoder
+	prometheus bool // a prometheus server is configured, for analysis queries
+}
 
 func (v validator) errorf(path, format string, args ...any) {
 	v.d.errorf(v.d.at(path), path, format, args...)
 }
 
 func validate(d *decoder, c *Config) {
-	v := validator{d}
+	v := validator{d: d, prometheus: c.Prometheus != nil}
 	if c.Version != Version {
 		v.errorf("version", "this cutover reads version %d, got %d", Version, c.Version)
+	}
+	if p := c.Prometheus; p != nil {
+		v.httpURL("prometheus.url", p.URL)
+		v.positive("prometheus.timeout", p.Timeout)
+	}
+	for i, n := range c.Notifications {
+		np := indexPath("notifications", i)
+		v.httpURL(np+".url", n.URL)
+		v.positive(np+".timeout", n.Timeout)
+		if n.Template != "" {
+			if _, err := engine.ParseNoticeTemplate(n.Template); err != nil {
+				v.errorf(np+".template", "%v", err)
+			}
+		}
 	}
 	for _, name := range c.RouterNames() {
 		v.router("routers."+name, c.Routers[name])
@@ -234,12 +253,17 @@ func (v validator) canary(p string, c Canary, replicas int) {
 			gates = append(gates, "analysis")
 			v.analysis(sp+".analysis", *st.Analysis, true)
 		}
+		if st.Webhook != nil {
+			gates = append(gates, "webhook")
+			v.httpURL(sp+".webhook.url", st.Webhook.URL)
+			v.positive(sp+".webhook.timeout", st.Webhook.Timeout)
+		}
 		if len(gates) > 1 {
 			v.errorf(sp, "a step has at most one gate, got %s; split it into steps", strings.Join(gates, " and "))
 		}
 		if st.Weight == nil {
 			if len(gates) == 0 {
-				v.errorf(sp, "a step needs a weight, a gate (approval, pause, analysis), or both")
+				v.errorf(sp, "a step needs a weight, a gate (approval, pause, analysis, webhook), or both")
 			}
 			continue
 		}
@@ -274,6 +298,46 @@ func (v validator) analysis(p string, a Analysis, ownOnly bool) {
 	}
 	if check("min_requests") {
 		v.atLeast(p+".min_requests", a.MinRequests, 0)
+	}
+	if check("queries") {
+		v.queries(p+".queries", a.Queries)
+	}
+}
+
+// queries checks an analysis's PromQL checks, their templates included.
+func (v validator) queries(p string, qs []Query) {
+	if len(qs) > 0 && !v.prometheus {
+		v.errorf(p, "queries need a Prometheus server: set prometheus.url at the top level")
+	}
+	names := map[string]string{}
+	for i, q := range qs {
+		qp := indexPath(p, i)
+		switch other, dup := names[q.Name]; {
+		case q.Name == "":
+			v.errorf(qp+".name", "required: the check's name in verdicts and the console")
+		case dup:
+			v.errorf(qp+".name", "%q is already the name of %s", q.Name, other)
+		}
+		names[q.Name] = qp
+		if _, err := engine.RenderQuery(q.Query, engine.ExampleQueryVars); err != nil {
+			v.errorf(qp+".query", "%v (the template may use {{.Service}}, {{.Canary}}, {{.Stable}} and {{.Window}})", err)
+		}
+		switch {
+		case q.Min == nil && q.Max == nil:
+			v.errorf(qp, "needs min, max or both: the range each value must lie in")
+		case q.Min != nil && q.Max != nil && *q.Min > *q.Max:
+			v.errorf(qp+".min", "%g is above max %g", *q.Min, *q.Max)
+		}
+		v.atLeast(qp+".failure_limit", q.FailureLimit, 0)
+		v.atLeast(qp+".inconclusive_limit", q.InconclusiveLimit, 0)
+		v.atLeast(qp+".consecutive_error_limit", q.ConsecutiveErrorLimit, 0)
+	}
+}
+
+// httpURL checks an http(s) URL with a host.
+func (v validator) httpURL(path, u string) {
+	if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		v.errorf(path, "want an http(s) URL, got %q", u)
 	}
 }
 

@@ -17,6 +17,9 @@ func svc(body ...string) string {
 	return b.String()
 }
 
+// prom is a top-level prometheus block, for files with queries (line 1).
+const prom = "prometheus: {url: \"http://127.0.0.1:9090\"}\n"
+
 func TestEveryRuleReportsFileLineAndPath(t *testing.T) {
 	cases := []struct {
 		name, src, want string
@@ -82,7 +85,7 @@ func TestEveryRuleReportsFileLineAndPath(t *testing.T) {
 		{"two gates", svc("image: a", "strategy:", "  canary:", "    steps:", "      - weight: 10", "        approval: true", "        analysis: {}"),
 			"cutover.yaml:7: services.web.strategy.canary.steps[0]: a step has at most one gate, got approval and analysis; split it into steps"},
 		{"empty step", svc("image: a", "strategy:", "  canary:", "    steps:", "      - {}"),
-			"cutover.yaml:7: services.web.strategy.canary.steps[0]: a step needs a weight, a gate (approval, pause, analysis), or both"},
+			"cutover.yaml:7: services.web.strategy.canary.steps[0]: a step needs a weight, a gate (approval, pause, analysis, webhook), or both"},
 		{"no steps", svc("image: a", "strategy:", "  canary:", "    steps: []"),
 			"cutover.yaml:6: services.web.strategy.canary.steps: must have at least one step (leave steps out for the default ones)"},
 		{"error rate over 1", svc("image: a", "analysis:", "  max_error_rate: 5"),
@@ -127,6 +130,28 @@ func TestEveryRuleReportsFileLineAndPath(t *testing.T) {
 			"cutover.yaml:4: services.web.source.tag_filter: not a valid regular expression: error parsing regexp: missing closing ): `v(`"},
 		{"env name", svc("image: a", "env: {\"A=B\": x}"),
 			"cutover.yaml:4: services.web.env.A=B: environment variable names cannot be empty or contain '='"},
+		{"prometheus url", "prometheus: {url: localhost:9090}\n" + svc("image: a"),
+			`cutover.yaml:1: prometheus.url: want an http(s) URL, got "localhost:9090"`},
+		{"queries without prometheus", svc("image: a", "analysis:", "  queries:", "    - {name: errors, query: up, max: 1}"),
+			"cutover.yaml:5: services.web.analysis.queries: queries need a Prometheus server: set prometheus.url at the top level"},
+		{"query template", prom + svc("image: a", "analysis:", "  queries:", "    - name: errors", "      query: 'rate(x{version=\"{{.Canry}}\"}[1m])'", "      max: 1"),
+			`cutover.yaml:8: services.web.analysis.queries[0].query: query template: template: query:1:18: executing "query" at <.Canry>: can't evaluate field Canry in type engine.QueryVars (the template may use {{.Service}}, {{.Canary}}, {{.Stable}} and {{.Window}})`},
+		{"query without a range", prom + svc("image: a", "analysis:", "  queries:", "    - {name: errors, query: up}"),
+			"cutover.yaml:7: services.web.analysis.queries[0]: needs min, max or both: the range each value must lie in"},
+		{"query min above max", prom + svc("image: a", "analysis:", "  queries:", "    - {name: ok, query: up, min: 2, max: 1}"),
+			"cutover.yaml:7: services.web.analysis.queries[0].min: 2 is above max 1"},
+		{"query names twice", prom + svc("image: a", "analysis:", "  queries:", "    - {name: e, query: up, max: 1}", "    - {name: e, query: up, max: 2}"),
+			`cutover.yaml:8: services.web.analysis.queries[1].name: "e" is already the name of services.web.analysis.queries[0]`},
+		{"step query", prom + svc("image: a", "strategy:", "  canary:", "    steps:", "      - analysis:", "          queries: [{name: e, query: '', max: 1}]"),
+			"cutover.yaml:9: services.web.strategy.canary.steps[0].analysis.queries[0].query: the query is empty (the template may use {{.Service}}, {{.Canary}}, {{.Stable}} and {{.Window}})"},
+		{"notification url", "notifications:\n  - url: hooks.example.com\n" + svc("image: a"),
+			`cutover.yaml:2: notifications[0].url: want an http(s) URL, got "hooks.example.com"`},
+		{"notification template", "notifications:\n  - url: http://x\n    template: '{\"text\": {{.Summary}}}'\n" + svc("image: a"),
+			`cutover.yaml:3: notifications[0].template: renders "{\"text\": web 1.0.0 → 1.1.0: gate-passed: analysis passed: error rate 0.2% ≤ 1%, 1,234 requests}", which is not JSON`},
+		{"webhook url", svc("image: a", "strategy:", "  canary:", "    steps:", "      - webhook: {url: /confirm}"),
+			`cutover.yaml:7: services.web.strategy.canary.steps[0].webhook.url: want an http(s) URL, got "/confirm"`},
+		{"webhook and approval", svc("image: a", "strategy:", "  canary:", "    steps:", "      - {approval: true, webhook: {url: \"http://x\"}}"),
+			"cutover.yaml:7: services.web.strategy.canary.steps[0]: a step has at most one gate, got approval and webhook; split it into steps"},
 		{"syntax", "services:\n  web: [a\n",
 			"cutover.yaml:2: invalid YAML: sequence end token ']' not found"},
 		{"duplicate key", svc("image: a", "image: b"),

@@ -223,3 +223,36 @@ func fmtLatency(ms float64) string {
 	}
 	return fmtMs(ms)
 }
+
+// CheckLine is one limit of an analysis as a screen shows it: the router's
+// checks and the queries alike.
+type CheckLine struct {
+	Text string // "error rate 10% > 1%", "error-rate 0.031 ≤ 0.05"
+	OK   bool   // within the limit now (or not measured yet)
+	// Waiting says there is no figure yet (a query before its first
+	// measurement).
+	Waiting bool
+}
+
+// Lines lists every limit with what was measured against it.
+func (a AnalysisResult) Lines() []CheckLine {
+	var out []CheckLine
+	for _, c := range a.Checks {
+		op, limit := "≤", c.Limit
+		if c.Name == "requests" { // a floor, not a ceiling
+			op, limit = "≥", strings.TrimPrefix(c.Limit, "≥ ")
+		}
+		if !c.OK {
+			op = map[string]string{"≤": ">", "≥": "<"}[op]
+		}
+		out = append(out, CheckLine{Text: c.Name + " " + c.Measured + " " + op + " " + limit, OK: c.OK})
+	}
+	for _, q := range a.Queries {
+		text := q.Summary()
+		if q.Measurements > 1 {
+			text += fmt.Sprintf(" [%d measurements]", q.Measurements)
+		}
+		out = append(out, CheckLine{Text: text, OK: q.OK(), Waiting: q.Last == ""})
+	}
+	return out
+}

@@ -216,3 +216,27 @@ func TestRollbackEventsNameTheOperator(t *testing.T) {
 		}
 	}
 }
+
+func TestAnalysisLinesSayEachLimitAndWhetherItHolds(t *testing.T) {
+	res := engine.AnalysisResult{
+		Checks: []engine.Check{{Name: "requests", Measured: "12", Limit: "≥ 50"}, {Name: "error rate", Measured: "0.2%", Limit: "1%", OK: true}},
+		Queries: []engine.QueryCheck{
+			{Name: "error-rate", Limit: "≤ 0.05", Measured: "0.4", Last: engine.MeasuredFailed, Measurements: 2, Verdict: engine.VerdictPending},
+			{Name: "p99", Limit: "≤ 0.5", Verdict: engine.VerdictPending},
+		}}
+	want := []engine.CheckLine{
+		{Text: "requests 12 < 50"},
+		{Text: "error rate 0.2% ≤ 1%", OK: true},
+		{Text: "error-rate 0.4, want ≤ 0.05 [2 measurements]"},
+		{Text: "p99 not measured yet, want ≤ 0.5", OK: true, Waiting: true},
+	}
+	got := res.Lines()
+	if len(got) != len(want) {
+		t.Fatalf("lines %+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("line %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}

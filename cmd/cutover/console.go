@@ -31,6 +31,7 @@ type consoleBackend struct {
 	cfg     *config.Config
 	journal engine.Journal
 	labels  map[string]string
+	hooks   *hooks
 
 	mu       sync.Mutex
 	platform *docker.Platform
@@ -49,11 +50,16 @@ func newConsoleBackend(cfg *config.Config) (*consoleBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &consoleBackend{cfg: cfg, journal: j, labels: labels, routers: map[string]*router.Client{}, ecrs: map[string]*ecr.Registry{}}, nil
+	h, err := openHooks(cfg, j)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	return &consoleBackend{cfg: cfg, journal: j, labels: labels, hooks: h, routers: map[string]*router.Client{}, ecrs: map[string]*ecr.Registry{}}, nil
 }
 
-// Close releases the connections.
+// Close releases the connections, after the last notifications.
 func (b *consoleBackend) Close() {
+	b.hooks.close()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.platform != nil {
@@ -70,7 +76,7 @@ func (b *consoleBackend) service(ctx context.Context, name string) (*service, er
 	if err != nil {
 		return nil, err
 	}
-	s := &service{cfg: b.cfg, svc: svc, spec: specOf(svc), journal: b.journal}
+	s := &service{cfg: b.cfg, svc: svc, spec: specOf(svc), journal: b.journal, hooks: b.hooks}
 	s.spec.Labels = b.labels
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/journal"
 )
@@ -71,6 +72,30 @@ func (s *service) status(ctx context.Context, probe bool) (serviceStatus, error)
 	return st, err
 }
 
+// printAnalysis prints an analysis window's figures against each limit:
+// the ones so far while it runs, or its verdict.
+func printAnalysis(w io.Writer, a engine.AnalysisResult, now time.Time) {
+	head := fmt.Sprintf("%s after %s of %s", a.Verdict, config.FormatDuration(a.Elapsed), config.FormatDuration(a.Window))
+	if a.Verdict == engine.VerdictPending {
+		head = fmt.Sprintf("running, %s of %s, %s left", config.FormatDuration(a.Elapsed.Round(time.Second)),
+			config.FormatDuration(a.Window), config.FormatDuration(a.Left().Round(time.Second)))
+	}
+	if !a.At.IsZero() {
+		head += " (figures of " + engine.Ago(now, a.At) + ")"
+	}
+	fmt.Fprintf(w, "analysis %s\n", head)
+	for _, l := range a.Lines() {
+		mark := "✓"
+		switch {
+		case l.Waiting:
+			mark = "…"
+		case !l.OK:
+			mark = "×"
+		}
+		fmt.Fprintf(w, "         %s %s\n", mark, l.Text)
+	}
+}
+
 func printStatus(w io.Writer, st serviceStatus, now time.Time) {
 	fmt.Fprintf(w, "service  %s\n", st.Service)
 	fmt.Fprintf(w, "router   %s (admin %s)", st.Router.Listen, st.Router.Admin)
@@ -105,6 +130,9 @@ func printStatus(w io.Writer, st serviceStatus, now time.Time) {
 			state = "stale: its process is gone; `cutover deploy` resumes, `cutover rollback` undoes"
 		}
 		fmt.Fprintf(w, "lease    %s by pid %d on %s (%s)\n", l.Release, l.Owner.PID, l.Owner.Host, state)
+	}
+	if a := st.Analysis; a != nil {
+		printAnalysis(w, *a, now)
 	}
 	if st.Next != "" {
 		fmt.Fprintf(w, "next     %s\n", st.Next)

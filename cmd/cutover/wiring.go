@@ -29,6 +29,7 @@ type service struct {
 	dock     *dockerConn // a connection still being made (openServiceFast)
 	router   *router.Client
 	journal  engine.Journal
+	hooks    *hooks        // Prometheus, webhook gates, notifications: for commands that run releases
 	ecr      *ecr.Registry // the service's ECR registry (source type ecr), made on first use
 	// routerAdmin and routerListen say where the router is, for messages.
 	routerAdmin  string
@@ -117,8 +118,9 @@ func (s *service) routerDown(err error) error {
 		s.svc.Router, s.routerAdmin, err, s.svc.Router, s.svc.Router, s.cfg.File)
 }
 
-// Close releases the connections.
+// Close releases the connections, after the last notifications.
 func (s *service) Close() {
+	s.hooks.close()
 	if s.router != nil {
 		s.router.Close()
 	}
@@ -213,6 +215,7 @@ func (s *service) deps() engine.Deps {
 	if s.ecr != nil {
 		d.Puller = ecr.NewPuller(s.ecr, s.platform)
 	}
+	s.hooks.apply(&d)
 	return d
 }
 
@@ -329,6 +332,9 @@ func specOf(s *config.Service) engine.ServiceSpec {
 			cs.Gate = engine.Gate{Kind: engine.GatePause, Pause: st.Pause}
 		case st.Analysis != nil:
 			cs.Gate = engine.Gate{Kind: engine.GateAnalysis, Analysis: analysisOf(*st.Analysis)}
+		case st.Webhook != nil:
+			cs.Gate = engine.Gate{Kind: engine.GateWebhook, Webhook: engine.WebhookSpec{
+				URL: st.Webhook.URL, Timeout: st.Webhook.Timeout, SecretFile: st.Webhook.SecretFile}}
 		}
 		spec.Strategy.Canary.Steps = append(spec.Strategy.Canary.Steps, cs)
 	}
@@ -343,7 +349,17 @@ func analysisOf(a config.Analysis) engine.AnalysisSpec {
 		MaxErrorRateVsStable: a.MaxErrorRateVsStable,
 		MaxP99VsStable:       a.MaxP99VsStable,
 		MinRequests:          int64(a.MinRequests),
+		Queries:              queriesOf(a.Queries),
 	}
+}
+
+func queriesOf(qs []config.Query) []engine.QuerySpec {
+	var out []engine.QuerySpec
+	for _, q := range qs {
+		out = append(out, engine.QuerySpec{Name: q.Name, Query: q.Query, Min: q.Min, Max: q.Max, Interval: q.Interval,
+			FailureLimit: q.FailureLimit, InconclusiveLimit: q.InconclusiveLimit, ConsecutiveErrorLimit: q.ConsecutiveErrorLimit})
+	}
+	return out
 }
 
 // resolveTarget turns the IMAGE argument into what the engine runs: a full

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +29,8 @@ func TestSpecOfCarriesEveryCanaryStepAndInheritedAnalysisLimits(t *testing.T) {
 	want := []struct {
 		weight int
 		gate   engine.GateKind
-	}{{10, engine.GatePause}, {25, engine.GateApproval}, {50, engine.GateAnalysis}, {engine.NoShift, engine.GateAnalysis}, {100, ""}}
+	}{{10, engine.GatePause}, {25, engine.GateApproval}, {50, engine.GateAnalysis}, {engine.NoShift, engine.GateAnalysis},
+		{engine.NoShift, engine.GateWebhook}, {100, ""}}
 	if len(steps) != len(want) {
 		t.Fatalf("%d steps, want %d: %+v", len(steps), len(want), steps)
 	}
@@ -43,5 +45,31 @@ func TestSpecOfCarriesEveryCanaryStepAndInheritedAnalysisLimits(t *testing.T) {
 	}
 	if steps[0].Gate.Pause != 30*time.Second {
 		t.Errorf("step 1 pause %v, want 30s", steps[0].Gate.Pause)
+	}
+	if q := a.Queries; len(q) != 1 || q[0].Name != "error-rate" || *q[0].Max != 0.01 || q[0].Interval != 10*time.Second || q[0].ConsecutiveErrorLimit != 4 ||
+		!strings.Contains(q[0].Query, "{{.Canary}}") {
+		t.Errorf("step 3 queries %+v", q)
+	}
+	if h := steps[4].Gate.Webhook; h.URL != "https://ci.example.com/cutover/confirm" || h.Timeout != 10*time.Second || h.SecretFile == "" {
+		t.Errorf("step 5 webhook %+v", h)
+	}
+}
+
+// status prints a running analysis against each limit, and how fresh
+// the figures are.
+func TestStatusPrintsTheRunningAnalysis(t *testing.T) {
+	now := time.Date(2025, 1, 2, 15, 0, 0, 0, time.UTC)
+	a := engine.AnalysisResult{Verdict: engine.VerdictPending, Window: time.Minute, Elapsed: 20 * time.Second, At: now.Add(-3 * time.Second),
+		Checks: []engine.Check{{Name: "requests", Measured: "230", Limit: "≥ 50", OK: true}, {Name: "error rate", Measured: "10%", Limit: "1%"}},
+		Queries: []engine.QueryCheck{{Name: "error-rate", Limit: "≤ 0.05", Verdict: engine.VerdictPending}}}
+	var b strings.Builder
+	printAnalysis(&b, a, now)
+	want := `analysis running, 20s of 1m, 40s left (figures of 3s ago)
+         ✓ requests 230 ≥ 50
+         × error rate 10% > 1%
+         … error-rate not measured yet, want ≤ 0.05
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
