@@ -60,7 +60,7 @@ func TestSpecOfCarriesEveryCanaryStepAndInheritedAnalysisLimits(t *testing.T) {
 func TestStatusPrintsTheRunningAnalysis(t *testing.T) {
 	now := time.Date(2025, 1, 2, 15, 0, 0, 0, time.UTC)
 	a := engine.AnalysisResult{Verdict: engine.VerdictPending, Window: time.Minute, Elapsed: 20 * time.Second, At: now.Add(-3 * time.Second),
-		Checks: []engine.Check{{Name: "requests", Measured: "230", Limit: "≥ 50", OK: true}, {Name: "error rate", Measured: "10%", Limit: "1%"}},
+		Checks:  []engine.Check{{Name: "requests", Measured: "230", Limit: "≥ 50", OK: true}, {Name: "error rate", Measured: "10%", Limit: "1%"}},
 		Queries: []engine.QueryCheck{{Name: "error-rate", Limit: "≤ 0.05", Verdict: engine.VerdictPending}}}
 	var b strings.Builder
 	printAnalysis(&b, a, now)
