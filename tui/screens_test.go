@@ -117,6 +117,10 @@ func TestEveryScreenRendersAtBothSizes(t *testing.T) {
 				h.pushFigures(45)
 				h.golden()
 			})
+			t.Run("live_analysis", func(t *testing.T) {
+				h := h4analysis(t, sz.w, sz.h)
+				h.golden()
+			})
 			t.Run("history", func(t *testing.T) {
 				h := h4history(t, sz.w, sz.h)
 				h.golden()
@@ -157,6 +161,28 @@ func h4plan(t *testing.T, w, hh int) *harness {
 	h.send(planMsg{svc, h.m.plan.request, p, err})
 	return h
 }
+
+// h4analysis shows a canary 5s into its analysis window: the router
+// says it fails 10% of its requests against a 1% limit, one query is
+// within its limit and the other not measured yet.
+func h4analysis(t *testing.T, w, hh int) *harness {
+	t.Helper()
+	h := newHarness(t, w, hh)
+	h.b.spec.Strategy.Canary.Steps = []engine.CanaryStep{{Weight: 25, Gate: engine.Gate{Kind: engine.GateAnalysis,
+		Analysis: engine.AnalysisSpec{Window: time.Minute, MaxErrorRate: 0.01, MaxP99: 500 * time.Millisecond, MinRequests: 50,
+			Queries: []engine.QuerySpec{
+				{Name: "error-rate", Query: `rate(errors{version="{{.Canary}}"}[{{.Window}}])`, Max: ptr(0.05), Interval: 2 * time.Second},
+				{Name: "saturation", Query: `max(saturation{version="{{.Canary}}"})`, Max: ptr(0.8), Interval: 30 * time.Second},
+			}}}}}
+	h.b.env.Router.ServeOnState("1.1.0", 20, 2, 30)
+	h.b.env.Router.ServeOnState("1.0.0", 60, 0, 25)
+	h.b.env.Metrics.Answer("errors", 0.012)
+	h.startCanary(kindIs(engine.EventAnalysisProgress))
+	h.pushFigures(30)
+	return h
+}
+
+func ptr(f float64) *float64 { return &f }
 
 // h4history runs one canary to success so the journal has a record.
 func h4history(t *testing.T, w, hh int) *harness {
