@@ -377,9 +377,14 @@ func livePID(pidFile string) (int, bool) {
 
 // waitRouter dials the router's admin API until it answers.
 func waitRouter(ctx context.Context, addr string, within time.Duration) (*router.Client, error) {
+	return waitRouterWith(ctx, addr, "", within)
+}
+
+// waitRouterWith is waitRouter for an admin API behind a bearer token.
+func waitRouterWith(ctx context.Context, addr, token string, within time.Duration) (*router.Client, error) {
 	deadline := time.Now().Add(within)
 	for {
-		c, err := router.Dial(addr, "")
+		c, err := router.Dial(addr, token)
 		if err == nil {
 			if _, err = c.Health(ctx); err == nil {
 				return c, nil

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,7 +41,7 @@ func TestMain(m *testing.M) {
 
 // e2e is one service on a router of its own, driven through the binary.
 type e2e struct {
-	t        *testing.T
+	t        testing.TB
 	bin      string
 	dir      string
 	svc      string
@@ -50,6 +49,10 @@ type e2e struct {
 	refs     map[string]string
 	platform *docker.Platform
 	router   *router.Client
+	// adminAddr and tokenFile are the router's TCP admin address and its
+	// token (e2eSetup.adminTCP), else empty.
+	adminAddr string
+	tokenFile string
 }
 
 // strategies used by the tests, as the YAML under `strategy:`.
@@ -79,25 +82,49 @@ const (
 
 // newE2E starts a router and writes a config for a fresh service with the
 // given strategy; it removes everything when the test ends.
-func newE2E(t *testing.T, strategy string) *e2e {
+func newE2E(t testing.TB, strategy string) *e2e {
 	t.Helper()
+	return newE2EWith(t, e2eSetup{strategy: strategy})
+}
+
+// e2eSetup is what a test changes in newE2E's service and router.
+type e2eSetup struct {
+	strategy string
+	// adminTCP gives the router a loopback TCP admin address with a token
+	// (e.adminAddr, e.tokenFile), which Prometheus can scrape.
+	adminTCP bool
+	// top, when set, returns top-level YAML for the config, called once
+	// the router is up (prometheus:, notifications:).
+	top func(e *e2e) string
+	// onFailure is the service's on_failure; default rollback for both.
+	onFailure string
+}
+
+// newE2EWith is newE2E with more of the setup chosen.
+func newE2EWith(t testing.TB, setup e2eSetup) *e2e {
+	t.Helper()
+	strategy := setup.strategy
 	e := &e2e{t: t, refs: demotest.Images(t), bin: demotest.Binary(t), platform: demotest.Docker(t)}
 	e.dir = t.TempDir()
 	e.svc = fmt.Sprintf("e2e-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
 	t.Cleanup(e.removeContainers)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.listen = l.Addr().String()
-	l.Close()
+	e.listen = freeAddr(t)
 	state := filepath.Join(e.dir, ".cutover")
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(state, "router-main.sock")
-	cmd := exec.Command(e.bin, "router", "--listen", e.listen, "--admin", "unix:"+sock,
-		"--state", filepath.Join(state, "router-main.json"))
+	admin, adminYAML := "unix:"+sock, "admin: unix:.cutover/router-main.sock"
+	args := []string{"router", "--listen", e.listen, "--state", filepath.Join(state, "router-main.json")}
+	if setup.adminTCP {
+		e.adminAddr, e.tokenFile = freeAddr(t), filepath.Join(e.dir, "admin.token")
+		if err := os.WriteFile(e.tokenFile, []byte("e2e-admin-token\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		admin, adminYAML = e.adminAddr, "admin: "+e.adminAddr+"\n    token_file: admin.token"
+		args = append(args, "--token-file", e.tokenFile)
+	}
+	cmd := exec.Command(e.bin, append(args, "--admin", admin)...)
 	logf, err := os.Create(filepath.Join(e.dir, "router.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -115,17 +142,26 @@ func newE2E(t *testing.T, strategy string) *e2e {
 			t.Logf("router log:\n%s", tail(string(b), 30))
 		}
 	})
-	e.router, err = waitRouter(context.Background(), "unix:"+sock, 10*time.Second)
+	e.router, err = dialRouterAs(admin, e.tokenFile)
 	if err != nil {
 		t.Fatalf("router did not come up: %v", err)
 	}
 	t.Cleanup(func() { e.router.Close() })
 
+	top := ""
+	if setup.top != nil {
+		top = setup.top(e)
+	}
+	onFailure := setup.onFailure
+	if onFailure == "" {
+		onFailure = "{before_traffic: rollback, after_traffic: rollback}"
+	}
 	cfg := fmt.Sprintf(`state_dir: .cutover
+%s
 routers:
   main:
     listen: %s
-    admin: unix:.cutover/router-main.sock
+    %s
 services:
   %s:
     image: %s
@@ -135,14 +171,38 @@ services:
     start_timeout: 15s
     drain_timeout: 10s
     stop_grace: 2s
-    on_failure: {before_traffic: rollback, after_traffic: rollback}
+    on_failure: %s
     strategy:
       %s
-`, e.listen, e.svc, demotest.Repo(), strategy)
+`, top, e.listen, adminYAML, e.svc, demotest.Repo(), onFailure, strategy)
 	if err := os.WriteFile(filepath.Join(e.dir, "cutover.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// freeAddr is a loopback address nothing listens on now.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	addr, err := freeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// dialRouterAs waits for the router's admin API at admin, with the token
+// in tokenFile if there is one.
+func dialRouterAs(admin, tokenFile string) (*router.Client, error) {
+	token := ""
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return waitRouterWith(context.Background(), admin, token, 10*time.Second)
 }
 
 func (e *e2e) removeContainers() {
@@ -175,7 +235,7 @@ func (e *e2e) run(args ...string) (stdout, stderr string, code int) {
 }
 
 // runCmd runs cmd to the end and returns its output and exit code.
-func runCmd(t *testing.T, cmd *exec.Cmd) (stdout, stderr string, code int) {
+func runCmd(t testing.TB, cmd *exec.Cmd) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -625,7 +685,7 @@ func waitExit(t *testing.T, cmd *exec.Cmd, within time.Duration) int {
 	}
 }
 
-func decodeEvents(t *testing.T, ndjson string) []engine.Event {
+func decodeEvents(t testing.TB, ndjson string) []engine.Event {
 	t.Helper()
 	var evs []engine.Event
 	for _, line := range strings.Split(strings.TrimSpace(ndjson), "\n") {

@@ -58,7 +58,7 @@ func Notable(k engine.EventKind) bool {
 // Notifier delivers the notable events of every release to its targets:
 // each target has its own queue and goroutine, delivers in order, and
 // retries with backoff. Notify never blocks; a full queue drops the event
-// and the drop is journaled. A target whose last event failed gets one
+// and the drop is journaled. A target whose last attempt failed gets one
 // attempt per event until one gets through, so a receiver that is down
 // costs one failed connection per event, not a backoff each.
 type Notifier struct {
@@ -82,6 +82,10 @@ type queue struct {
 	stop    context.Context
 	abort   context.CancelFunc // Close's deadline passed: give up what is in flight
 	done    chan struct{}
+
+	// failing says the last attempt failed: events get one attempt each
+	// until one gets through, and Close does not wait for the target.
+	failing atomic.Bool
 
 	mu      sync.Mutex
 	dropped map[string]*lost // by release: dropped on a full queue, not journaled yet
@@ -137,13 +141,18 @@ func (n *Notifier) Notify(ev engine.Event) {
 }
 
 // Close stops taking events and delivers what is queued until ctx ends;
-// what is left then is journaled as not delivered.
-// It returns when every target's goroutine has stopped.
+// what is left then is journaled as not delivered. A target whose last
+// attempt failed is not waited for: what it has queued is journaled at
+// once, so a receiver that is down or slow does not hold the process up.
+// Close returns when every target's goroutine has stopped.
 func (n *Notifier) Close(ctx context.Context) {
 	n.once.Do(func() {
 		n.closed.Store(true)
 		for _, q := range n.targets {
 			close(q.closing)
+			if q.failing.Load() {
+				q.abort()
+			}
 		}
 		for _, q := range n.targets {
 			select {
@@ -159,7 +168,6 @@ func (n *Notifier) Close(ctx context.Context) {
 func (q *queue) run() {
 	defer close(q.done)
 	defer q.abort()
-	failing := false
 	late := map[string]*lost{} // queued when Close's deadline passed
 	closing := q.closing
 	for {
@@ -174,7 +182,7 @@ func (q *queue) run() {
 				late[ev.Release] = add(late[ev.Release], ev)
 				continue
 			}
-			failing = !q.deliver(ev, failing)
+			q.deliver(ev)
 			q.journalDropped()
 		case <-closing:
 			closing = nil // deliver what is queued, then stop
@@ -190,17 +198,17 @@ func add(l *lost, ev engine.Event) *lost {
 	return l
 }
 
-// deliver sends ev with retries (one attempt when once is set) and
-// journals a failure. It reports success.
-func (q *queue) deliver(ev engine.Event, once bool) bool {
+// deliver sends ev, with retries unless the target is failing, and
+// journals a failure.
+func (q *queue) deliver(ev engine.Event) {
 	p := q.send.notice(q.stop, ev)
 	b, err := p.Body(q.Template)
 	if err != nil {
 		q.journalFailure(ev, 0, err)
-		return false
+		return
 	}
 	attempts := q.attempts
-	if once {
+	if q.failing.Load() {
 		attempts = 1
 	}
 	wait := q.backoff
@@ -218,15 +226,16 @@ func (q *queue) deliver(ev engine.Event, once bool) bool {
 			wait *= 2
 		}
 		tried++
-		if err = q.send.post(q.stop, q.URL, q.Timeout, q.Secret, b, p, tried); err == nil {
-			return true
+		err = q.send.post(q.stop, q.URL, q.Timeout, q.Secret, b, p, tried)
+		q.failing.Store(err != nil)
+		if err == nil {
+			return
 		}
 	}
 	if q.stop.Err() != nil {
 		err = fmt.Errorf("the process ended before an answer came (%w)", err)
 	}
 	q.journalFailure(ev, tried, err)
-	return false
 }
 
 // journalFailure records that ev did not reach the target.

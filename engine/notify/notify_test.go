@@ -153,7 +153,17 @@ func TestAStuckReceiverNeverBlocksNotifyAndItsFailuresAreJournaled(t *testing.T)
 	for i := range 100 {
 		n.Notify(event(int64(i+1), engine.EventStepStarted))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	// The first event uses its two attempts and is journaled; then Close
+	// gives up at once on the failing target.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if evs, _ := j.Events(context.Background(), "web-1"); len(evs) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first failure was never journaled")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	n.Close(ctx)
 	evs, err := j.Events(context.Background(), "web-1")
@@ -168,7 +178,8 @@ func TestAStuckReceiverNeverBlocksNotifyAndItsFailuresAreJournaled(t *testing.T)
 		text = append(text, ev.Message)
 	}
 	all := strings.Join(text, "\n")
-	for _, want := range []string{"not delivered after 2 attempts: no answer within 50ms", "the queue of 8 was full", "/…"} {
+	for _, want := range []string{"not delivered after 2 attempts: no answer within 50ms", "the queue of 8 was full", "/…",
+		"not delivered (step-started, step-started", "the process ended before it was sent"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("journal lacks %q:\n%s", want, all)
 		}
