@@ -30,40 +30,45 @@ type EventKind string
 
 // Event kinds.
 const (
-	EventPlanned          EventKind = "planned"           // the plan, one step per line in Message
-	EventStarted          EventKind = "started"           // the release began (or resumed) with Epoch claimed
-	EventStepStarted      EventKind = "step-started"      //
-	EventStepDone         EventKind = "step-done"         //
-	EventStepSkipped      EventKind = "step-skipped"      // already done according to the actual state
-	EventPulling          EventKind = "pulling"           // about to fetch the target's image onto the host (Deps.Puller)
-	EventPullProgress     EventKind = "pull-progress"     // a pull status line, at most about one per second per layer
-	EventPulled           EventKind = "pulled"            // the image is on the host
-	EventLaunching        EventKind = "launching"         // about to call Platform.Launch
-	EventLaunched         EventKind = "launched"          // Instance set
-	EventHealthy          EventKind = "healthy"           // Instance passed its checks
-	EventUnhealthy        EventKind = "unhealthy"         // Instance failed: crashed, restarted or failed checks
-	EventApplying         EventKind = "applying"          // about to apply Table
-	EventApplied          EventKind = "applied"           // Table is live
-	EventDraining         EventKind = "draining"          // waiting for in-flight requests of Instances
-	EventDrained          EventKind = "drained"           //
-	EventDrainTimeout     EventKind = "drain-timeout"     // stopping anyway after the drain timeout
-	EventStopping         EventKind = "stopping"          // about to call Platform.Stop
-	EventStopped          EventKind = "stopped"           //
-	EventVerified         EventKind = "verified"          // blue/green: green instance verified directly
-	EventGateWaiting      EventKind = "gate-waiting"      // Gate set
-	EventGatePassed       EventKind = "gate-passed"       // Gate (and Analysis) set
-	EventGateFailed       EventKind = "gate-failed"       //
-	EventInconclusive     EventKind = "inconclusive"      // analysis saw too few requests: paused
-	EventAnalysisProgress EventKind = "analysis-progress" // an analysis window's figures so far (Analysis set)
-	EventCommand          EventKind = "command"           // an operator command was accepted
-	EventPaused           EventKind = "paused"            //
-	EventResumed          EventKind = "resumed"           //
-	EventFailure          EventKind = "failure"           // Error says what; Message what the engine does about it
-	EventPromoted         EventKind = "promoted"          //
-	EventRollingBack      EventKind = "rolling-back"      //
-	EventTakenOver        EventKind = "taken-over"        // another writer holds a newer epoch
-	EventFinished         EventKind = "finished"          // Outcome set
-	EventHeartbeatLost    EventKind = "heartbeat-lost"    // the journal lease went to someone else
+	EventPlanned       EventKind = "planned"        // the plan, one step per line in Message
+	EventStarted       EventKind = "started"        // the release began (or resumed) with Epoch claimed
+	EventStepStarted   EventKind = "step-started"   //
+	EventStepDone      EventKind = "step-done"      //
+	EventStepSkipped   EventKind = "step-skipped"   // already done according to the actual state
+	EventPulling       EventKind = "pulling"        // about to fetch the target's image onto the host (Deps.Puller)
+	EventPullProgress  EventKind = "pull-progress"  // a pull status line, at most about one per second per layer
+	EventPulled        EventKind = "pulled"         // the image is on the host
+	EventLaunching     EventKind = "launching"      // about to call Platform.Launch
+	EventLaunched      EventKind = "launched"       // Instance set
+	EventHealthy       EventKind = "healthy"        // Instance passed its checks
+	EventUnhealthy     EventKind = "unhealthy"      // Instance failed: crashed, restarted or failed checks
+	EventApplying      EventKind = "applying"       // about to apply Table
+	EventApplied       EventKind = "applied"        // Table is live
+	EventDraining      EventKind = "draining"       // waiting for in-flight requests of Instances
+	EventDrained       EventKind = "drained"        //
+	EventDrainTimeout  EventKind = "drain-timeout"  // stopping anyway after the drain timeout
+	EventStopping      EventKind = "stopping"       // about to call Platform.Stop
+	EventStopped       EventKind = "stopped"        //
+	EventVerified      EventKind = "verified"       // blue/green: green instance verified directly
+	EventGateWaiting   EventKind = "gate-waiting"   // Gate set
+	EventGatePassed    EventKind = "gate-passed"    // Gate (and Analysis) set
+	EventGateFailed    EventKind = "gate-failed"    //
+	EventInconclusive  EventKind = "inconclusive"   // analysis saw too few requests: paused
+	EventCommand       EventKind = "command"        // an operator command was accepted
+	EventPaused        EventKind = "paused"         //
+	EventResumed       EventKind = "resumed"        //
+	EventFailure       EventKind = "failure"        // Error says what; Message what the engine does about it
+	EventPromoted      EventKind = "promoted"       //
+	EventRollingBack   EventKind = "rolling-back"   //
+	EventTakenOver     EventKind = "taken-over"     // another writer holds a newer epoch
+	EventFinished      EventKind = "finished"       // Outcome set
+	EventHeartbeatLost EventKind = "heartbeat-lost" // the journal lease went to someone else
+)
+
+// Event kinds of analysis windows and notifications. An inconclusive
+// verdict may also come from a query with no data.
+const (
+	EventAnalysisProgress EventKind = "analysis-progress" // an analysis window's figures so far (Analysis set), every few seconds
 	// EventNotifyFailed records a notification that did not reach its
 	// target. It is journaled beside the release by the notifier, not by
 	// the release: it never changes the record's state or step.
