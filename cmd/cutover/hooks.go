@@ -101,7 +101,7 @@ func (h *hooks) close() {
 	h.notifier.Close(ctx)
 }
 
-// openServiceHooks connects s's hooks for a command that runs releases.
+// openHooks connects s's hooks for a command that runs releases.
 // A standalone rollback (lenient) goes on without them, saying why: no
 // notification setting may stand between an operator and a rollback.
 func (s *service) openHooks(warn io.Writer, lenient bool) error {
