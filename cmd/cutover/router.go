@@ -138,14 +138,11 @@ func runRouter(ctx context.Context, f routerFlags) error {
 
 	token := ""
 	if f.tokenFile != "" {
-		data, err := os.ReadFile(f.tokenFile)
+		t, err := router.ReadTokenFile(f.tokenFile)
 		if err != nil {
-			return fmt.Errorf("router: read token file: %w", err)
+			return withCode(exitUsage, fmt.Errorf("router: %w", err))
 		}
-		token = strings.TrimSpace(string(data))
-		if token == "" {
-			return fmt.Errorf("router: token file %s is empty", f.tokenFile)
-		}
+		token = t
 	}
 
 	srv, err := router.New(router.Options{

@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -70,6 +71,11 @@ func newTable(spec engine.RouteTable, entries []*entry) *table {
 // backend that is wrong and why.
 func validateTable(rt engine.RouteTable) error {
 	var problems []string
+	if rt.Epoch == math.MaxUint64 {
+		// Writers fence each other by applying the epoch they read plus
+		// one; at the largest epoch that wraps to 0 and fences everyone.
+		problems = append(problems, fmt.Sprintf("epoch %d is the largest there is: no writer could apply a newer table after it", rt.Epoch))
+	}
 	seen := make(map[string]int)
 	total := 0
 	for i, b := range rt.Backends {

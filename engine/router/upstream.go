@@ -19,6 +19,10 @@ type upstream struct {
 	retired   atomic.Bool
 }
 
+// IdlePoolTimeout is how long the router keeps an idle connection to a
+// backend for reuse.
+const IdlePoolTimeout = 90 * time.Second
+
 func newUpstream(addr string, dialTimeout time.Duration) *upstream {
 	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	return &upstream{
@@ -28,7 +32,7 @@ func newUpstream(addr string, dialTimeout time.Duration) *upstream {
 			DialContext:           dialer.DialContext,
 			MaxIdleConns:          0,
 			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       90 * time.Second,
+			IdleConnTimeout:       IdlePoolTimeout,
 			ExpectContinueTimeout: time.Second,
 			DisableCompression:    true, // pass encodings through untouched
 			ForceAttemptHTTP2:     false,
