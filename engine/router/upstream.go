@@ -1,44 +1,136 @@
 package router
 
 import (
+	"bufio"
+	"context"
 	"net"
-	"net/http"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
-
-// upstream is one backend address and the long-lived transport that talks
-// to it. It is shared by every table that routes to the address, so keep-alive
-// connections survive table swaps; it is retired when no table uses it and
-// its idle connections are closed once its last request is done.
-type upstream struct {
-	addr      string
-	transport *http.Transport
-	inflight  atomic.Int64
-	heldUntil atomic.Int64 // unix nanoseconds; skipped by picks until then
-	retired   atomic.Bool
-}
 
 // IdlePoolTimeout is how long the router keeps an idle connection to a
 // backend for reuse.
 const IdlePoolTimeout = 90 * time.Second
 
-func newUpstream(addr string, dialTimeout time.Duration) *upstream {
-	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	return &upstream{
-		addr: addr,
-		transport: &http.Transport{
-			Proxy:                 nil, // backends are local: never an environment proxy
-			DialContext:           dialer.DialContext,
-			MaxIdleConns:          0,
-			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       IdlePoolTimeout,
-			ExpectContinueTimeout: time.Second,
-			DisableCompression:    true, // pass encodings through untouched
-			ForceAttemptHTTP2:     false,
-		},
-	}
+// maxIdlePerUpstream bounds the idle connections kept per backend address.
+const maxIdlePerUpstream = 256
+
+// upstream is one backend address and its pool of keep-alive connections.
+// It is shared by every table that routes to the address, so connections
+// survive table swaps; it is retired when no table uses it and its idle
+// connections are closed once its last request is done.
+type upstream struct {
+	addr      string
+	dialer    net.Dialer
+	inflight  atomic.Int64
+	heldUntil atomic.Int64 // unix nanoseconds; skipped by picks until then
+	retired   atomic.Bool
+
+	mu   sync.Mutex
+	idle []*backendConn // most recently used last
 }
+
+func newUpstream(addr string, dialTimeout time.Duration) *upstream {
+	return &upstream{addr: addr, dialer: net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}}
+}
+
+// backendConn is one connection to a backend.
+type backendConn struct {
+	conn   net.Conn
+	raw    syscall.RawConn
+	br     *bufio.Reader
+	up     *upstream
+	idleAt time.Time
+	reused bool // it carried a request before this one
+
+	// probe state, kept here so the liveness check allocates nothing
+	probe    func(fd uintptr) bool
+	probeBuf [1]byte
+	alive    bool
+}
+
+// get returns a connection to the address: the most recently used idle
+// one that is still open, or a new one. reused tells the caller which.
+func (u *upstream) get(now time.Time) (*backendConn, error) {
+	for {
+		u.mu.Lock()
+		n := len(u.idle)
+		if n == 0 {
+			u.mu.Unlock()
+			break
+		}
+		bc := u.idle[n-1]
+		u.idle[n-1] = nil
+		u.idle = u.idle[:n-1]
+		u.mu.Unlock()
+		if now.Sub(bc.idleAt) < IdlePoolTimeout && bc.stillOpen() {
+			return bc, nil
+		}
+		bc.close()
+	}
+	return u.dial()
+}
+
+func (u *upstream) dial() (*backendConn, error) {
+	c, err := u.dialer.DialContext(context.Background(), "tcp", u.addr)
+	if err != nil {
+		return nil, err
+	}
+	bc := &backendConn{conn: c, br: bufio.NewReaderSize(c, 4<<10), up: u}
+	if sc, ok := c.(syscall.Conn); ok {
+		bc.raw, _ = sc.SyscallConn()
+	}
+	bc.probe = bc.probeFD
+	return bc, nil
+}
+
+// stillOpen checks, without waiting, that the backend has not closed an
+// idle connection (or sent something unasked): a request written on such a
+// connection fails, and a POST whose body was sent may not be replayed. The
+// backend closes between this check and the write only in a window of
+// microseconds.
+func (bc *backendConn) stillOpen() bool {
+	if bc.br.Buffered() > 0 {
+		return false
+	}
+	if bc.raw == nil {
+		return true
+	}
+	bc.alive = false
+	if err := bc.raw.Read(bc.probe); err != nil {
+		return false
+	}
+	return bc.alive
+}
+
+// probeFD reads the non-blocking socket once: "would block" means open and
+// quiet; end of stream, data or an error mean the connection is done.
+func (bc *backendConn) probeFD(fd uintptr) bool {
+	_, err := syscall.Read(int(fd), bc.probeBuf[:])
+	bc.alive = err == syscall.EAGAIN
+	return true
+}
+
+// put returns a connection whose last response was read whole to the pool.
+func (u *upstream) put(bc *backendConn, now time.Time) {
+	if u.retired.Load() {
+		bc.close()
+		return
+	}
+	bc.idleAt, bc.reused = now, true
+	u.mu.Lock()
+	if len(u.idle) >= maxIdlePerUpstream {
+		u.mu.Unlock()
+		bc.close()
+		return
+	}
+	u.idle = append(u.idle, bc)
+	u.mu.Unlock()
+}
+
+func (bc *backendConn) close() { bc.conn.Close() }
 
 func (u *upstream) begin() { u.inflight.Add(1) }
 
@@ -56,12 +148,34 @@ func (u *upstream) retire() {
 	}
 }
 
-// closeIdle closes idle connections now and once more a moment later: a
-// connection is handed back to the idle pool asynchronously after its last
-// response body is read.
+// closeIdle closes every idle connection.
 func (u *upstream) closeIdle() {
-	u.transport.CloseIdleConnections()
-	time.AfterFunc(time.Second, u.transport.CloseIdleConnections)
+	u.mu.Lock()
+	idle := u.idle
+	u.idle = nil
+	u.mu.Unlock()
+	for _, bc := range idle {
+		bc.close()
+	}
+}
+
+// reap closes idle connections that timed out or that the backend closed,
+// so they do not linger while no request comes to reuse them.
+func (u *upstream) reap(now time.Time) {
+	u.mu.Lock()
+	var keep, drop []*backendConn
+	for _, bc := range u.idle {
+		if now.Sub(bc.idleAt) >= IdlePoolTimeout || !bc.stillOpen() {
+			drop = append(drop, bc)
+		} else {
+			keep = append(keep, bc)
+		}
+	}
+	u.idle = keep
+	u.mu.Unlock()
+	for _, bc := range drop {
+		bc.close()
+	}
 }
 
 // holdOut skips the address until then; it reports whether the address was
