@@ -255,9 +255,10 @@ func (c *clientConn) bufferBody() (fits bool, err error) {
 // replay rules allow.
 func (c *clientConn) forwardBuffered(at *attempt) bool {
 	s := c.s
+	fresh := false
 	for {
 		e := at.entry
-		ex := c.exchange(e)
+		ex := c.exchange(e, fresh)
 		switch {
 		case ex.done:
 			return ex.keep
@@ -266,6 +267,12 @@ func (c *clientConn) forwardBuffered(at *attempt) bool {
 			return false
 		}
 		// No response came from e.
+		if ex.reused && !fresh && at.replayable && c.mayReplay(ex) {
+			// Most likely the backend closed the pooled connection as the
+			// request went out: try once more on a new one.
+			fresh = true
+			continue
+		}
 		now := s.now()
 		if !ex.reused {
 			// A reused connection may have raced the backend's idle close:
@@ -319,10 +326,19 @@ type exchangeResult struct {
 // exchange sends the request, with its buffered body, to e and relays the
 // answer. It records the outcome itself unless the connection failed before
 // any response byte, which its caller may retry.
-func (c *clientConn) exchange(e *entry) exchangeResult {
+func (c *clientConn) exchange(e *entry, fresh bool) exchangeResult {
 	s := c.s
 	req := &c.req
-	bc, err := e.up.get(s.now())
+	var bc *backendConn
+	var err error
+	if fresh {
+		bc, err = e.up.dial()
+	} else {
+		// A request the replay rules let go again is retried on a new
+		// connection if the pooled one turns out closed; others are only
+		// written on a connection checked open.
+		bc, err = e.up.get(s.now(), !(req.idempotent() || req.idempotencyKey))
+	}
 	if err != nil {
 		return exchangeResult{err: err, dial: true}
 	}
@@ -622,7 +638,7 @@ func (c *clientConn) forwardStreamed(at *attempt) bool {
 	s := c.s
 	req := &c.req
 	e := at.entry
-	bc, err := e.up.get(s.now())
+	bc, err := e.up.get(s.now(), true)
 	if err != nil {
 		now := s.now()
 		if e.up.holdOut(now, now.Add(s.opts.HoldOut)) {
@@ -716,7 +732,9 @@ func (c *clientConn) forwardStreamed(at *attempt) bool {
 	// The response is relayed while the body may still be going up.
 	res := &c.res
 	framing = c.clientFraming()
-	closeAfter := !req.keepAlive() || s.shuttingDown.Load() || framing == bodyClose
+	// The client connection can be kept only if its whole body was read,
+	// which must be known before the head says so.
+	closeAfter := !req.keepAlive() || s.shuttingDown.Load() || framing == bodyClose || !up.finishedWell()
 	c.writeResponseHead(e, framing, closeAfter)
 	c.resBody.reset(bc.br, res.body, res.length)
 	bufp := copyBufs.Get().(*[]byte)
@@ -781,6 +799,19 @@ func newBodyUpload(c *clientConn, bc *backendConn, chunk bool) *bodyUpload {
 		u.done <- cerr
 	}()
 	return u
+}
+
+// finishedWell reports, without waiting, an upload that is over and sent
+// the whole body.
+func (u *bodyUpload) finishedWell() bool {
+	if !u.over && u.started {
+		select {
+		case u.err = <-u.done:
+			u.over = true
+		default:
+		}
+	}
+	return u.over && !u.err.failed()
 }
 
 func (u *bodyUpload) begin() {

@@ -52,8 +52,10 @@ type backendConn struct {
 }
 
 // get returns a connection to the address: the most recently used idle
-// one that is still open, or a new one. reused tells the caller which.
-func (u *upstream) get(now time.Time) (*backendConn, error) {
+// one, or a new one. With probe, a pooled connection is first checked to be
+// still open (one more syscall); a caller that may replay its request on a
+// fresh connection can skip that and retry instead.
+func (u *upstream) get(now time.Time, probe bool) (*backendConn, error) {
 	for {
 		u.mu.Lock()
 		n := len(u.idle)
@@ -65,7 +67,7 @@ func (u *upstream) get(now time.Time) (*backendConn, error) {
 		u.idle[n-1] = nil
 		u.idle = u.idle[:n-1]
 		u.mu.Unlock()
-		if now.Sub(bc.idleAt) < IdlePoolTimeout && bc.stillOpen() {
+		if now.Sub(bc.idleAt) < IdlePoolTimeout && (!probe || bc.stillOpen()) {
 			return bc, nil
 		}
 		bc.close()

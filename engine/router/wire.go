@@ -480,25 +480,48 @@ func parseRequest(r *request) error {
 	return nil
 }
 
-// absoluteForm turns an absolute-form target (http://host/path) into the
-// origin form a backend expects, its authority becoming the Host.
+// absoluteForm turns an absolute-form target (http://host/path?q) into the
+// origin form a backend expects, its authority becoming the Host as in
+// net/http (RFC 9112 §3.2.2).
 func (r *request) absoluteForm() {
 	t := r.target
-	var rest []byte
+	sep := bytes.Index(t, []byte("://"))
+	if sep <= 0 || !isScheme(t[:sep]) {
+		return
+	}
+	rest := t[sep+3:]
+	end := bytes.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority := rest[:end]
+	if at := bytes.LastIndexByte(authority, '@'); at >= 0 {
+		authority = authority[at+1:]
+	}
+	if len(authority) > 0 {
+		r.host, r.hasHost = authority, true
+	}
 	switch {
-	case len(t) > 7 && equalFold(t[:7], "http://"):
-		rest = t[7:]
-	case len(t) > 8 && equalFold(t[:8], "https://"):
-		rest = t[8:]
-	default:
-		return
+	case end == len(rest):
+		r.target = []byte("/")
+	case rest[end] == '/':
+		r.target = rest[end:]
+	default: // "?query" right after the authority
+		r.target = append([]byte("/"), rest[end:]...)
 	}
-	slash := bytes.IndexByte(rest, '/')
-	if slash < 0 {
-		r.host, r.hasHost, r.target = rest, true, []byte("/")
-		return
+}
+
+// isScheme reports a URI scheme: a letter, then letters, digits, + - .
+func isScheme(b []byte) bool {
+	for i, c := range b {
+		switch {
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
 	}
-	r.host, r.hasHost, r.target = rest[:slash], true, rest[slash:]
+	return len(b) > 0
 }
 
 // response is one parsed response head from a backend.
