@@ -520,5 +520,3 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
-
-
