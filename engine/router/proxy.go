@@ -79,6 +79,7 @@ type clientConn struct {
 	remoteIP []byte
 	state    atomic.Int32
 	start    time.Time // when the current request's head was read
+	deadline time.Time // the read deadline set on conn
 
 	cookie    string // the sticky cookie's value in the request
 	hasCookie bool
@@ -138,7 +139,11 @@ func (c *clientConn) serveOne() bool {
 		return false
 	}
 	if c.br.Buffered() == 0 {
-		c.conn.SetReadDeadline(time.Now().Add(proxyIdleTimeout))
+		// The idle deadline moves at most once a second: setting it per
+		// request would cost a timer update each time.
+		if now := time.Now(); c.deadline.Before(now.Add(proxyIdleTimeout - time.Second)) {
+			c.setReadDeadline(now.Add(proxyIdleTimeout))
+		}
 		if _, err := c.br.Peek(1); err != nil {
 			return false
 		}
@@ -146,14 +151,16 @@ func (c *clientConn) serveOne() bool {
 	if !c.state.CompareAndSwap(stateIdle, stateActive) {
 		return false // Shutdown closed the idle connection
 	}
-	c.conn.SetReadDeadline(time.Now().Add(proxyHeaderTimeout))
+	if !c.headBuffered() {
+		// A head still coming in gets proxyHeaderTimeout to arrive.
+		c.setReadDeadline(time.Now().Add(proxyHeaderTimeout))
+	}
 	c.req.reset()
 	var err error
 	c.req.buf, err = readHead(c.br, c.req.buf)
 	if err == nil {
 		err = parseRequest(&c.req)
 	}
-	c.conn.SetReadDeadline(time.Time{})
 	if err != nil {
 		var se *statusError
 		switch {
@@ -165,6 +172,20 @@ func (c *clientConn) serveOne() bool {
 		return false
 	}
 	return c.forward()
+}
+
+// setReadDeadline sets the client connection's read deadline and
+// remembers it.
+func (c *clientConn) setReadDeadline(t time.Time) {
+	c.deadline = t
+	c.conn.SetReadDeadline(t)
+}
+
+// headBuffered reports whether a whole request head is already read in, so
+// reading it cannot wait on the client.
+func (c *clientConn) headBuffered() bool {
+	p, _ := c.br.Peek(c.br.Buffered())
+	return bytes.Contains(p, []byte("\n\r\n")) || bytes.Contains(p, []byte("\n\n"))
 }
 
 // attempt is the routing state of one request: the backend it is on and
@@ -638,6 +659,7 @@ func (c *clientConn) forwardStreamed(at *attempt) bool {
 	s := c.s
 	req := &c.req
 	e := at.entry
+	c.setReadDeadline(time.Time{}) // an upload may take as long as it takes
 	bc, err := e.up.get(s.now(), true)
 	if err != nil {
 		now := s.now()
@@ -850,7 +872,7 @@ func (u *bodyUpload) finish(grace time.Duration) copyErr {
 	u.bc.close()
 	u.c.conn.SetReadDeadline(aLongTimeAgo)
 	u.err = <-u.done
-	u.c.conn.SetReadDeadline(time.Time{})
+	u.c.setReadDeadline(time.Time{})
 	if u.err.read == nil && u.err.write == nil {
 		u.err.write = errors.New("request body cut off")
 	}
@@ -887,6 +909,7 @@ func (c *clientConn) tunnel(e *entry, bc *backendConn) exchangeResult {
 		_, err = bc.conn.Write(p)
 	}
 	if err == nil {
+		c.setReadDeadline(time.Time{}) // a WebSocket may idle as long as it likes
 		c.state.Store(stateUpgraded)
 		done := make(chan struct{}, 2)
 		go func() { io.Copy(bc.conn, c.conn); done <- struct{}{} }()
@@ -1035,7 +1058,7 @@ func (c *clientConn) disarmWatch() {
 	// Running: cut its read short and wait for it.
 	c.conn.SetReadDeadline(aLongTimeAgo)
 	<-c.watchDone
-	c.conn.SetReadDeadline(time.Time{})
+	c.setReadDeadline(time.Time{})
 	c.watchState.Store(watchOff)
 	c.watched.Store(nil)
 }
