@@ -350,38 +350,46 @@ type exchangeResult struct {
 func (c *clientConn) exchange(e *entry, fresh bool) exchangeResult {
 	s := c.s
 	req := &c.req
-	var bc *backendConn
-	var err error
-	if fresh {
-		bc, err = e.up.dial()
-	} else {
-		// A request the replay rules let go again is retried on a new
-		// connection if the pooled one turns out closed; others are only
-		// written on a connection checked open.
-		bc, err = e.up.get(s.now(), !(req.idempotent() || req.idempotencyKey))
-	}
-	if err != nil {
-		return exchangeResult{err: err, dial: true}
-	}
-	ex := exchangeResult{reused: bc.reused}
-	c.bout.reset(bc.conn)
 	framing := bodyNone
 	if len(c.body) > 0 || req.body != bodyNone || needsLength(req.method) {
 		framing = bodyLength
 	}
+	c.bout.b = c.bout.b[:0]
 	c.writeRequestHead(&c.bout, e, framing, int64(len(c.body)), false)
-	headLen := int64(len(c.bout.b))
-	err = c.bout.write(c.body)
-	if err == nil {
-		err = c.bout.flush()
+	headLen := len(c.bout.b)
+	c.bout.b = append(c.bout.b, c.body...)
+	var bc *backendConn
+	ex := exchangeResult{}
+	for {
+		var err error
+		if fresh {
+			bc, err = e.up.dial()
+		} else {
+			bc, err = e.up.get(s.now())
+		}
+		if err != nil {
+			return exchangeResult{err: err, dial: true}
+		}
+		ex.reused = bc.reused
+		c.armWatch(bc)
+		n, stale, err := bc.send(c.bout.b)
+		if stale {
+			// The backend closed it while it was idle: nothing was sent.
+			bc.close()
+			continue
+		}
+		ex.bodySent = n > headLen
+		if err != nil {
+			c.disarmWatch()
+			bc.close()
+			if c.clientGone.Load() {
+				return exchangeResult{clientGone: true}
+			}
+			ex.err = err
+			return ex
+		}
+		break
 	}
-	ex.bodySent = c.bout.written > headLen
-	if err != nil {
-		bc.close()
-		ex.err = err
-		return ex
-	}
-	c.armWatch(bc)
 	if err := c.readResponseHead(bc); err != nil {
 		c.disarmWatch()
 		bc.close()
@@ -660,7 +668,11 @@ func (c *clientConn) forwardStreamed(at *attempt) bool {
 	req := &c.req
 	e := at.entry
 	c.setReadDeadline(time.Time{}) // an upload may take as long as it takes
-	bc, err := e.up.get(s.now(), true)
+	bc, err := e.up.get(s.now())
+	if err == nil && bc.reused && !bc.stillOpen() {
+		bc.close()
+		bc, err = e.up.dial()
+	}
 	if err != nil {
 		now := s.now()
 		if e.up.holdOut(now, now.Add(s.opts.HoldOut)) {

@@ -45,17 +45,23 @@ type backendConn struct {
 	idleAt time.Time
 	reused bool // it carried a request before this one
 
-	// probe state, kept here so the liveness check allocates nothing
+	// probe and send state, kept here so neither allocates
 	probe    func(fd uintptr) bool
 	probeBuf [1]byte
 	alive    bool
+	sendFn   func(fd uintptr) bool
+	out      []byte
+	outN     int
+	waiting  bool
+	stale    bool
+	partial  bool
+	sendErr  error
 }
 
 // get returns a connection to the address: the most recently used idle
-// one, or a new one. With probe, a pooled connection is first checked to be
-// still open (one more syscall); a caller that may replay its request on a
-// fresh connection can skip that and retry instead.
-func (u *upstream) get(now time.Time, probe bool) (*backendConn, error) {
+// one, or a new one. A pooled one may have been closed by the backend
+// meanwhile: send finds that out before it writes.
+func (u *upstream) get(now time.Time) (*backendConn, error) {
 	for {
 		u.mu.Lock()
 		n := len(u.idle)
@@ -67,7 +73,7 @@ func (u *upstream) get(now time.Time, probe bool) (*backendConn, error) {
 		u.idle[n-1] = nil
 		u.idle = u.idle[:n-1]
 		u.mu.Unlock()
-		if now.Sub(bc.idleAt) < IdlePoolTimeout && (!probe || bc.stillOpen()) {
+		if now.Sub(bc.idleAt) < IdlePoolTimeout {
 			return bc, nil
 		}
 		bc.close()
@@ -85,14 +91,76 @@ func (u *upstream) dial() (*backendConn, error) {
 		bc.raw, _ = sc.SyscallConn()
 	}
 	bc.probe = bc.probeFD
+	bc.sendFn = bc.sendStep
 	return bc, nil
 }
 
+// send writes a request (head and buffered body) and returns once its
+// answer starts to arrive; n is how much of data left. stale means the
+// backend had closed this pooled connection (or sent something unasked)
+// and nothing was written: the caller takes another.
+//
+// It runs as one RawRead: the poller's read readiness is reset before the
+// request leaves, so the answer cannot slip by unseen, and the first read,
+// which would only say "not yet", is not made. The check of a reused
+// connection is a read made after that reset, so an end of stream that came
+// in while the connection sat idle is seen too. A request that does not fit
+// the socket's buffer at once is finished through the poller.
+func (bc *backendConn) send(data []byte) (n int, stale bool, err error) {
+	if bc.raw == nil {
+		n, err = bc.conn.Write(data)
+		return n, false, err
+	}
+	bc.out, bc.outN, bc.waiting, bc.stale, bc.partial, bc.sendErr = data, 0, false, false, false, nil
+	rerr := bc.raw.Read(bc.sendFn)
+	n, bc.out = bc.outN, nil
+	switch {
+	case bc.stale:
+		return n, true, nil
+	case bc.sendErr != nil:
+		return n, false, bc.sendErr
+	case bc.partial:
+		m, err := bc.conn.Write(data[n:])
+		return n + m, false, err
+	}
+	return n, false, rerr
+}
+
+// sendStep is send's RawRead callback: on the first call it checks a
+// reused connection and writes; false then waits for the answer, and the
+// call after the wait ends it.
+func (bc *backendConn) sendStep(fd uintptr) bool {
+	if bc.waiting {
+		return true
+	}
+	if bc.reused {
+		if _, err := syscall.Read(int(fd), bc.probeBuf[:]); err != syscall.EAGAIN {
+			bc.stale = true
+			return true
+		}
+	}
+	for bc.outN < len(bc.out) {
+		n, err := syscall.Write(int(fd), bc.out[bc.outN:])
+		if n > 0 {
+			bc.outN += n
+		}
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			bc.partial = true
+			return true
+		case err != nil:
+			bc.sendErr = err
+			return true
+		}
+	}
+	bc.waiting = true
+	return false
+}
+
 // stillOpen checks, without waiting, that the backend has not closed an
-// idle connection (or sent something unasked): a request written on such a
-// connection fails, and a POST whose body was sent may not be replayed. The
-// backend closes between this check and the write only in a window of
-// microseconds.
+// idle connection (or sent something unasked), for the reaper.
 func (bc *backendConn) stillOpen() bool {
 	if bc.br.Buffered() > 0 {
 		return false
