@@ -373,10 +373,13 @@ func (c *clientConn) exchange(e *entry, fresh bool) exchangeResult {
 		ex.reused = bc.reused
 		c.armWatch(bc)
 		n, stale, err := bc.send(c.bout.b)
-		if stale {
+		if stale && bc.reused {
 			// The backend closed it while it was idle: nothing was sent.
 			bc.close()
 			continue
+		}
+		if stale {
+			err = io.EOF // a new connection the backend closed at once
 		}
 		ex.bodySent = n > headLen
 		if err != nil {

@@ -102,9 +102,9 @@ func (u *upstream) dial() (*backendConn, error) {
 //
 // It runs as one RawRead: the poller's read readiness is reset before the
 // request leaves, so the answer cannot slip by unseen, and the first read,
-// which would only say "not yet", is not made. The check of a reused
-// connection is a read made after that reset, so an end of stream that came
-// in while the connection sat idle is seen too. A request that does not fit
+// which would only say "not yet", is not made. The check that the connection
+// is open is a read made after that reset, so an end of stream that came in
+// while the connection sat idle is seen too. A request that does not fit
 // the socket's buffer at once is finished through the poller.
 func (bc *backendConn) send(data []byte) (n int, stale bool, err error) {
 	if bc.raw == nil {
@@ -133,11 +133,11 @@ func (bc *backendConn) sendStep(fd uintptr) bool {
 	if bc.waiting {
 		return true
 	}
-	if bc.reused {
-		if _, err := syscall.Read(int(fd), bc.probeBuf[:]); err != syscall.EAGAIN {
-			bc.stale = true
-			return true
-		}
+	// Even a new connection is checked: a backend that accepts and at
+	// once closes would otherwise leave nothing to wake the wait below.
+	if _, err := syscall.Read(int(fd), bc.probeBuf[:]); err != syscall.EAGAIN {
+		bc.stale = true
+		return true
 	}
 	for bc.outN < len(bc.out) {
 		n, err := syscall.Write(int(fd), bc.out[bc.outN:])

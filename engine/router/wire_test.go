@@ -520,3 +520,16 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+// A backend that accepts connections and closes them at once must give a
+// quick 502, not a request waiting forever for an answer.
+func TestBackendThatClosesOnAcceptGets502(t *testing.T) {
+	be := startScripted(t, func(conn net.Conn, br *bufio.Reader, b *scriptedBackend) {})
+	_, addr := rawRouter(t, Options{}, be.addr)
+	for _, req := range []string{"GET / HTTP/1.1\r\nHost: s\r\n\r\n", "POST / HTTP/1.1\r\nHost: s\r\nContent-Length: 2\r\n\r\nhi"} {
+		_, br := rawExchange(t, addr, req)
+		if res, _ := readResponse(t, br, "GET"); res.StatusCode != http.StatusBadGateway {
+			t.Fatalf("%q: status %d, want 502", req[:4], res.StatusCode)
+		}
+	}
+}
