@@ -49,10 +49,11 @@ With NAME, the router's listen and admin addresses and token file come from
 the config's routers.NAME (--config), and its state file is router-NAME.json
 in the config's state directory; flags given as well win.
 
-The admin address is either a unix socket (unix:/path/to.sock, created 0600)
-or a loopback host:port, which requires --token-file: every admin request must
-then carry "Authorization: Bearer <token>". Non-loopback admin addresses are
-refused.
+The admin address is either a unix socket (unix:/path/to.sock, 0600 from the
+moment it exists; only a stale socket at that path is replaced) or a loopback
+host:port, which requires --token-file: every admin request must then carry
+"Authorization: Bearer <token>". The token file must be readable by its owner
+only (chmod 600). Non-loopback admin addresses are refused.
 
 A backend that refuses or resets a connection before answering is held out for
 --hold-out, and the request is retried once on another backend when its body
@@ -79,7 +80,7 @@ SIGTERM or SIGINT: stop accepting, let requests in flight finish (up to
 	fl.StringVar(&f.listen, "listen", ":8080", "public address to serve traffic on")
 	fl.StringVar(&f.admin, "admin", "", "admin API address: unix:/path/to.sock or loopback host:port (required)")
 	fl.StringVar(&f.state, "state", "", "file the route table is saved to and loaded from (required)")
-	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the admin bearer token (required for a TCP admin address)")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the admin bearer token, mode 0600 (required for a TCP admin address)")
 	fl.DurationVar(&f.holdOut, "hold-out", router.DefaultHoldOut, "how long a backend that refused or reset a connection is skipped")
 	fl.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long requests in flight may take to finish")
 	fl.StringVar(&f.stickyCookie, "sticky-cookie", "", "cookie name that keeps a client on the version it first got (off when empty)")
