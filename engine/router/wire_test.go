@@ -3,6 +3,7 @@ package router
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -532,4 +533,78 @@ func TestBackendThatClosesOnAcceptGets502(t *testing.T) {
 			t.Fatalf("%q: status %d, want 502", req[:4], res.StatusCode)
 		}
 	}
+}
+
+// Shutdown waits for requests in flight but not for an open WebSocket,
+// and closes idle keep-alive connections at once.
+func TestShutdownSkipsUpgradedAndIdleConnections(t *testing.T) {
+	b := startBackend(t, "a", "1")
+	s, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.install(engine.RouteTable{Epoch: 1, Backends: []engine.Backend{b.backend(1)}})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.ServeProxy(l) }()
+	addr := l.Addr().String()
+	ws, _, res := rawUpgrade(t, addr, "/ws")
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %d", res.StatusCode)
+	}
+	_, idle := rawExchange(t, addr, "GET / HTTP/1.1\r\nHost: s\r\n\r\n")
+	readResponse(t, idle, "GET")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with an open WebSocket and an idle connection: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("ServeProxy after Shutdown: %v", err)
+	}
+	if _, err := idle.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection after Shutdown: %v, want it closed", err)
+	}
+	// The WebSocket still works: it is the client's to close.
+	io.WriteString(ws, "still")
+	buf := make([]byte, 5)
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(ws, buf); err != nil || string(buf) != "still" {
+		t.Fatalf("WebSocket after Shutdown: %q, %v", buf, err)
+	}
+}
+
+// A client that hangs up in the middle of a streamed upload aborts the
+// backend request: the backend sees its connection end, not a request
+// left waiting for the rest of its body.
+func TestClientHangUpDuringAStreamedUploadAbortsIt(t *testing.T) {
+	aborted := make(chan error, 1)
+	be := startScripted(t, func(conn net.Conn, br *bufio.Reader, b *scriptedBackend) {
+		if _, err := b.readRequestHead(br); err != nil {
+			return
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := io.Copy(io.Discard, br)
+		aborted <- err
+	})
+	r, addr := rawRouter(t, Options{MaxReplayBody: 100}, be.addr)
+	conn, _ := rawExchange(t, addr, "PUT /f HTTP/1.1\r\nHost: s\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("x", 500))
+	<-be.heads
+	conn.Close()
+	select {
+	case err := <-aborted:
+		if err != nil {
+			t.Fatalf("backend read ended with %v, want the connection closed (EOF)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend request was not aborted")
+	}
+	eventually(t, "the upload to be counted as 499", func() bool {
+		bs, _ := backendStatsOf(statsOf(t, r), "b0")
+		return bs.InFlight == 0 && bs.Totals.Class4xx == 1
+	})
 }
