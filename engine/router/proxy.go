@@ -294,14 +294,12 @@ func (c *clientConn) forwardBuffered(at *attempt) bool {
 			fresh = true
 			continue
 		}
-		now := s.now()
 		if !ex.reused {
 			// A reused connection may have raced the backend's idle close:
 			// that says nothing about the backend's health.
-			if e.up.holdOut(now, now.Add(s.opts.HoldOut)) {
-				s.log.Warn("backend held out after a connection failure", "backend", e.backend.ID, "addr", e.backend.Addr, "for", s.opts.HoldOut, "err", ex.err)
-			}
+			c.holdOut(e, ex.err)
 		}
+		now := s.now()
 		if !at.retried && at.replayable && c.mayReplay(ex) {
 			next := s.acquire(func(t *table) *entry { return s.pick(t, at.choice, e) })
 			if next == nil && at.choice.version != "" && !at.choice.forced {
@@ -326,7 +324,7 @@ func (c *clientConn) forwardBuffered(at *attempt) bool {
 			// backend, which is a 503, not a bad gateway.
 			err = c.writeSimple(http.StatusServiceUnavailable, noBackendBody, true, !keep)
 		} else {
-			err = c.writeSimple(http.StatusBadGateway, "cutover router: backend "+e.backend.ID+" did not answer\n", false, !keep)
+			err = c.writeBadGateway(e, !keep)
 		}
 		return err == nil && keep
 	}
@@ -408,6 +406,30 @@ func (c *clientConn) exchange(e *entry, fresh bool) exchangeResult {
 	return c.relayResponse(e, bc, true)
 }
 
+// holdOut skips e's address for the hold-out after a connection failure,
+// logging the start of a hold-out once.
+func (c *clientConn) holdOut(e *entry, err error) {
+	s := c.s
+	now := s.now()
+	if e.up.holdOut(now, now.Add(s.opts.HoldOut)) {
+		s.log.Warn("backend held out after a connection failure", "backend", e.backend.ID, "addr", e.backend.Addr, "for", s.opts.HoldOut, "err", err)
+	}
+}
+
+// writeBadGateway answers 502 for a backend that gave no usable answer.
+func (c *clientConn) writeBadGateway(e *entry, closeAfter bool) error {
+	return c.writeSimple(http.StatusBadGateway, "cutover router: backend "+e.backend.ID+" did not answer\n", false, closeAfter)
+}
+
+// relayResponseBody relays the body of c.res from bc to the client as
+// framing says.
+func (c *clientConn) relayResponseBody(bc *backendConn, framing bodyKind) copyErr {
+	c.resBody.reset(bc.br, c.res.body, c.res.length)
+	bufp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bufp)
+	return relayBody(&c.out, &c.resBody, *bufp, framing == bodyChunked, c.req.teTrailers)
+}
+
 // needsLength reports methods whose requests carry Content-Length even with
 // no body, as net/http sends them: some servers refuse a POST without it.
 func needsLength(method []byte) bool {
@@ -444,7 +466,7 @@ func (c *clientConn) badGateway(e *entry, err error) exchangeResult {
 	s := c.s
 	s.log.Debug("backend failed", "backend", e.backend.ID, "addr", e.backend.Addr, "err", err)
 	keep := c.req.keepAlive() && !s.shuttingDown.Load()
-	werr := c.writeSimple(http.StatusBadGateway, "cutover router: backend "+e.backend.ID+" did not answer\n", false, !keep)
+	werr := c.writeBadGateway(e, !keep)
 	c.finish(e, outcome{proxyErr: true})
 	return exchangeResult{done: true, keep: werr == nil && keep}
 }
@@ -497,10 +519,7 @@ func (c *clientConn) relayResponse(e *entry, bc *backendConn, sent bool) exchang
 		framing = bodyChunked // keeps the client connection
 	}
 	c.writeResponseHead(e, framing, closeAfter)
-	c.resBody.reset(bc.br, res.body, res.length)
-	bufp := copyBufs.Get().(*[]byte)
-	cerr := relayBody(&c.out, &c.resBody, *bufp, framing == bodyChunked, req.teTrailers)
-	copyBufs.Put(bufp)
+	cerr := c.relayResponseBody(bc, framing)
 	c.disarmWatch()
 	status := res.status
 	switch {
@@ -677,10 +696,7 @@ func (c *clientConn) forwardStreamed(at *attempt) bool {
 		bc, err = e.up.dial()
 	}
 	if err != nil {
-		now := s.now()
-		if e.up.holdOut(now, now.Add(s.opts.HoldOut)) {
-			s.log.Warn("backend held out after a connection failure", "backend", e.backend.ID, "addr", e.backend.Addr, "for", s.opts.HoldOut, "err", err)
-		}
+		c.holdOut(e, err)
 		c.finish(e, outcome{proxyErr: true})
 		c.writeSimple(http.StatusServiceUnavailable, noBackendBody, true, true)
 		return false
@@ -702,7 +718,7 @@ func (c *clientConn) forwardStreamed(at *attempt) bool {
 	if err := c.bout.flush(); err != nil {
 		bc.close()
 		c.finish(e, outcome{proxyErr: true})
-		c.writeSimple(http.StatusBadGateway, "cutover router: backend "+e.backend.ID+" did not answer\n", false, true)
+		c.writeBadGateway(e, true)
 		return false
 	}
 	up := newBodyUpload(c, bc, framing == bodyChunked)
@@ -760,7 +776,7 @@ func (c *clientConn) forwardStreamed(at *attempt) bool {
 		}
 		s.log.Debug("backend failed", "backend", e.backend.ID, "addr", e.backend.Addr, "err", headErr)
 		c.finish(e, outcome{proxyErr: true})
-		c.writeSimple(http.StatusBadGateway, "cutover router: backend "+e.backend.ID+" did not answer\n", false, true)
+		c.writeBadGateway(e, true)
 		return false
 	}
 	if !up.started {
@@ -773,10 +789,7 @@ func (c *clientConn) forwardStreamed(at *attempt) bool {
 	// which must be known before the head says so.
 	closeAfter := !req.keepAlive() || s.shuttingDown.Load() || framing == bodyClose || !up.finishedWell()
 	c.writeResponseHead(e, framing, closeAfter)
-	c.resBody.reset(bc.br, res.body, res.length)
-	bufp := copyBufs.Get().(*[]byte)
-	cerr := relayBody(&c.out, &c.resBody, *bufp, framing == bodyChunked, req.teTrailers)
-	copyBufs.Put(bufp)
+	cerr := c.relayResponseBody(bc, framing)
 	// An echo ends its answer as the body ends; a backend that answered
 	// early and stopped reading gets a moment, then is cut off.
 	grace := 100 * time.Millisecond
