@@ -27,6 +27,23 @@ type InstanceSpec struct {
 	Command   []string
 	Network   string            // optional Docker network; empty publishes Port on loopback
 	Labels    map[string]string // extra labels (for example LabelTest)
+	// StopGrace is how long the instance gets between SIGTERM and SIGKILL.
+	// Docker takes it at Stop; Swarm must know it at launch, since a
+	// service's stop grace cannot change without Swarm restarting its task.
+	StopGrace time.Duration
+	// Placement and Resources are honoured by platforms that place
+	// instances on nodes (Swarm); the config refuses them elsewhere.
+	Placement []string // constraints such as "node.labels.zone==a"
+	Resources Resources
+}
+
+// Resources bound what one instance may use (limits) and what a node must
+// have free to take it (reservations). Zero means no bound.
+type Resources struct {
+	LimitCPUs     float64 `json:"limit_cpus,omitempty"`   // cores, 0.5 is half a core
+	LimitMemory   int64   `json:"limit_memory,omitempty"` // bytes
+	ReserveCPUs   float64 `json:"reserve_cpus,omitempty"`
+	ReserveMemory int64   `json:"reserve_memory,omitempty"`
 }
 
 // InstanceState is the platform's view of a process.
@@ -43,18 +60,21 @@ const (
 
 // Instance is one running copy of a service version.
 type Instance struct {
-	ID        string        `json:"id"`
-	Name      string        `json:"name"`
-	Service   string        `json:"service"`
-	Version   string        `json:"version"`
-	Image     string        `json:"image"`
-	Digest    string        `json:"digest"`
-	ReleaseID string        `json:"release"`
-	Addr      string        `json:"addr"` // host:port the router reaches it on
-	State     InstanceState `json:"state"`
-	Started   time.Time     `json:"started"`
-	Restarts  int           `json:"restarts"`
-	ExitCode  int           `json:"exit_code"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Service   string `json:"service"`
+	Version   string `json:"version"`
+	Image     string `json:"image"`
+	Digest    string `json:"digest"`
+	ReleaseID string `json:"release"`
+	Addr      string `json:"addr"` // host:port the router reaches it on
+	// Node is where the instance runs: the Docker engine's host name, or
+	// the Swarm node's. Empty where the platform does not say.
+	Node     string        `json:"node,omitempty"`
+	State    InstanceState `json:"state"`
+	Started  time.Time     `json:"started"`
+	Restarts int           `json:"restarts"`
+	ExitCode int           `json:"exit_code"`
 }
 
 // HealthStatus is the verdict of one probe.
@@ -89,7 +109,7 @@ type Health struct {
 	Restarts int `json:"restarts,omitempty"`
 }
 
-// Platform runs instances. Adapters (Docker) implement it; the engine
+// Platform runs instances. Adapters (Docker, Swarm) implement it; the engine
 // decides what to run and when.
 type Platform interface {
 	// Instances lists the service's instances from the platform's labels.

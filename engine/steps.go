@@ -109,7 +109,8 @@ func (r *Release) launchTo(ctx context.Context, v VersionRef, total int) error {
 		}
 		spec := InstanceSpec{Service: r.spec.Name, Version: v.Version, Image: v.Image, ReleaseID: r.id,
 			Port: r.spec.Port, Env: r.spec.Env, Command: r.spec.Command, Network: r.spec.Network,
-			Labels: maps.Clone(r.spec.Labels)}
+			Labels: maps.Clone(r.spec.Labels), StopGrace: r.spec.StopGrace,
+			Placement: r.spec.Placement, Resources: r.spec.Resources}
 		if v.Version == r.target.Version && r.target.Digest != "" {
 			if spec.Labels == nil {
 				spec.Labels = map[string]string{}

@@ -88,6 +88,9 @@ func TestLaunchedInstancesAreRebuiltFromLabelsAndStopRemovesThem(t *testing.T) {
 		if in.Service != svc || in.Version != "1.0.0" || in.ReleaseID != "r1" || in.Digest != img.Digest || in.Image != ref {
 			t.Errorf("instance from labels = %+v, want service %s version 1.0.0 release r1 digest %s image %s", in, svc, img.Digest, ref)
 		}
+		if host, _ := os.Hostname(); in.Node == "" || in.Node != p.Node() || in.Node != launched[i].Node {
+			t.Errorf("instance node %q, want the engine's host name %q (this machine is %s)", in.Node, p.Node(), host)
+		}
 		if in.State != engine.StateRunning || in.Addr != launched[i].Addr || in.Started.IsZero() || in.Restarts != 0 {
 			t.Errorf("instance state = %s addr %s started %v restarts %d", in.State, in.Addr, in.Started, in.Restarts)
 		}
