@@ -125,7 +125,7 @@ func Binary(t testing.TB) string {
 
 // Launch launches spec with the test label and a default port of 8080,
 // and stops the instance when the test ends, even if it failed.
-func Launch(t testing.TB, p *docker.Platform, spec engine.InstanceSpec) engine.Instance {
+func Launch(t testing.TB, p engine.Platform, spec engine.InstanceSpec) engine.Instance {
 	t.Helper()
 	labels := map[string]string{}
 	for k, v := range spec.Labels {
@@ -158,7 +158,7 @@ func Launch(t testing.TB, p *docker.Platform, spec engine.InstanceSpec) engine.I
 
 // WaitHealth probes the instance every 50ms until it reports want, and
 // fails the test with the last verdict if that takes longer than timeout.
-func WaitHealth(t testing.TB, p *docker.Platform, id string, check engine.HealthCheck, want engine.HealthStatus, timeout time.Duration) engine.Health {
+func WaitHealth(t testing.TB, p engine.Platform, id string, check engine.HealthCheck, want engine.HealthStatus, timeout time.Duration) engine.Health {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
