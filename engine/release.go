@@ -101,6 +101,8 @@ type Release struct {
 	rollingBack bool
 	lastFailure error
 	probes      map[string]*probe // instances this release watches, by id
+	seen        map[string]bool   // every instance id the release has listed; nil before the first listing
+	newcomers   map[string]*newcomer
 	lastPoll    time.Time
 	lastProbe   time.Time
 	lastBeat    time.Time
@@ -175,7 +177,8 @@ func newRelease(deps Deps, spec ServiceSpec, opts Options, kind ReleaseKind) *Re
 		deps.Owner.User = opts.Actor.User
 	}
 	r := &Release{deps: deps, spec: spec, opts: opts, kind: kind,
-		cmds: make(chan Command, 16), probes: map[string]*probe{}, subs: map[int]*subscriber{}, step: -1}
+		cmds: make(chan Command, 16), probes: map[string]*probe{}, newcomers: map[string]*newcomer{},
+		subs: map[int]*subscriber{}, step: -1}
 	r.id = opts.ID
 	if r.id == "" {
 		r.id = newID(spec.Name, deps.Clock.Now())
