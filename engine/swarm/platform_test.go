@@ -14,12 +14,12 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
 
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/demo"
 	"github.com/cutover/cutover/engine/demo/demotest"
 	"github.com/cutover/cutover/engine/docker"
-	cswarm "github.com/cutover/cutover/engine/swarm"
 	"github.com/cutover/cutover/engine/swarm/swarmtest"
 )
 
@@ -48,9 +48,9 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 // containerOf finds the container of a task on this (the only) node.
-func containerOf(t *testing.T, p *cswarm.Platform, taskID string) string {
+func containerOf(t *testing.T, cli *client.Client, taskID string) string {
 	t.Helper()
-	list, err := p.Docker().Client().ContainerList(context.Background(), container.ListOptions{
+	list, err := cli.ContainerList(context.Background(), container.ListOptions{
 		All: true, Filters: filters.NewArgs(filters.Arg("label", "com.docker.swarm.task.id="+taskID))})
 	if err != nil || len(list) != 1 {
 		t.Fatalf("container of task %s: %v, %d found", taskID, err, len(list))
@@ -104,8 +104,8 @@ func TestEachInstanceIsATaskOnItsNodeAtItsPublishedPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, in := range got {
-		if in.State != engine.StateRunning || !strings.HasPrefix(in.Addr, "127.0.0.1:") || in.Started.IsZero() {
-			t.Fatalf("running instance %+v: want state running at 127.0.0.1:<published port>", in)
+		if node := swarmtest.NodeAddr(t, p.Docker().Client()); in.State != engine.StateRunning || !strings.HasPrefix(in.Addr, node+":") || in.Started.IsZero() {
+			t.Fatalf("running instance %+v: want state running at %s:<published port>", in, node)
 		}
 		if in.Node != info.Name {
 			t.Errorf("instance node %q, want the node's host name %q", in.Node, info.Name)
@@ -235,7 +235,7 @@ func TestTaskSwarmReplacesIsANewInstanceAtTheSameAddress(t *testing.T) {
 	before := list[0]
 	// Killed by hand: Swarm notices and starts a new task.
 	timeout := 1
-	if err := p.Docker().Client().ContainerStop(ctx, containerOf(t, p, in.ID), container.StopOptions{Timeout: &timeout}); err != nil {
+	if err := p.Docker().Client().ContainerStop(ctx, containerOf(t, p.Docker().Client(), in.ID), container.StopOptions{Timeout: &timeout}); err != nil {
 		t.Fatal(err)
 	}
 	h := demotest.WaitHealth(t, p, in.ID, healthz, engine.HealthCrashed, 30*time.Second)

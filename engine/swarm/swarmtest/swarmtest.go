@@ -5,8 +5,9 @@
 //
 //	func TestMain(m *testing.M) { os.Exit(swarmtest.Main(m)) }
 //
-// If the engine is in no swarm, Main makes one (a manager advertising
-// 127.0.0.1, its control port on loopback) and, when the last test process
+// If the engine is in no swarm, Main makes one (a manager whose control
+// ports listen on loopback, advertising the host's own address, see
+// advertiseAddr) and, when the last test process
 // using it ends, leaves it and removes the networks the swarm added. Test
 // processes running at once share it: they count themselves in a state
 // file under a file lock, and the last one out leaves. A swarm that was
@@ -18,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -154,7 +156,7 @@ func join() error {
 			if err != nil {
 				return err
 			}
-			req := swarm.InitRequest{ListenAddr: "127.0.0.1:" + port, AdvertiseAddr: "127.0.0.1"}
+			req := swarm.InitRequest{ListenAddr: "127.0.0.1:" + port, AdvertiseAddr: advertiseAddr()}
 			if _, err := cli.SwarmInit(ctx, req); err != nil {
 				return fmt.Errorf("docker swarm init: %w", err)
 			}
@@ -266,4 +268,33 @@ func networkNames(ctx context.Context, cli *client.Client) ([]string, error) {
 		names = append(names, n.Name)
 	}
 	return names, nil
+}
+
+// advertiseAddr is the address the test node announces, which is where the
+// router reaches its tasks: the host's own (the source address of its
+// default route), as every node of a real swarm has, so connections go
+// through the kernel's port mapping. Through 127.0.0.1 they would go
+// through Docker's userland proxy, which accepts a connection for a task
+// that is shutting down and then resets it: a POST sent in that moment is
+// lost, where the kernel refuses the connection and the router sends the
+// request elsewhere. Nothing listens on that address for it: the control
+// ports stay on loopback. Without a default route, 127.0.0.1.
+func advertiseAddr() string {
+	c, err := net.Dial("udp", "203.0.113.1:9") // no packet is sent: this only asks for the route
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP.String()
+}
+
+// NodeAddr is the address of the test swarm's node, as the router reaches
+// its tasks.
+func NodeAddr(t testing.TB, cli *client.Client) string {
+	t.Helper()
+	info, err := cli.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Swarm.NodeAddr
 }
