@@ -45,7 +45,13 @@ func (p *Platform) Health(ctx context.Context, id string, check engine.HealthChe
 	case swarm.TaskStateComplete, swarm.TaskStateFailed, swarm.TaskStateShutdown:
 		return crashed(p.crashDetail(ctx, t))
 	case swarm.TaskStateRejected:
-		return crashed("rejected by node " + p.nodeName(ctx, t.NodeID) + ": " + orUnknown(st.Err))
+		detail := "rejected by node " + p.nodeName(ctx, t.NodeID) + ": " + orUnknown(st.Err)
+		if strings.HasPrefix(st.Err, "No such image") {
+			// Swarm keeps the pull's own error in the node's daemon log only.
+			detail += " (the node could not pull it: check that it reaches the registry and that the login is valid;" +
+				" an image with no registry must be on every node that may run it)"
+		}
+		return crashed(detail)
 	case swarm.TaskStateOrphaned:
 		return crashed("its node " + p.nodeName(ctx, t.NodeID) + " is lost: Swarm gave the task up")
 	case swarm.TaskStateRemove:

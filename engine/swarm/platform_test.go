@@ -13,6 +13,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 
@@ -20,6 +22,8 @@ import (
 	"github.com/cutover/cutover/engine/demo"
 	"github.com/cutover/cutover/engine/demo/demotest"
 	"github.com/cutover/cutover/engine/docker"
+	"github.com/cutover/cutover/engine/ecr"
+	cswarm "github.com/cutover/cutover/engine/swarm"
 	"github.com/cutover/cutover/engine/swarm/swarmtest"
 )
 
@@ -293,5 +297,72 @@ func TestLaunchOfMissingImageSaysPullOrBuildItAndLeavesNothing(t *testing.T) {
 		Filters: filters.NewArgs(filters.Arg("label", engine.LabelService+"="+svc))})
 	if err != nil || len(list) != 0 {
 		t.Errorf("a failed launch left services: %v, %v", list, err)
+	}
+}
+
+// staticAuth is a registry login that is always the same.
+type staticAuth string
+
+func (a staticAuth) RegistryAuth(context.Context, string) (string, error) { return string(a), nil }
+
+// The ECR puller is a login a Swarm platform can hand to its nodes.
+var _ cswarm.RegistryAuth = (*ecr.Puller)(nil)
+
+// A registry image is pulled by the node that runs the task, with the
+// login the platform was given (--with-registry-auth); without it, the
+// node's refusal is reported at once in the registry's words.
+func TestRegistryImageIsPulledByTheNodeWithTheLogin(t *testing.T) {
+	const password = "swarm-node-password"
+	images := demotest.Images(t)
+	d := demotest.Docker(t)
+	swarmtest.Platform(t) // skips without a swarm
+	addr := demotest.Registry(t, "AWS", password)
+	ctx := context.Background()
+	cli := d.Client()
+
+	pushed := fmt.Sprintf("%s/%s/web:1.0.0", addr, demotest.Repo())
+	if err := cli.ImageTag(ctx, images["1.0.0"], pushed); err != nil {
+		t.Fatal(err)
+	}
+	login, _ := registry.EncodeAuthConfig(registry.AuthConfig{Username: "AWS", Password: password, ServerAddress: addr})
+	rc, err := cli.ImagePush(ctx, pushed, image.PushOptions{RegistryAuth: login})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, rc)
+	rc.Close()
+	_, digest, err := d.Pinned(ctx, pushed)
+	if err != nil || !strings.HasPrefix(digest, "sha256:") {
+		t.Fatalf("pushed image has no registry digest: %q, %v", digest, err)
+	}
+	ref := strings.TrimSuffix(pushed, ":1.0.0") + "@" + digest
+	// Only a node's pull may bring it back.
+	if _, err := cli.ImageRemove(ctx, pushed, image.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = cli.ImageRemove(context.Background(), ref, image.RemoveOptions{}) })
+	if _, err := d.ImageInfo(ctx, ref); err == nil {
+		t.Fatalf("%s is still on the host: the test would prove nothing", ref)
+	}
+
+	spec := engine.InstanceSpec{Service: service(t), Version: "1.0.0", Image: ref}
+	anonymous, err := cswarm.NewWithDocker(ctx, d, cswarm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := demotest.Launch(t, anonymous, spec)
+	h := demotest.WaitHealth(t, anonymous, in.ID, healthz, engine.HealthCrashed, 30*time.Second)
+	if !strings.HasPrefix(h.Detail, "rejected by node") || !strings.Contains(h.Detail, "No such image: "+ref) || !strings.Contains(h.Detail, "could not pull it") {
+		t.Errorf("anonymous pull: %q, want the node's rejection saying it could not pull %s", h.Detail, ref)
+	}
+
+	withLogin, err := cswarm.NewWithDocker(ctx, d, cswarm.Options{Auth: staticAuth(login)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in = demotest.Launch(t, withLogin, spec)
+	demotest.WaitHealth(t, withLogin, in.ID, healthz, engine.HealthHealthy, 60*time.Second)
+	if in.Digest != digest || in.Image != ref {
+		t.Errorf("instance runs %s (digest %s), want %s", in.Image, in.Digest, ref)
 	}
 }
