@@ -126,11 +126,37 @@ func (r *Release) launchTo(ctx context.Context, v VersionRef, total int) error {
 			return failf("platform: launch %s: %w", v.Version, err)
 		}
 		r.probes[in.ID] = &probe{inst: in}
-		if err := r.emit(ctx, Event{Kind: EventLaunched, Instance: &in, Message: fmt.Sprintf("launched %s (%s) at %s", in.Name, in.Version, in.Addr)}); err != nil {
+		msg = fmt.Sprintf("launched %s (%s)", in.Name, in.Version)
+		if in.Addr != "" {
+			msg += " at " + in.Addr // a Swarm task has none until it runs
+		}
+		if in.Node != "" {
+			msg += " on " + in.Node
+		}
+		if err := r.emit(ctx, Event{Kind: EventLaunched, Instance: &in, Message: msg}); err != nil {
 			return &failure{err: err}
 		}
 	}
 	return r.settle(ctx, deadline)
+}
+
+// whereNow fills in the address and node of a watched instance that
+// launched without them: Swarm knows where a task runs only once it runs.
+// The restart count stays the one seen at launch, which judge compares with.
+func (r *Release) whereNow(ctx context.Context, p *probe) Instance {
+	if p.inst.Addr != "" && p.inst.Node != "" {
+		return p.inst
+	}
+	insts, err := r.deps.Platform.Instances(ctx, r.spec.Name)
+	if err != nil {
+		return p.inst
+	}
+	for _, in := range insts {
+		if in.ID == p.inst.ID {
+			p.inst.Addr, p.inst.Node, p.inst.State, p.inst.Started = in.Addr, in.Node, in.State, in.Started
+		}
+	}
+	return p.inst
 }
 
 func sortedInstances(m map[string]Instance) []Instance {
@@ -179,6 +205,7 @@ func (r *Release) settle(ctx context.Context, deadline time.Time) error {
 				if p.passes >= r.spec.Health.Successes {
 					p.healthy = true
 					r.showProbe(id, p)
+					in = r.whereNow(ctx, p)
 					_ = r.emit(ctx, Event{Kind: EventHealthy, Instance: &in, Health: &h, Message: fmt.Sprintf("%s (%s) is healthy", in.Name, in.Version)})
 					continue
 				}

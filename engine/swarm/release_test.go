@@ -295,6 +295,23 @@ func TestCanaryOnSwarmPassesItsAnalysisUnderLoad(t *testing.T) {
 	r.run(rel, engine.Succeeded)
 	load.AssertNoFailures(t)
 	r.assertFleet("1.1.0", 3)
+	// The journal says where each new instance ran, for history.
+	evs, err := r.journal.Events(context.Background(), rel.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	healthy := 0
+	for _, ev := range evs {
+		if ev.Kind == engine.EventHealthy {
+			healthy++
+			if ev.Instance == nil || ev.Instance.Node == "" || ev.Instance.Addr == "" {
+				t.Errorf("healthy event %q does not say where the instance runs: %+v", ev.Message, ev.Instance)
+			}
+		}
+	}
+	if healthy != 3 {
+		t.Errorf("%d healthy events, want one per new instance (3)", healthy)
+	}
 	if ev, ok := r.eventOf(rel.ID(), func(ev engine.Event) bool { return ev.Kind == engine.EventGatePassed && ev.Analysis != nil }); !ok {
 		t.Errorf("no analysis passed:\n%s", r.events(rel.ID()))
 	} else {
