@@ -63,12 +63,7 @@ func (r *Release) probeNewcomers(ctx context.Context) error {
 	ready := false
 	for _, id := range ids {
 		n := r.newcomers[id]
-		h, err := r.deps.Platform.Health(ctx, id, r.spec.Health)
-		if err != nil {
-			h = Health{Status: HealthUnknown, Detail: "probe: " + err.Error()}
-		}
-		h = n.judge(h)
-		n.health = h
+		h := r.probeOnce(ctx, id, &n.probe, HealthUnknown)
 		in := n.inst
 		switch {
 		case h.Status == HealthHealthy:

@@ -690,6 +690,18 @@ func (p *probe) judge(h Health) Health {
 	return h
 }
 
+// probeOnce probes an instance once and keeps the judged verdict; an error
+// of the platform reads as onError, with what it said.
+func (r *Release) probeOnce(ctx context.Context, id string, p *probe, onError HealthStatus) Health {
+	h, err := r.deps.Platform.Health(ctx, id, r.spec.Health)
+	if err != nil {
+		h = Health{Status: onError, Detail: "probe: " + err.Error()}
+	}
+	h = p.judge(h)
+	p.health = h
+	return h
+}
+
 // probeView is how a watched instance's health reads: one that has not yet
 // passed its checks, nor failed them, is still starting, whatever its last
 // probe said (a port not open yet is not a failure while starting).
@@ -727,12 +739,7 @@ func (r *Release) probeWatched(ctx context.Context) error {
 	var first error
 	for _, id := range ids {
 		p := r.probes[id]
-		h, err := r.deps.Platform.Health(ctx, id, r.spec.Health)
-		if err != nil {
-			h = Health{Status: HealthUnhealthy, Detail: "probe: " + err.Error()}
-		}
-		h = p.judge(h)
-		p.health = h
+		h := r.probeOnce(ctx, id, p, HealthUnhealthy)
 		r.showProbe(id, p)
 		switch {
 		case h.Status == HealthHealthy:

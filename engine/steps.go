@@ -186,12 +186,7 @@ func (r *Release) settle(ctx context.Context, deadline time.Time) error {
 		left := 0
 		for _, id := range pending {
 			p := r.probes[id]
-			h, err := r.deps.Platform.Health(ctx, id, r.spec.Health)
-			if err != nil {
-				h = Health{Status: HealthUnknown, Detail: "probe: " + err.Error()}
-			}
-			h = p.judge(h)
-			p.health = h
+			h := r.probeOnce(ctx, id, p, HealthUnknown)
 			r.showProbe(id, p)
 			in := p.inst
 			switch h.Status {

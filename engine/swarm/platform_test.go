@@ -31,26 +31,6 @@ func TestMain(m *testing.M) { os.Exit(swarmtest.Main(m)) }
 
 var healthz = engine.HealthCheck{Path: "/healthz", Timeout: time.Second}
 
-// service gives each test its own service name.
-func service(t testing.TB) string {
-	name := strings.ToLower(strings.TrimPrefix(t.Name(), "Test"))
-	if len(name) > 20 {
-		name = name[:20]
-	}
-	return fmt.Sprintf("s%d-%s", os.Getpid(), name)
-}
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // containerOf finds the container of a task on this (the only) node.
 func containerOf(t *testing.T, cli *client.Client, taskID string) string {
 	t.Helper()
@@ -66,7 +46,7 @@ func TestEachInstanceIsATaskOnItsNodeAtItsPublishedPort(t *testing.T) {
 	images := demotest.Images(t)
 	p := swarmtest.Platform(t)
 	ctx := context.Background()
-	svc := service(t)
+	svc := demotest.Service(t)
 	info, err := p.Docker().Client().Info(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +94,7 @@ func TestEachInstanceIsATaskOnItsNodeAtItsPublishedPort(t *testing.T) {
 		if in.Node != info.Name {
 			t.Errorf("instance node %q, want the node's host name %q", in.Node, info.Name)
 		}
-		code, body := get(t, "http://"+in.Addr+"/")
+		code, body := demotest.Get(t, "http://"+in.Addr+"/")
 		if code != 200 || !strings.HasPrefix(body, "cutover-demo 1.0.0 (") {
 			t.Errorf("GET / on %s = %d %q", in.Addr, code, body)
 		}
@@ -128,7 +108,7 @@ func TestStopStopsExactlyThatInstanceAfterItsRequestsFinish(t *testing.T) {
 	images := demotest.Images(t)
 	p := swarmtest.Platform(t)
 	ctx := context.Background()
-	svc := service(t)
+	svc := demotest.Service(t)
 	var ids []string
 	for range 3 {
 		in := demotest.Launch(t, p, engine.InstanceSpec{Service: svc, Version: "1.0.0", Image: images["1.0.0"], StopGrace: 5 * time.Second})
@@ -191,7 +171,7 @@ func TestStopStopsExactlyThatInstanceAfterItsRequestsFinish(t *testing.T) {
 func TestCrashingVersionIsCrashedWithSwarmsWordsAndItsLastOutput(t *testing.T) {
 	images := demotest.Images(t)
 	p := swarmtest.Platform(t)
-	in := demotest.Launch(t, p, engine.InstanceSpec{Service: service(t), Version: "1.2.0", Image: images["1.2.0-crash"]})
+	in := demotest.Launch(t, p, engine.InstanceSpec{Service: demotest.Service(t), Version: "1.2.0", Image: images["1.2.0-crash"]})
 	h := demotest.WaitHealth(t, p, in.ID, healthz, engine.HealthCrashed, 30*time.Second)
 	for _, want := range []string{"exited with code 3", "DEMO_CRASH"} {
 		if !strings.Contains(h.Detail, want) {
@@ -213,7 +193,7 @@ func TestTaskSwarmCannotPlaceFailsAtOnceWithSwarmsReason(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			spec := c.spec
-			spec.Service, spec.Version, spec.Image = service(t), "1.0.0", images["1.0.0"]
+			spec.Service, spec.Version, spec.Image = demotest.Service(t), "1.0.0", images["1.0.0"]
 			in := demotest.Launch(t, p, spec)
 			start := time.Now()
 			h := demotest.WaitHealth(t, p, in.ID, healthz, engine.HealthCrashed, 10*time.Second)
@@ -229,7 +209,7 @@ func TestTaskSwarmReplacesIsANewInstanceAtTheSameAddress(t *testing.T) {
 	images := demotest.Images(t)
 	p := swarmtest.Platform(t)
 	ctx := context.Background()
-	svc := service(t)
+	svc := demotest.Service(t)
 	in := demotest.Launch(t, p, engine.InstanceSpec{Service: svc, Version: "1.0.0", Image: images["1.0.0"]})
 	demotest.WaitHealth(t, p, in.ID, healthz, engine.HealthHealthy, 30*time.Second)
 	list, err := p.Instances(ctx, svc)
@@ -270,7 +250,7 @@ func TestInstancesJoinTheOverlayNetworkAndServeOnTheirHostPort(t *testing.T) {
 	images := demotest.Images(t)
 	p := swarmtest.Platform(t)
 	net := swarmtest.Network(t, p.Docker().Client())
-	in := demotest.Launch(t, p, engine.InstanceSpec{Service: service(t), Version: "1.1.0", Image: images["1.1.0"], Network: net})
+	in := demotest.Launch(t, p, engine.InstanceSpec{Service: demotest.Service(t), Version: "1.1.0", Image: images["1.1.0"], Network: net})
 	demotest.WaitHealth(t, p, in.ID, healthz, engine.HealthHealthy, 30*time.Second)
 	task, _, err := p.Docker().Client().TaskInspectWithRaw(context.Background(), in.ID)
 	if err != nil {
@@ -287,7 +267,7 @@ func TestInstancesJoinTheOverlayNetworkAndServeOnTheirHostPort(t *testing.T) {
 
 func TestLaunchOfMissingImageSaysPullOrBuildItAndLeavesNothing(t *testing.T) {
 	p := swarmtest.Platform(t)
-	svc := service(t)
+	svc := demotest.Service(t)
 	_, err := p.Launch(context.Background(), engine.InstanceSpec{Service: svc, Version: "9.9", Image: "cutover-demo-missing:9.9", Port: demo.DefaultPort, Labels: demotest.Labels()})
 	var me *docker.MissingImageError
 	if !errors.As(err, &me) {
@@ -345,7 +325,7 @@ func TestRegistryImageIsPulledByTheNodeWithTheLogin(t *testing.T) {
 		t.Fatalf("%s is still on the host: the test would prove nothing", ref)
 	}
 
-	spec := engine.InstanceSpec{Service: service(t), Version: "1.0.0", Image: ref}
+	spec := engine.InstanceSpec{Service: demotest.Service(t), Version: "1.0.0", Image: ref}
 	anonymous, err := cswarm.NewWithDocker(ctx, d, cswarm.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -260,11 +260,34 @@ func waitFor(t testing.TB, events <-chan engine.Event, what string, pred func(en
 	}
 }
 
+// onSwarmUnderLoad puts a fresh service on 1.0.0 on the swarm, and starts
+// the load once 1.0.0 serves it.
+func onSwarmUnderLoad(t *testing.T) (*rig, *demotest.Load) {
+	t.Helper()
+	r, load := onSwarmUnderLoad(t)
+	return r, load
+}
+
+// held is a canary to 1.1.0 running in the background, waiting at 25%
+// for an operator's approval.
+type held struct {
+	rel    *engine.Release
+	events <-chan engine.Event
+	done   <-chan result
+}
+
+func (r *rig) holdCanary(t *testing.T) held {
+	t.Helper()
+	rel := r.release(canaryHold, "1.1.0", engine.Options{})
+	events, unsub := rel.Subscribe()
+	t.Cleanup(unsub)
+	h := held{rel: rel, events: events, done: background(rel)}
+	waitFor(t, events, "the approval gate at 25%", func(ev engine.Event) bool { return ev.Kind == engine.EventGateWaiting })
+	return h
+}
+
 func TestRollingReleaseOnSwarmUnderLoadLosesNoRequest(t *testing.T) {
-	r := newRig(t, swarmtest.Platform(t))
-	r.deployV1()
-	load := demotest.StartLoad(t, r.url)
-	load.WaitServed(t, "1.0.0", 50)
+	r, load := onSwarmUnderLoad(t)
 	r.run(r.release(rolling, "1.1.0", engine.Options{AutoApprove: true}), engine.Succeeded)
 	load.WaitServed(t, "1.1.0", 50)
 	load.AssertNoFailures(t)
@@ -272,10 +295,7 @@ func TestRollingReleaseOnSwarmUnderLoadLosesNoRequest(t *testing.T) {
 }
 
 func TestBlueGreenReleaseOnSwarmUnderLoadLosesNoRequest(t *testing.T) {
-	r := newRig(t, swarmtest.Platform(t))
-	r.deployV1()
-	load := demotest.StartLoad(t, r.url)
-	load.WaitServed(t, "1.0.0", 50)
+	r, load := onSwarmUnderLoad(t)
 	rel := r.release(blueGreen, "1.1.0", engine.Options{AutoApprove: true})
 	r.run(rel, engine.Succeeded)
 	load.WaitServed(t, "1.1.0", 50)
@@ -287,10 +307,7 @@ func TestBlueGreenReleaseOnSwarmUnderLoadLosesNoRequest(t *testing.T) {
 }
 
 func TestCanaryOnSwarmPassesItsAnalysisUnderLoad(t *testing.T) {
-	r := newRig(t, swarmtest.Platform(t))
-	r.deployV1()
-	load := demotest.StartLoad(t, r.url)
-	load.WaitServed(t, "1.0.0", 50)
+	r, load := onSwarmUnderLoad(t)
 	rel := r.release(canary, "1.1.0", engine.Options{AutoApprove: true})
 	r.run(rel, engine.Succeeded)
 	load.AssertNoFailures(t)
@@ -320,10 +337,7 @@ func TestCanaryOnSwarmPassesItsAnalysisUnderLoad(t *testing.T) {
 }
 
 func TestCanaryOnSwarmFailingItsAnalysisRollsBackUnderLoad(t *testing.T) {
-	r := newRig(t, swarmtest.Platform(t))
-	r.deployV1()
-	load := demotest.StartLoad(t, r.url)
-	load.WaitServed(t, "1.0.0", 50)
+	r, load := onSwarmUnderLoad(t)
 	rel := r.release(canary, "1.4.0-errors", engine.Options{AutoApprove: true})
 	if err := r.run(rel, engine.RolledBack); err == nil || !strings.Contains(err.Error(), "error rate") {
 		t.Errorf("rollback error %v, want the analysis breach (error rate)", err)
@@ -336,10 +350,7 @@ func TestCanaryOnSwarmFailingItsAnalysisRollsBackUnderLoad(t *testing.T) {
 }
 
 func TestCrashingVersionOnSwarmRollsBackBeforeTraffic(t *testing.T) {
-	r := newRig(t, swarmtest.Platform(t))
-	r.deployV1()
-	load := demotest.StartLoad(t, r.url)
-	load.WaitServed(t, "1.0.0", 50)
+	r, load := onSwarmUnderLoad(t)
 	start := time.Now()
 	err := r.run(r.release(canary, "1.2.0-crash", engine.Options{AutoApprove: true}), engine.RolledBack)
 	if err == nil || !strings.Contains(err.Error(), "crashed while starting") || !strings.Contains(err.Error(), "exited with code 3") {
@@ -351,25 +362,18 @@ func TestCrashingVersionOnSwarmRollsBackBeforeTraffic(t *testing.T) {
 }
 
 func TestEmergencyRollbackMidCanaryOnSwarmTakesOverUnderLoad(t *testing.T) {
-	r := newRig(t, swarmtest.Platform(t))
-	r.deployV1()
-	load := demotest.StartLoad(t, r.url)
-	load.WaitServed(t, "1.0.0", 50)
-	rel := r.release(canaryHold, "1.1.0", engine.Options{})
-	events, unsub := rel.Subscribe()
-	defer unsub()
-	done := background(rel)
-	waitFor(t, events, "the approval gate at 25%", func(ev engine.Event) bool { return ev.Kind == engine.EventGateWaiting })
+	r, load := onSwarmUnderLoad(t)
+	h := r.holdCanary(t)
 	load.WaitServed(t, "1.1.0", 20)
 
 	// Another operator's `cutover rollback`: its own release, fencing the deploy out.
-	rb, err := engine.NewRollback(r.deps(), r.spec(canaryHold), engine.Target{Version: "1.0.0", Image: r.images["1.0.0"]}, rel.ID(),
+	rb, err := engine.NewRollback(r.deps(), r.spec(canaryHold), engine.Target{Version: "1.0.0", Image: r.images["1.0.0"]}, h.rel.ID(),
 		engine.Options{PollEvery: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.run(rb, engine.RolledBack)
-	if res := <-done; res.outcome != engine.TakenOver {
+	if res := <-h.done; res.outcome != engine.TakenOver {
 		t.Errorf("the fenced deploy ended %q (%v), want taken-over", res.outcome, res.err)
 	}
 	load.AssertNoFailures(t)
@@ -422,20 +426,13 @@ func (r *rig) serving(version string) engine.Instance {
 }
 
 func TestStableTaskKilledMidCanaryIsReplacedAndTheTableFollows(t *testing.T) {
-	r := newRig(t, swarmtest.Platform(t))
-	r.deployV1()
-	load := demotest.StartLoad(t, r.url)
-	load.WaitServed(t, "1.0.0", 50)
-	rel := r.release(canaryHold, "1.1.0", engine.Options{})
-	events, unsub := rel.Subscribe()
-	defer unsub()
-	done := background(rel)
-	waitFor(t, events, "the approval gate at 25%", func(ev engine.Event) bool { return ev.Kind == engine.EventGateWaiting })
+	r, load := onSwarmUnderLoad(t)
+	h := r.holdCanary(t)
 
 	killed := r.serving("1.0.0")
 	stopTask(t, killed.ID)
-	replaced := waitFor(t, events, "the replacement task", func(ev engine.Event) bool { return ev.Kind == engine.EventReplaced })
-	waitFor(t, events, "the table following it", func(ev engine.Event) bool {
+	replaced := waitFor(t, h.events, "the replacement task", func(ev engine.Event) bool { return ev.Kind == engine.EventReplaced })
+	waitFor(t, h.events, "the table following it", func(ev engine.Event) bool {
 		if ev.Kind != engine.EventApplied {
 			return false
 		}
@@ -458,34 +455,27 @@ func TestStableTaskKilledMidCanaryIsReplacedAndTheTableFollows(t *testing.T) {
 	if share := table.Share("1.1.0"); share < 0.24 || share > 0.26 {
 		t.Errorf("the canary's share is %.2f after the replacement, want 0.25", share)
 	}
-	if err := rel.Send(engine.CmdApprove); err != nil {
+	if err := h.rel.Send(engine.CmdApprove); err != nil {
 		t.Fatal(err)
 	}
-	if res := <-done; res.outcome != engine.Succeeded {
-		t.Fatalf("release ended %q (%v), want succeeded:\n%s", res.outcome, res.err, r.events(rel.ID()))
+	if res := <-h.done; res.outcome != engine.Succeeded {
+		t.Fatalf("release ended %q (%v), want succeeded:\n%s", res.outcome, res.err, r.events(h.rel.ID()))
 	}
 	load.AssertNoFailures(t)
 	r.assertFleet("1.1.0", 3)
 }
 
 func TestCanaryTaskKilledMidCanaryRollsBackPerOnFailure(t *testing.T) {
-	r := newRig(t, swarmtest.Platform(t))
-	r.deployV1()
-	load := demotest.StartLoad(t, r.url)
-	load.WaitServed(t, "1.0.0", 50)
-	rel := r.release(canaryHold, "1.1.0", engine.Options{})
-	events, unsub := rel.Subscribe()
-	defer unsub()
-	done := background(rel)
-	waitFor(t, events, "the approval gate at 25%", func(ev engine.Event) bool { return ev.Kind == engine.EventGateWaiting })
+	r, load := onSwarmUnderLoad(t)
+	h := r.holdCanary(t)
 	load.WaitServed(t, "1.1.0", 20)
 
 	canary := r.serving("1.1.0")
 	stopTask(t, canary.ID)
 	// Whichever comes first says it: probes refused, or Swarm's report.
-	res := <-done
+	res := <-h.done
 	if res.outcome != engine.RolledBack || res.err == nil || !strings.Contains(res.err.Error(), canary.Name+" (1.1.0) is ") {
-		t.Fatalf("release ended %q (%v), want rolled back after the canary %s died:\n%s", res.outcome, res.err, canary.Name, r.events(rel.ID()))
+		t.Fatalf("release ended %q (%v), want rolled back after the canary %s died:\n%s", res.outcome, res.err, canary.Name, r.events(h.rel.ID()))
 	}
 	t.Logf("rolled back: %v", res.err)
 	load.AssertNoFailures(t)

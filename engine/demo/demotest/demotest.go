@@ -16,11 +16,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,6 +125,32 @@ func Binary(t testing.TB) string {
 	state.users++
 	t.Cleanup(release)
 	return state.bin
+}
+
+// Service names a service for t alone, so that tests and test processes
+// never see each other's instances.
+func Service(t testing.TB) string {
+	name := strings.ToLower(strings.TrimPrefix(t.Name(), "Test"))
+	name = strings.NewReplacer("/", "-", "_", "-").Replace(name)
+	if len(name) > 24 {
+		// Keep names of long tests (and their subtests) apart.
+		h := fnv.New32a()
+		h.Write([]byte(name))
+		name = fmt.Sprintf("%s-%06x", name[:17], h.Sum32()&0xffffff)
+	}
+	return fmt.Sprintf("t%d-%s", os.Getpid(), name)
+}
+
+// Get GETs url and returns the status and body; no answer fails the test.
+func Get(t testing.TB, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // Launch launches spec with the test label and a default port of 8080,
