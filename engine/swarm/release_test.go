@@ -264,7 +264,10 @@ func waitFor(t testing.TB, events <-chan engine.Event, what string, pred func(en
 // the load once 1.0.0 serves it.
 func onSwarmUnderLoad(t *testing.T) (*rig, *demotest.Load) {
 	t.Helper()
-	r, load := onSwarmUnderLoad(t)
+	r := newRig(t, swarmtest.Platform(t))
+	r.deployV1()
+	load := demotest.StartLoad(t, r.url)
+	load.WaitServed(t, "1.0.0", 50)
 	return r, load
 }
 

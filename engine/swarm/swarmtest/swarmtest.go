@@ -11,7 +11,9 @@
 // using it ends, leaves it and removes the networks the swarm added. Test
 // processes running at once share it: they count themselves in a state
 // file under a file lock, and the last one out leaves. A swarm that was
-// there before is used and never left.
+// there before is used and never left. A test process killed before its
+// end (or crashed) leaves the swarm behind; the next run finds it marked
+// as made here, uses it, and leaves it when it ends.
 package swarmtest
 
 import (
