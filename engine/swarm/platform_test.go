@@ -285,8 +285,12 @@ type staticAuth string
 
 func (a staticAuth) RegistryAuth(context.Context, string) (string, error) { return string(a), nil }
 
-// The ECR puller is a login a Swarm platform can hand to its nodes.
-var _ cswarm.RegistryAuth = (*ecr.Puller)(nil)
+// The ECR puller is a login a Swarm platform can hand to its nodes, and the
+// platform a host the puller can pull onto (the manager).
+var (
+	_ cswarm.RegistryAuth = (*ecr.Puller)(nil)
+	_ ecr.Host            = (*cswarm.Platform)(nil)
+)
 
 // A registry image is pulled by the node that runs the task, with the
 // login the platform was given (--with-registry-auth); without it, the
