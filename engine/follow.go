@@ -63,7 +63,7 @@ func (r *Release) probeNewcomers(ctx context.Context) error {
 	ready := false
 	for _, id := range ids {
 		n := r.newcomers[id]
-		h := r.probeOnce(ctx, id, &n.probe, HealthUnknown)
+		h := r.probeOnce(ctx, id, &n.probe)
 		in := n.inst
 		switch {
 		case h.Status == HealthHealthy:

@@ -115,6 +115,10 @@ type Gate struct {
 	Kind     GateKind
 	Pause    time.Duration // for GatePause
 	Analysis AnalysisSpec  // for GateAnalysis
+	// Key names the gate within its release, the same however often the
+	// release is planned again ("canary step 2", "before the switch"):
+	// an approval is given for one key and passes no other gate.
+	Key string `json:",omitempty"`
 }
 
 // String describes the gate as the plan prints it.

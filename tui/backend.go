@@ -15,15 +15,11 @@ import (
 type Backend interface {
 	// Services lists the services of the config with their live state.
 	Services(ctx context.Context) ([]ServiceState, error)
-	// Service refreshes one service's state.
-	Service(ctx context.Context, name string) (ServiceState, error)
-	// Images lists a service's candidate images, newest first, marked with
-	// what runs now and what ran before.
-	Images(ctx context.Context, service string) ([]ImageRow, error)
-	// ImagePages is Images delivered page by page as the registry answers
-	// (a large ECR repository takes several round trips): page is called
-	// once per page, from the calling goroutine. Pages are not ordered
-	// with each other; the picker merges them newest first.
+	// ImagePages lists a service's candidate images, marked with what runs
+	// now and what ran before, page by page as the registry answers (a
+	// large ECR repository takes several round trips): page is called once
+	// per page, from the calling goroutine. Pages are not ordered with each
+	// other; the picker merges them in the service's order.
 	ImagePages(ctx context.Context, service string, page func([]ImageRow)) error
 	// Spec is the service's configured settings, to preset the strategy screen.
 	Spec(ctx context.Context, service string) (engine.ServiceSpec, error)

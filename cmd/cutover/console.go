@@ -112,7 +112,7 @@ func (b *consoleBackend) Services(ctx context.Context) ([]tui.ServiceState, erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := b.Service(ctx, n)
+			st, err := b.serviceState(ctx, n)
 			if err != nil {
 				st.Error = err.Error()
 			}
@@ -123,8 +123,8 @@ func (b *consoleBackend) Services(ctx context.Context) ([]tui.ServiceState, erro
 	return out, nil
 }
 
-// Service reads one service's live state.
-func (b *consoleBackend) Service(ctx context.Context, name string) (tui.ServiceState, error) {
+// serviceState reads one service's live state.
+func (b *consoleBackend) serviceState(ctx context.Context, name string) (tui.ServiceState, error) {
 	st := tui.ServiceState{Name: name, At: time.Now()}
 	if svc, err := b.cfg.Service(name); err == nil {
 		st.Strategy = engine.StrategyType(svc.Strategy.Type)
@@ -146,8 +146,10 @@ func (b *consoleBackend) Service(ctx context.Context, name string) (tui.ServiceS
 	if err != nil {
 		return st, err
 	}
-	if v, _, err := s.stableVersion(ctx, ""); err == nil {
-		st.RollbackTo = v.Version
+	if recs, err := s.journal.Releases(ctx, name, 20); err == nil {
+		if v, _, err := engine.RollbackTo(name, recs, ""); err == nil {
+			st.RollbackTo = v.Version
+		}
 	}
 	full, err := s.liveStatus(ctx)
 	if err != nil {
@@ -180,19 +182,6 @@ func (b *consoleBackend) Service(ctx context.Context, name string) (tui.ServiceS
 		return st.Versions[i].Version < st.Versions[j].Version
 	})
 	return st, nil
-}
-
-// Images lists the service's candidate images with their markers.
-func (b *consoleBackend) Images(ctx context.Context, name string) ([]tui.ImageRow, error) {
-	s, err := b.service(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.imageRows(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.toImageRows(ctx, rows), nil
 }
 
 // ImagePages delivers the candidate images page by page as the registry
@@ -276,9 +265,13 @@ func (b *consoleBackend) Resume(ctx context.Context, name string) (*engine.Relea
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.interrupted(ctx)
+	recs, err := s.journal.Releases(ctx, name, 1)
 	if err != nil {
 		return nil, err
+	}
+	rec, ok := engine.Interrupted(recs)
+	if !ok {
+		return nil, fmt.Errorf("%s: no interrupted release to resume", name)
 	}
 	s.resumeAs(rec)
 	return engine.New(s.deps(), s.spec, rec.To, engine.Options{ID: rec.ID, Actor: actor()})

@@ -425,7 +425,7 @@ func removeDemoImages(ctx context.Context, plat *docker.Platform) (int, error) {
 	}
 	for _, img := range dangling {
 		if _, err := plat.Client().ImageRemove(ctx, img.ID, image.RemoveOptions{PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove untagged demo image %s: %w", shortDigest(img.ID), err))
+			errs = append(errs, fmt.Errorf("remove untagged demo image %s: %w", engine.ShortDigest(img.ID), err))
 			continue
 		}
 		n++

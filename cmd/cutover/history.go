@@ -79,7 +79,7 @@ outcome. --release ID prints that release's events, in order.`,
 					took = r.Ended.Sub(r.Started).Round(time.Second).String()
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s → %s\t%s\t%s\t%s\t%s\t%s\n",
-					r.ID, r.Service, r.Kind, from, r.To.Version, r.Strategy, r.State, r.Actor, ago(now, r.Started), took)
+					r.ID, r.Service, r.Kind, from, r.To.Version, r.Strategy, r.State, r.Actor, engine.Ago(now, r.Started), took)
 			}
 			if len(recs) == 0 {
 				fmt.Fprintln(tw, "(no releases yet)")

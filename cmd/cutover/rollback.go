@@ -34,7 +34,7 @@ writer out and that process stops), and after the deploying process crashed.
 }
 
 func runRollback(cmd *cobra.Command, name, to, output string) error {
-	ctx, s, out, done, err := openRelease(cmd, name, output)
+	ctx, s, out, done, err := openReleaseWith(cmd, name, output, true)
 	if err != nil {
 		return err
 	}
@@ -54,68 +54,44 @@ func runRollback(cmd *cobra.Command, name, to, output string) error {
 	return outcomeError(name, outcome, runErr)
 }
 
-// stableVersion finds, in the journal, the version a rollback returns to:
-// --to if given (with the image the journal pinned for it, where it knows
-// one), else the stable version of the latest deploy, which undo names.
-func (s *service) stableVersion(ctx context.Context, to string) (engine.VersionRef, string, error) {
-	recs, err := s.journal.Releases(ctx, s.svc.Name, 20)
-	if err != nil {
-		return engine.VersionRef{}, "", err
-	}
-	var undo string
-	var stable engine.VersionRef
-	for _, r := range recs {
-		if r.Kind != engine.KindDeploy {
-			continue
-		}
-		undo, stable = r.ID, r.Stable()
-		break
-	}
-	if to != "" {
-		stable = engine.VersionRef{Version: to}
-		for _, r := range recs {
-			refs := append([]engine.VersionRef{{Version: r.To.Version, Image: r.To.Image}}, r.From...)
-			for _, v := range refs {
-				if v.Version == to && v.Image != "" && stable.Image == "" {
-					stable.Image = v.Image
-				}
-			}
-		}
-	}
-	if stable.Version == "" {
-		return engine.VersionRef{}, "", fmt.Errorf("%s: the journal has no release with a version to return to; name one with --to VERSION", s.svc.Name)
-	}
-	return stable, undo, nil
-}
-
-// stableTarget finds the version to roll back to: --to if given, else the
-// stable version of the service's latest deploy in the journal. The image
-// is taken from a running instance of that version when there is one, so
-// the rollback runs exactly what ran before.
+// stableTarget finds the version to roll back to (engine.RollbackTo) and
+// the image to run it from: the one the journal pinned for it. Only when
+// the journal knows none does it ask the platform (the image of a running
+// instance of that version) or, failing that, resolve the version as a
+// deploy would: the usual path to the swap reads nothing but the journal.
 func (s *service) stableTarget(ctx context.Context, to string) (engine.Target, string, error) {
-	stable, undo, err := s.stableVersion(ctx, to)
+	recs, err := s.journal.Releases(ctx, s.svc.Name, 20)
 	if err != nil {
 		return engine.Target{}, "", err
 	}
-	insts, err := s.platform.Instances(ctx, s.svc.Name)
+	stable, undo, err := engine.RollbackTo(s.svc.Name, recs, to)
 	if err != nil {
 		return engine.Target{}, "", err
 	}
 	t := engine.Target{Version: stable.Version, Image: stable.Image}
+	if t.Image != "" {
+		return t, undo, nil
+	}
+	p, err := s.docker()
+	if err != nil {
+		return engine.Target{}, "", err
+	}
+	s.platform = p
+	insts, err := p.Instances(ctx, s.svc.Name)
+	if err != nil {
+		return engine.Target{}, "", err
+	}
 	for _, in := range insts {
 		if in.Version == stable.Version && in.Image != "" {
 			t.Image, t.Digest = in.Image, in.Digest
-			break
+			return t, undo, nil
 		}
 	}
-	if t.Image == "" {
-		// Nothing recorded or running names its image: resolve the version
-		// as a deploy would, pinned by digest.
-		rt, err := s.resolveTarget(ctx, stable.Version)
-		if err != nil {
-			return engine.Target{}, "", fmt.Errorf("%s: roll back to %s: %w", s.svc.Name, stable.Version, err)
-		}
-		t = rt
+	// Nothing recorded or running names its image: resolve the version
+	// as a deploy would, pinned by digest.
+	rt, err := s.resolveTarget(ctx, stable.Version)
+	if err != nil {
+		return engine.Target{}, "", fmt.Errorf("%s: roll back to %s: %w", s.svc.Name, stable.Version, err)
 	}
-	return t, undo, nil
+	return rt, undo, nil
 }

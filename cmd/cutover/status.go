@@ -145,7 +145,7 @@ func journalStatus(ctx context.Context, j engine.Journal, service string) (*engi
 		rec = &recs[0]
 	}
 	if l, ok, err := j.Active(ctx, service); err == nil && ok {
-		lease = &leaseStatus{Lease: l, Live: l.Live(time.Now(), hostname(), journal.ProcessAlive)}
+		lease = &leaseStatus{Lease: l, Live: l.Live(time.Now(), hostname(), journal.OwnerAlive)}
 	}
 	return rec, lease
 }
@@ -177,7 +177,7 @@ func printStatus(w io.Writer, st serviceStatus, now time.Time) {
 			progress += fmt.Sprintf(", step %d/%d", min(r.Step+1, r.Steps), r.Steps)
 		}
 		fmt.Fprintf(w, "release  %s  %s %s → %s (%s)  %s, by %s, %s\n",
-			r.ID, r.Kind, from, r.To.Version, r.Strategy, progress, r.Actor, ago(now, r.Started))
+			r.ID, r.Kind, from, r.To.Version, r.Strategy, progress, r.Actor, engine.Ago(now, r.Started))
 		if r.Error != "" {
 			fmt.Fprintf(w, "         last error: %s\n", r.Error)
 		}
@@ -232,21 +232,4 @@ func printStatus(w io.Writer, st serviceStatus, now time.Time) {
 	if len(strays) > 0 {
 		fmt.Fprintf(w, "\n⚠ the router routes to backends with no container: %s\n", strings.Join(strays, ", "))
 	}
-}
-
-// ago renders a past time as "3m ago".
-func ago(now, t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	d := now.Sub(t)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds ago", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh ago", int(d.Hours()))
-	}
-	return t.Local().Format("2006-01-02 15:04")
 }

@@ -6,15 +6,6 @@ import (
 	"testing"
 )
 
-func TestCompareTagsOrdersVersionsNumerically(t *testing.T) {
-	tags := []string{"1.9.2", "latest", "v1.10.0", "1.2.0-rc1", "1.2.0", "1.2.0-crash", "2"}
-	slices.SortFunc(tags, func(a, b string) int { return compareTags(b, a) })
-	want := []string{"2", "v1.10.0", "1.9.2", "1.2.0", "1.2.0-rc1", "1.2.0-crash", "latest"}
-	if !slices.Equal(tags, want) {
-		t.Errorf("descending = %q, want %q", tags, want)
-	}
-}
-
 func TestSplitRefKeepsRegistryPortInRepository(t *testing.T) {
 	for ref, want := range map[string][2]string{
 		"cutover-demo:1.0.0":                        {"cutover-demo", "1.0.0"},
