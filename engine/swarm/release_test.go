@@ -484,3 +484,29 @@ func TestCanaryTaskKilledMidCanaryRollsBackPerOnFailure(t *testing.T) {
 	load.AssertNoFailures(t)
 	r.assertFleet("1.0.0", 3)
 }
+
+// A version Swarm cannot place (here: a constraint no node satisfies)
+// fails its launch at once with Swarm's reason, long before the start
+// timeout, and rolls back before it had traffic.
+func TestUnplaceableVersionFailsAtOnceWithSwarmsReason(t *testing.T) {
+	r, load := onSwarmUnderLoad(t)
+	spec := r.spec(canary)
+	spec.Placement = []string{"node.labels.cutover-nowhere==1"}
+	rel, err := engine.New(r.deps(), spec, engine.Target{Image: r.images["1.1.0"], Version: "1.1.0"},
+		engine.Options{AutoApprove: true, PollEvery: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = r.run(rel, engine.RolledBack)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "Swarm cannot place it: no suitable node (scheduling constraints not satisfied") {
+		t.Errorf("rollback error %v, want Swarm's reason", err)
+	}
+	if took >= spec.StartTimeout/2 {
+		t.Errorf("the release took %s to fail: it waited on the start timeout (%s) instead of failing at once", took, spec.StartTimeout)
+	}
+	t.Logf("failed and rolled back in %s: %v", took.Round(time.Millisecond), err)
+	load.AssertNoFailures(t)
+	r.assertFleet("1.0.0", 3)
+}
