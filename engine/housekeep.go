@@ -95,8 +95,12 @@ func (r *Release) refresh(ctx context.Context) error {
 		return err
 	}
 	insts, err := r.deps.Platform.Instances(ctx, r.spec.Name)
+	first := ""
+	if r.kind == KindDeploy {
+		first = RollbackFirst(r.spec, table, r.stable.Version)
+	}
 	r.update(func(s *Snapshot) {
-		s.Table, s.Stats = table, stats
+		s.Table, s.Stats, s.RollbackFirst = table, stats, first
 		if err != nil {
 			s.LastError = "platform: " + err.Error()
 			return

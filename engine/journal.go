@@ -116,6 +116,18 @@ type ReleaseRecord struct {
 	RollsBack string `json:"rolls_back,omitempty"`
 }
 
+// Summary says what the release moved: "1.0.0 → 1.1.0", "first deploy
+// → 1.0.0", "rollback to 1.0.0".
+func (r ReleaseRecord) Summary() string {
+	switch {
+	case r.Kind == KindRollback:
+		return "back to " + r.To.Version
+	case len(r.From) == 0:
+		return "first deploy → " + r.To.Version
+	}
+	return versionList(r.From) + " → " + r.To.Version
+}
+
 // Stable is the version traffic went to before the release ("" for a first deploy).
 func (r ReleaseRecord) Stable() VersionRef {
 	if len(r.From) == 0 {

@@ -60,21 +60,19 @@ const (
 
 // Instance is one running copy of a service version.
 type Instance struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Service   string `json:"service"`
-	Version   string `json:"version"`
-	Image     string `json:"image"`
-	Digest    string `json:"digest"`
-	ReleaseID string `json:"release"`
-	Addr      string `json:"addr"` // host:port the router reaches it on
-	// Node is where the instance runs: the Docker engine's host name, or
-	// the Swarm node's. Empty where the platform does not say.
-	Node     string        `json:"node,omitempty"`
-	State    InstanceState `json:"state"`
-	Started  time.Time     `json:"started"`
-	Restarts int           `json:"restarts"`
-	ExitCode int           `json:"exit_code"`
+	ID        string        `json:"id"`
+	Name      string        `json:"name"`
+	Service   string        `json:"service"`
+	Version   string        `json:"version"`
+	Image     string        `json:"image"`
+	Digest    string        `json:"digest"`
+	ReleaseID string        `json:"release"`
+	Addr      string        `json:"addr"`           // host:port the router reaches it on
+	Node      string        `json:"node,omitempty"` // the host it runs on, where the platform has several
+	State     InstanceState `json:"state"`
+	Started   time.Time     `json:"started"`
+	Restarts  int           `json:"restarts"`
+	ExitCode  int           `json:"exit_code"`
 }
 
 // HealthStatus is the verdict of one probe.

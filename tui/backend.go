@@ -66,8 +66,13 @@ type ServiceState struct {
 	// rather than by push time (source.semver).
 	SemverTags bool
 	// RollbackTo is the version an emergency rollback returns to (the
-	// stable version of the latest deploy), "" when there is none.
-	RollbackTo string
+	// stable version of the latest deploy), "" when there is none;
+	// RollbackFirst says what it does first and how long that takes.
+	RollbackTo    string
+	RollbackFirst string
+	// Next says what the next command does to the latest release (which
+	// gate an approve passes and what follows, or the failure it applies).
+	Next string
 	// Owner describes a live release run by another process ("pid 4242 on
 	// host, by alice"), empty if none.
 	Owner string

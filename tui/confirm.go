@@ -88,6 +88,9 @@ func rollbackPrompt(sv ServiceState, now time.Time) confirmDialog {
 	if sv.Owner != "" {
 		effect += "; takes over from the release run by " + sv.Owner
 	}
+	if sv.RollbackFirst != "" {
+		effect += ". First: " + sv.RollbackFirst
+	}
 	return confirmDialog{kind: confirmRollback, service: sv.Name, opened: now,
 		title: fmt.Sprintf("Roll back %s to %s?", sv.Name, stable), effect: effect + ".", yes: "roll back"}
 }

@@ -465,8 +465,12 @@ func (s homeScreen) detail(sv ServiceState, n int) []string {
 		return a.Name < b.Name
 	})
 	table := instanceTable(st, s.env.now(), ins, sv.Table, sv.Stats, func(v string) string { return rank[v] }, w)
-	out = append(out, clipInstances(st, table, ins, n-2)...) // n less the rule and the router line
-	return append(out, cut(s.routerLine(sv), w))
+	var next []string
+	if here := s.env.here; sv.Next != "" && sv.Owner == "" && !(here.running && here.service == sv.Name) {
+		next = []string{cut(st.Subtle.Render("next: ")+sv.Next, w)}
+	}
+	out = append(out, clipInstances(st, table, ins, n-2-len(next))...) // n less the rule, the router line and next
+	return append(append(out, cut(s.routerLine(sv), w)), next...)
 }
 
 // routerLine says where the service's traffic enters and how it goes.
@@ -513,7 +517,7 @@ func (s homeScreen) releaseLine(sv ServiceState) string {
 	if r == nil {
 		return st.Subtle.Render("○ no releases yet — enter to release")
 	}
-	what := fmt.Sprintf("%s %s → %s", r.Strategy, versions(r.From), r.To.Version)
+	what := fmt.Sprintf("%s %s", r.Strategy, r.Summary())
 	if r.Kind == engine.KindRollback {
 		what = "rollback to " + r.To.Version
 	}

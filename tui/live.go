@@ -182,6 +182,9 @@ func (s liveScreen) rollbackPrompt() confirmDialog {
 	if t := s.target(); t != "" {
 		effect += ", then " + t + "'s instances are retired."
 	}
+	if f := s.snap.RollbackFirst; f != "" {
+		effect += " First: " + f
+	}
 	return confirmDialog{kind: confirmLiveRollback, service: s.service, opened: s.env.now(),
 		title: fmt.Sprintf("Roll back %s to %s?", s.service, stable), effect: effect, yes: "roll back"}
 }

@@ -58,7 +58,7 @@ another writer (such as "cutover rollback" from elsewhere).`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.strategy, "strategy", "", "rolling, bluegreen or canary (default: the service's configured strategy)")
 	fl.BoolVar(&f.auto, "auto", false, "approve every gate without asking (continuous deployment)")
-	fl.BoolVar(&f.detach, "detach", false, "stop at the first approval gate (exit 4); `cutover approve` continues (continuous delivery)")
+	fl.BoolVar(&f.detach, "detach", false, "stop at the first approval gate (exit 4); \"cutover approve\" continues (continuous delivery)")
 	fl.StringVarP(&f.output, "output", "o", "text", "text or json (one JSON event per line)")
 	return cmd
 }

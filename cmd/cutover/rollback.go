@@ -12,6 +12,7 @@ import (
 func newRollbackCmd() *cobra.Command {
 	var output string
 	var to string
+	var dry bool
 	cmd := &cobra.Command{
 		Use:   "rollback SERVICE",
 		Short: "Emergency rollback: all traffic back to the stable version now",
@@ -25,11 +26,15 @@ writer out and that process stops), and after the deploying process crashed.
 --to picks the version to return to when the journal does not know it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if dry {
+				return previewRollback(cmd, args[0], to)
+			}
 			return runRollback(cmd, args[0], to, output)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (one JSON event per line)")
 	cmd.Flags().StringVar(&to, "to", "", "version to roll back to (default: the stable version of the latest release)")
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "say what the rollback would do first and how long that takes; change nothing")
 	return cmd
 }
 
@@ -52,6 +57,32 @@ func runRollback(cmd *cobra.Command, name, to, output string) error {
 		return nil
 	}
 	return outcomeError(name, outcome, runErr)
+}
+
+// previewRollback prints what a rollback would do first, from the
+// journal and the router's table; it changes nothing.
+func previewRollback(cmd *cobra.Command, name, to string) error {
+	ctx := cmd.Context()
+	s, err := openServiceWith(ctx, cmd, name, true)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	recs, err := s.journal.Releases(ctx, name, 20)
+	if err != nil {
+		return err
+	}
+	stable, _, err := engine.RollbackTo(name, recs, to)
+	if err != nil {
+		return err
+	}
+	table, _, err := s.router.State(ctx)
+	if err != nil {
+		return s.routerDown(err)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s would return to %s: %s; then every other instance is drained and removed, and %s brought back to %d instances if fewer run\n",
+		name, stable.Version, engine.RollbackFirst(s.spec, table, stable.Version), stable.Version, s.spec.Replicas)
+	return nil
 }
 
 // stableTarget finds the version to roll back to (engine.RollbackTo) and
