@@ -45,6 +45,7 @@ func (r *Router) setDefaults() { r.Listen = DefaultListen }
 func (s *Service) setDefaults() {
 	*s = Service{
 		Source:   Source{Type: SourceDocker},
+		Platform: PlatformDocker,
 		Replicas: 1,
 		Port:     DefaultPort,
 		Health: Health{
