@@ -4,19 +4,22 @@ import (
 	"path/filepath"
 	"reflect"
 	"time"
+
+	"github.com/cutover/cutover/engine"
 )
 
 // Defaults, chosen so that a file naming only a service and its image gives a
 // safe release: one replica, rolling one at a time, rollback on failure
 // before traffic, pause after.
+// Health and timing defaults are the engine's (engine.DefaultHealth,
+// engine.DefaultStartTimeout...): one source for both.
 const (
 	DefaultListen       = "127.0.0.1:8080"
 	DefaultRouterName   = "main"
 	DefaultPort         = 8080
-	DefaultHealthPath   = "/healthz"
-	DefaultStartTimeout = 60 * time.Second
-	DefaultDrainTimeout = 30 * time.Second
-	DefaultStopGrace    = 10 * time.Second
+	DefaultStartTimeout = engine.DefaultStartTimeout
+	DefaultDrainTimeout = engine.DefaultDrainTimeout
+	DefaultStopGrace    = engine.DefaultStopGrace
 )
 
 // DefaultSteps is the canary recipe used when a service gives none: a small
@@ -42,14 +45,15 @@ func (r *Router) setDefaults() { r.Listen = DefaultListen }
 func (s *Service) setDefaults() {
 	*s = Service{
 		Source:   Source{Type: SourceDocker},
+		Platform: PlatformDocker,
 		Replicas: 1,
 		Port:     DefaultPort,
 		Health: Health{
-			Path:      DefaultHealthPath,
-			Interval:  time.Second,
-			Timeout:   time.Second,
-			Successes: 2,
-			Failures:  3,
+			Path:      engine.DefaultHealth.Path,
+			Interval:  engine.DefaultHealth.Interval,
+			Timeout:   engine.DefaultHealth.Timeout,
+			Successes: engine.DefaultHealth.Successes,
+			Failures:  engine.DefaultHealth.Failures,
 		},
 		StartTimeout: DefaultStartTimeout,
 		DrainTimeout: DefaultDrainTimeout,

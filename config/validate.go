@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/docker/go-units"
 )
 
 // nameRE is what service and router names must look like: they end up in
@@ -106,6 +108,7 @@ func (v validator) hostPort(path, addr string) {
 func (v validator) service(c *Config, p string, s *Service) {
 	v.name(p, s.Name)
 	v.source(p, s)
+	v.platform(p, s)
 	if s.Replicas < 1 {
 		v.errorf(p+".replicas", "must be at least 1, got %d", s.Replicas)
 	}
@@ -196,6 +199,54 @@ func (v validator) source(p string, s *Service) {
 	last := s.Image[strings.LastIndex(s.Image, "/")+1:]
 	if strings.ContainsAny(last, ":@") {
 		v.errorf(p+".image", "want a repository without a tag or digest (the tag is picked at release time), got %q", s.Image)
+	}
+}
+
+// constraintRE is a Swarm placement constraint: an attribute, == or !=,
+// and a value.
+var constraintRE = regexp.MustCompile(`^\s*[A-Za-z0-9_.\-]+\s*(==|!=)\s*\S`)
+
+func (v validator) platform(p string, s *Service) {
+	switch s.Platform {
+	case PlatformDocker:
+		if v.d.present(p + ".swarm") {
+			v.errorf(p+".swarm", "only used with platform: swarm")
+		}
+		return
+	case PlatformSwarm:
+	default:
+		v.errorf(p+".platform", "want docker or swarm, got %q", s.Platform)
+		return
+	}
+	if s.Swarm == nil {
+		return
+	}
+	sp := p + ".swarm"
+	for i, c := range s.Swarm.Constraints {
+		if !constraintRE.MatchString(c) {
+			v.errorf(indexPath(sp+".constraints", i), "want a constraint such as node.labels.zone==a or node.role!=manager, got %q", c)
+		}
+	}
+	v.resources(sp+".limits", s.Swarm.Limits)
+	v.resources(sp+".reservations", s.Swarm.Reservations)
+	lim, res := s.Swarm.Limits, s.Swarm.Reservations
+	if lim.CPUs > 0 && res.CPUs > lim.CPUs {
+		v.errorf(sp+".reservations.cpus", "%g is above the limit of %g: a task may never use what its node must keep for it", res.CPUs, lim.CPUs)
+	}
+	if l, r := lim.MemoryBytes(), res.MemoryBytes(); l > 0 && r > l {
+		v.errorf(sp+".reservations.memory", "%s is above the limit of %s: a task may never use what its node must keep for it", res.Memory, lim.Memory)
+	}
+}
+
+func (v validator) resources(p string, r Resources) {
+	if r.CPUs < 0 {
+		v.errorf(p+".cpus", "must not be negative, got %g", r.CPUs)
+	}
+	if r.Memory == "" {
+		return
+	}
+	if n, err := units.RAMInBytes(r.Memory); err != nil || n <= 0 {
+		v.errorf(p+".memory", "want bytes with an optional unit such as 512m or 1g, got %q", r.Memory)
 	}
 }
 

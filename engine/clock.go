@@ -29,3 +29,20 @@ type realTimer struct{ t *time.Timer }
 
 func (r realTimer) C() <-chan time.Time { return r.t.C }
 func (r realTimer) Stop() bool          { return r.t.Stop() }
+
+// BackgroundClock is a Clock that can also make timers for work the engine
+// keeps running beside its steps (the lease heartbeat). A test clock does
+// not count them as the engine waiting, so a test advances time only when
+// the steps wait; they still fire when it does.
+type BackgroundClock interface {
+	Clock
+	NewBackgroundTimer(d time.Duration) Timer
+}
+
+// backgroundTimer makes a timer for work beside the steps.
+func backgroundTimer(c Clock, d time.Duration) Timer {
+	if bc, ok := c.(BackgroundClock); ok {
+		return bc.NewBackgroundTimer(d)
+	}
+	return c.NewTimer(d)
+}

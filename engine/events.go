@@ -42,6 +42,7 @@ const (
 	EventLaunched      EventKind = "launched"       // Instance set
 	EventHealthy       EventKind = "healthy"        // Instance passed its checks
 	EventUnhealthy     EventKind = "unhealthy"      // Instance failed: crashed, restarted or failed checks
+	EventReplaced      EventKind = "replaced"       // the platform replaced an instance by itself (Swarm): Instance is the newcomer
 	EventApplying      EventKind = "applying"       // about to apply Table
 	EventApplied       EventKind = "applied"        // Table is live
 	EventDraining      EventKind = "draining"       // waiting for in-flight requests of Instances
@@ -85,6 +86,7 @@ type Event struct {
 	Analysis *AnalysisResult `json:"analysis,omitempty"`
 	Outcome  Outcome         `json:"outcome,omitempty"`
 	Command  Command         `json:"command,omitempty"`
+	Actor    *Actor          `json:"actor,omitempty"` // who gave Command
 	Epoch    uint64          `json:"epoch,omitempty"`
 	Plan     []string        `json:"plan,omitempty"`
 	IDs      []string        `json:"ids,omitempty"`    // instances a drain or stop concerns
@@ -104,8 +106,9 @@ const (
 	WaitingForApproval Outcome = "waiting-for-approval" // detached at an approval gate
 )
 
-// state is the journal state a run that ended with o leaves behind.
-func (o Outcome) state() ReleaseState {
+// State is the journal state a run that ended with o leaves behind; the
+// console and the CLI name a finished run by it.
+func (o Outcome) State() ReleaseState {
 	switch o {
 	case Succeeded:
 		return ReleaseSucceeded

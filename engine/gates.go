@@ -43,9 +43,14 @@ func (r *Release) approvalGate(ctx context.Context, g Gate) error {
 	if r.opts.AutoApprove {
 		return r.emit(ctx, Event{Kind: EventGatePassed, Gate: &g, Message: "approval gate passed automatically (auto-approve)"})
 	}
-	if r.opts.Approved > 0 {
-		r.opts.Approved--
-		return r.emit(ctx, Event{Kind: EventGatePassed, Gate: &g, Message: "approved by " + r.opts.Actor.String() + " on resuming"})
+	if a := r.opts.Approve; a != nil {
+		r.opts.Approve = nil
+		if a.Gate == g.Key {
+			return r.emit(ctx, Event{Kind: EventGatePassed, Gate: &g, Actor: &a.By,
+				Message: fmt.Sprintf("step %d (%s) approved by %s", r.step+1, g.Key, a.By)})
+		}
+		_ = r.emit(ctx, Event{Kind: EventCommand, Command: CmdApprove, Actor: &a.By,
+			Message: fmt.Sprintf("approve by %s refused: %s", a.By, staleApproval(a.Gate, &GateView{Gate: g, Step: r.step}))})
 	}
 	r.approved = false
 	r.setGate(g, "an operator's approve (or promote)", 0)
@@ -70,7 +75,8 @@ func (r *Release) approvalGate(ctx context.Context, g Gate) error {
 		s.Gate = nil
 		s.State = ReleaseRunning
 	})
-	return r.emit(ctx, Event{Kind: EventGatePassed, Gate: &g, Message: "approved"})
+	by := r.approvedBy
+	return r.emit(ctx, Event{Kind: EventGatePassed, Gate: &g, Actor: &by, Message: fmt.Sprintf("step %d (%s) approved by %s", r.step+1, g.Key, by)})
 }
 
 func (r *Release) pauseGate(ctx context.Context, g Gate) error {

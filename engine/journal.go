@@ -7,11 +7,13 @@ import (
 	"time"
 )
 
-// LeaseStaleAfter is how long a lease lives without a heartbeat: after it,
-// another process may take the service over.
+// LeaseStaleAfter is how long a lease held from another host lives without
+// a heartbeat: after it, another process may take the service over. On the
+// lease's own host, the owner's process decides instead (see Lease.Live).
 const LeaseStaleAfter = 15 * time.Second
 
-// HeartbeatEvery is how often a running release renews its lease.
+// HeartbeatEvery is how often a running release renews its lease. The
+// heartbeat runs beside the steps, so a long Docker call never starves it.
 const HeartbeatEvery = 5 * time.Second
 
 // ErrLeaseHeld says another release of the service is in progress; the
@@ -29,6 +31,14 @@ type Owner struct {
 	PID  int    `json:"pid"`
 	Host string `json:"host"`
 	User string `json:"user,omitempty"`
+	// Start is when the process started, in the host's clock ticks since
+	// boot (0 where unknown): a pid reused by a later process is not the owner.
+	Start uint64 `json:"start,omitempty"`
+}
+
+// Same reports whether o and p are the same process.
+func (o Owner) Same(p Owner) bool {
+	return o.PID == p.PID && o.Host == p.Host && (o.Start == 0 || p.Start == 0 || o.Start == p.Start)
 }
 
 // Lease is a service's one-release-at-a-time lock, kept alive by heartbeats.
@@ -40,16 +50,15 @@ type Lease struct {
 	Heartbeat time.Time `json:"heartbeat"`
 }
 
-// Live reports whether the lease still protects its release at now: its
-// heartbeat is fresh and, when the owner runs on host, its process exists.
-func (l Lease) Live(now time.Time, host string, alive func(pid int) bool) bool {
-	if now.Sub(l.Heartbeat) > LeaseStaleAfter {
-		return false
+// Live reports whether the lease still protects its release at now. When
+// the owner runs on host and alive can tell, its process decides: a live
+// owner is never declared dead because one slow call delayed a heartbeat,
+// and a dead one is dead at once. Otherwise the heartbeat must be fresh.
+func (l Lease) Live(now time.Time, host string, alive func(Owner) bool) bool {
+	if l.Owner.Host == host && alive != nil {
+		return alive(l.Owner)
 	}
-	if l.Owner.Host == host && alive != nil && !alive(l.Owner.PID) {
-		return false
-	}
-	return true
+	return now.Sub(l.Heartbeat) <= LeaseStaleAfter
 }
 
 // LeaseHeldError names who holds a service's lease.
@@ -107,6 +116,18 @@ type ReleaseRecord struct {
 	RollsBack string `json:"rolls_back,omitempty"`
 }
 
+// Summary says what the release moved: "1.0.0 → 1.1.0", "first deploy
+// → 1.0.0", "rollback to 1.0.0".
+func (r ReleaseRecord) Summary() string {
+	switch {
+	case r.Kind == KindRollback:
+		return "back to " + r.To.Version
+	case len(r.From) == 0:
+		return "first deploy → " + r.To.Version
+	}
+	return versionList(r.From) + " → " + r.To.Version
+}
+
 // Stable is the version traffic went to before the release ("" for a first deploy).
 func (r ReleaseRecord) Stable() VersionRef {
 	if len(r.From) == 0 {
@@ -118,17 +139,27 @@ func (r ReleaseRecord) Stable() VersionRef {
 // Journal stores releases and their events durably, and holds the
 // one-release-per-service lease. Writes return only once they are on disk.
 type Journal interface {
-	// Begin stores rec (or reopens the record with rec.ID to resume it) and
-	// takes the service's lease for rec.Owner at now. It fails with a
-	// *LeaseHeldError while another release holds a live lease, unless
-	// takeover is set.
-	Begin(ctx context.Context, rec ReleaseRecord, now time.Time, takeover bool) error
-	// Append stores ev; ev.State and ev.Step also update the record.
-	Append(ctx context.Context, ev Event) error
-	// Heartbeat renews the lease; ErrLeaseLost if another release took it.
-	Heartbeat(ctx context.Context, releaseID string, now time.Time) error
-	// End records the final state and releases the lease if still held.
-	End(ctx context.Context, releaseID string, state ReleaseState, now time.Time, lastErr string) error
+	// Begin stores rec (or reopens the record with rec.ID to resume it),
+	// takes the service's lease for rec.Owner at now and appends evs, all
+	// in one write. It fails with a *LeaseHeldError while another process
+	// holds a live lease, unless takeover is set.
+	Begin(ctx context.Context, rec ReleaseRecord, now time.Time, takeover bool, evs ...Event) error
+	// Append stores evs in one write; each event's State and Step also
+	// update its record.
+	Append(ctx context.Context, evs ...Event) error
+	// AppendFenced is Append only while the release of evs holds its
+	// service's lease for owner, checked in the same write; otherwise it
+	// stores nothing and returns ErrLeaseLost. It journals the intent
+	// before every mutation, so a process that lost the lease cannot
+	// announce, and so cannot make, another change.
+	AppendFenced(ctx context.Context, owner Owner, evs ...Event) error
+	// Heartbeat renews the lease; ErrLeaseLost if another release, or
+	// another process running the same release, took it.
+	Heartbeat(ctx context.Context, releaseID string, owner Owner, now time.Time) error
+	// End records the final state of owner's run of the release and
+	// releases the lease if it still holds it. A run that lost the release
+	// to another process running the same release changes nothing.
+	End(ctx context.Context, releaseID string, owner Owner, state ReleaseState, now time.Time, lastErr string) error
 	// Releases lists a service's releases newest first ("" for all services).
 	Releases(ctx context.Context, service string, limit int) ([]ReleaseRecord, error)
 	// Release returns one record, or ErrNotFound.

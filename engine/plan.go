@@ -406,12 +406,12 @@ func (b *planner) blueGreen() {
 		b.launchTo(b.spec.Replicas)
 		b.add(Step{Kind: StepVerify, Version: b.target(), Total: b.spec.Replicas, Smoke: bg.SmokePath})
 		if bg.Approval {
-			b.add(Step{Kind: StepGate, Gate: Gate{Kind: GateApproval}, Note: "before the switch"})
+			b.add(Step{Kind: StepGate, Gate: Gate{Kind: GateApproval, Key: "before the switch"}, Note: "before the switch"})
 		}
 		b.shiftTo(Full, false)
 	}
 	if bg.RollbackWindow > 0 {
-		b.add(Step{Kind: StepGate, Gate: Gate{Kind: GatePause, Pause: bg.RollbackWindow},
+		b.add(Step{Kind: StepGate, Gate: Gate{Kind: GatePause, Pause: bg.RollbackWindow, Key: "rollback window"},
 			Note: "rollback window: " + b.plan.Stable.Version + " kept warm"})
 	}
 	b.retireOld()
@@ -422,7 +422,7 @@ func (b *planner) canary() {
 	start := b.share // steps below the share the target already has are done
 	b.launchTo(c.Instances)
 	level := start
-	for _, cs := range c.Steps {
+	for i, cs := range c.Steps {
 		w := cs.Weight
 		if w == NoShift {
 			w = level
@@ -442,7 +442,9 @@ func (b *planner) canary() {
 		}
 		level = w
 		if cs.Gate.Kind != "" {
-			b.add(Step{Kind: StepGate, Gate: cs.Gate, Done: level < start})
+			g := cs.Gate
+			g.Key = fmt.Sprintf("canary step %d", i+1)
+			b.add(Step{Kind: StepGate, Gate: g, Done: level < start})
 		}
 	}
 	b.share = max(level, start)
@@ -487,7 +489,7 @@ func (b *planner) rolling() error {
 	}
 	for batch := 0; oldLeft() > 0 || b.have < replicas; batch++ {
 		if batch > 0 && r.Pause > 0 {
-			b.add(Step{Kind: StepGate, Gate: Gate{Kind: GatePause, Pause: r.Pause}, Note: "between batches"})
+			b.add(Step{Kind: StepGate, Gate: Gate{Kind: GatePause, Pause: r.Pause, Key: fmt.Sprintf("before batch %d", batch+1)}, Note: "between batches"})
 		}
 		old := oldLeft()
 		l := min(replicas-b.have, r.BatchSize, max(0, replicas+r.MaxSurge-(b.have+old)))

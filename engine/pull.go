@@ -63,9 +63,11 @@ func (r *Release) pull(ctx context.Context) error {
 		}
 	}
 	var flush Timer
-	beat := r.deps.Clock.NewTimer(HeartbeatEvery)
+	// The pull waits like any step: on a timer of the engine's tick, so a
+	// test clock sees the engine waiting.
+	wake := r.deps.Clock.NewTimer(r.tickEvery())
 	defer func() {
-		beat.Stop()
+		wake.Stop()
 		if flush != nil {
 			flush.Stop()
 		}
@@ -112,12 +114,11 @@ func (r *Release) pull(ctx context.Context) error {
 				_ = r.emit(ctx, Event{Kind: EventCommand, Message: "pull of " + img + " cancelled: nothing was changed"})
 				return err
 			}
-		case <-beat.C():
-			beat = r.deps.Clock.NewTimer(HeartbeatEvery)
-			if err := r.heartbeat(ctx, r.deps.Clock.Now()); err != nil {
-				stop()
-				return err
-			}
+		case <-wake.C():
+			wake = r.deps.Clock.NewTimer(r.tickEvery())
+		case <-r.lostCh:
+			stop()
+			return errLeaseLost(r.spec.Name)
 		case <-ctx.Done():
 			stop()
 			return ctx.Err()

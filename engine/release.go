@@ -28,6 +28,10 @@ type Deps struct {
 	// Owner identifies this process for the journal lease; zero fields
 	// default to os.Getpid and os.Hostname.
 	Owner Owner
+	// OwnerAlive reports whether another release's owner on this host
+	// still runs; a standalone rollback waits for a fenced-out owner's
+	// last launch before its final sweep. nil: never wait.
+	OwnerAlive func(Owner) bool
 }
 
 func (d Deps) withDefaults() Deps {
@@ -36,6 +40,7 @@ func (d Deps) withDefaults() Deps {
 	}
 	if d.Owner.PID == 0 {
 		d.Owner.PID = os.Getpid()
+		d.Owner.Start = ProcessStart(d.Owner.PID)
 	}
 	if d.Owner.Host == "" {
 		d.Owner.Host, _ = os.Hostname()
@@ -50,10 +55,11 @@ type Options struct {
 	Actor Actor
 	// AutoApprove passes approval gates without an operator (headless --auto).
 	AutoApprove bool
-	// Approved passes the first Approved approval gates this run reaches as
-	// approved by Actor: `cutover approve` resumes a release detached at a
-	// gate with 1, so it passes that gate and, with Detach, stops at the next.
-	Approved int
+	// Approve passes the approval gate at Approve.Step, if that is the
+	// gate this run reaches, as approved by Approve.By: `cutover approve`
+	// resumes a release detached at a gate with the gate it printed, so it
+	// passes that gate and, with Detach, stops at the next.
+	Approve *Order
 	// DetachOnFailure makes Run return Failed when a failure pauses the
 	// release, instead of waiting for an operator's resume or rollback;
 	// approval gates still wait. Headless runs use it: nobody could answer.
@@ -85,8 +91,22 @@ type Release struct {
 	stable VersionRef // the version traffic returns to on rollback
 	rolls  string     // standalone rollback: the release it undoes
 
-	cmds    chan Command
+	cmds    chan Order
 	started atomic.Bool
+	runCtx  context.Context // Run's context without its cancellation, for work beside the steps
+
+	// The lease: kept by a goroutine beside the steps (keepLease).
+	stopBeat func()
+	lost     atomic.Bool   // the lease went to another release
+	lostCh   chan struct{} // closed when lost is set
+
+	// fenceMu orders the release's router writes and stop decisions with
+	// an instant rollback swap made from another goroutine (swapNow).
+	fenceMu   sync.Mutex
+	swapped   bool            // the rollback's swap to stable is applied: no step's table may follow
+	announced bool            // the rollback was announced (its event journaled)
+	ended     bool            // finish began: no more swaps
+	doomed    map[string]bool // instances whose stop was journaled: a swap never gives them traffic
 
 	// Owned by the Run goroutine.
 	plan        Plan
@@ -95,32 +115,26 @@ type Release struct {
 	paused      bool
 	pausedBy    string // "operator" or "failure"
 	want        Command
-	later       []Command // commands a checkpoint took off the queue for the next tick
+	later       []Order // orders a checkpoint took off the queue for the next tick
 	approved    bool
+	approvedBy  Actor
+	rollbackBy  Actor
 	trafficSeen bool
 	rollingBack bool
 	lastFailure error
 	probes      map[string]*probe // instances this release watches, by id
+	seen        map[string]bool   // every instance id the release has listed; nil before the first listing
+	newcomers   map[string]*newcomer
 	lastPoll    time.Time
 	lastProbe   time.Time
-	lastBeat    time.Time
-	seq         int64
 
+	emitMu sync.Mutex // orders events in the journal as their sequence numbers
 	mu     sync.Mutex
+	seq    int64
 	snap   Snapshot
 	subs   map[int]*subscriber
 	nextID int
 	closed bool
-}
-
-// probe is the health record of one watched instance.
-type probe struct {
-	inst    Instance
-	health  Health
-	passes  int  // consecutive healthy probes
-	fails   int  // consecutive failed probes
-	healthy bool // passed Successes probes: may take traffic
-	failed  bool // crashed or failed Failures probes after being healthy
 }
 
 // New prepares a release of spec to target. It does no I/O; Run plans
@@ -174,8 +188,9 @@ func newRelease(deps Deps, spec ServiceSpec, opts Options, kind ReleaseKind) *Re
 	if deps.Owner.User == "" {
 		deps.Owner.User = opts.Actor.User
 	}
-	r := &Release{deps: deps, spec: spec, opts: opts, kind: kind,
-		cmds: make(chan Command, 16), probes: map[string]*probe{}, subs: map[int]*subscriber{}, step: -1}
+	r := &Release{deps: deps, spec: spec, opts: opts, kind: kind, runCtx: context.Background(),
+		cmds: make(chan Order, 16), lostCh: make(chan struct{}), doomed: map[string]bool{},
+		probes: map[string]*probe{}, newcomers: map[string]*newcomer{}, subs: map[int]*subscriber{}, step: -1}
 	r.id = opts.ID
 	if r.id == "" {
 		r.id = newID(spec.Name, deps.Clock.Now())
@@ -199,45 +214,6 @@ func (r *Release) Plan() Plan {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.snap.Plan
-}
-
-// Send delivers a command without blocking. It fails with ErrNotApplicable
-// when the command means nothing now, and when Run is not running.
-func (r *Release) Send(cmd Command) error {
-	r.mu.Lock()
-	s, gate, closed := r.snap.State, r.snap.Gate, r.closed
-	r.mu.Unlock()
-	if s == "" || closed {
-		return fmt.Errorf("%s: %w: the release is not running", cmd, ErrNotApplicable)
-	}
-	ok := false
-	switch cmd {
-	case CmdApprove:
-		ok = gate != nil && gate.Gate.Kind == GateApproval
-	case CmdPause:
-		ok = s == ReleaseRunning || s == ReleaseWaiting
-	case CmdResume:
-		ok = s == ReleasePaused
-	case CmdPromote, CmdRollback:
-		ok = s != ReleaseRollingBack && r.kind == KindDeploy
-	case CmdAbort:
-		ok = true
-	default:
-		return fmt.Errorf("unknown command %q", cmd)
-	}
-	if !ok {
-		why := "the release is " + string(s)
-		if cmd == CmdApprove {
-			why = "no approval gate is waiting"
-		}
-		return fmt.Errorf("%s: %w: %s", cmd, ErrNotApplicable, why)
-	}
-	select {
-	case r.cmds <- cmd:
-		return nil
-	default:
-		return fmt.Errorf("%s: too many commands queued", cmd)
-	}
 }
 
 // subscriber is one Subscribe channel; a full buffer drops events and
@@ -278,42 +254,83 @@ func (r *Release) Subscribe() (<-chan Event, func()) {
 // journal write comes first and is synchronous: nothing the event
 // announces happens before it is on disk.
 func (r *Release) emit(ctx context.Context, ev Event) error {
+	return r.record(ctx, false, ev)
+}
+
+// intent is emit for the events that announce a mutation: they are
+// journaled only while this release holds its lease, in one write, and
+// a lost lease is a takeover.
+func (r *Release) intent(ctx context.Context, evs ...Event) error {
+	return r.record(ctx, true, evs...)
+}
+
+func (r *Release) record(ctx context.Context, fenced bool, evs ...Event) error {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	for i := range evs {
+		evs[i] = r.stamp(evs[i])
+	}
+	var err error
+	if j := r.deps.Journal; j != nil {
+		if fenced {
+			err = j.AppendFenced(context.WithoutCancel(ctx), r.deps.Owner, evs...)
+		} else {
+			err = j.Append(context.WithoutCancel(ctx), evs...)
+		}
+	}
+	if errors.Is(err, ErrLeaseLost) {
+		r.loseLease()
+		return errLeaseLost(r.spec.Name)
+	}
+	if err != nil {
+		err = fmt.Errorf("journal: append %s: %w", evs[0].Kind, err)
+		r.update(func(s *Snapshot) { s.LastError = err.Error() })
+		if fenced {
+			return &failure{err: err}
+		}
+	}
+	r.publish(evs...)
+	return err
+}
+
+// stamp numbers ev and fills in what every event carries. An event that
+// sets its own State keeps it.
+func (r *Release) stamp(ev Event) Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.seq++
 	ev.Seq = r.seq
 	ev.At = r.deps.Clock.Now()
 	ev.Release = r.id
 	ev.Service = r.spec.Name
-	ev.Step = r.step
-	r.mu.Lock()
-	ev.State = r.snap.State
-	r.mu.Unlock()
-	var jerr error
-	if r.deps.Journal != nil {
-		if err := r.deps.Journal.Append(context.WithoutCancel(ctx), ev); err != nil {
-			jerr = fmt.Errorf("journal: append %s: %w", ev.Kind, err)
-		}
+	ev.Step = r.snap.Step
+	if ev.State == "" {
+		ev.State = r.snap.State
 	}
+	return ev
+}
+
+// publish folds evs into the snapshot and hands them to subscribers.
+func (r *Release) publish(evs ...Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.snap.LastEvent = ev.Message
-	r.snap.Seq = ev.Seq
-	if ev.Error != "" {
-		r.snap.LastError = ev.Error
-	}
-	if jerr != nil {
-		r.snap.LastError = jerr.Error()
-	}
-	for _, s := range r.subs {
-		e := ev
-		e.Missed = s.missed
-		select {
-		case s.ch <- e:
-			s.missed = 0
-		default:
-			s.missed++
+	for _, ev := range evs {
+		r.snap.LastEvent = ev.Message
+		r.snap.Seq = ev.Seq
+		if ev.Error != "" {
+			r.snap.LastError = ev.Error
+		}
+		for _, s := range r.subs {
+			e := ev
+			e.Missed = s.missed
+			select {
+			case s.ch <- e:
+				s.missed = 0
+			default:
+				s.missed++
+			}
 		}
 	}
-	return jerr
 }
 
 // update changes the snapshot under the lock.

@@ -81,7 +81,7 @@ func TestResumingWithOneApprovalPassesOneGateAndDetachesAtTheNext(t *testing.T) 
 	mustWait(t, run, engine.WaitingForApproval)
 	id := run.Release.ID()
 
-	run = startOn(t, env, spec, engine.Options{ID: id, Detach: true, Approved: 1, Actor: engine.Actor{User: "alice"}})
+	run = startOn(t, env, spec, engine.Options{ID: id, Detach: true, Approve: &engine.Order{Gate: "canary step 1", By: engine.Actor{User: "alice"}}})
 	mustWait(t, run, engine.WaitingForApproval)
 	if got := share(env.Router.Table(), "1.1.0"); got != 50 {
 		t.Errorf("after one approval 1.1.0 has %d%%, want 50%% and waiting at the second gate", got)
@@ -96,7 +96,7 @@ func TestResumingWithOneApprovalPassesOneGateAndDetachesAtTheNext(t *testing.T) 
 		t.Errorf("%d gates passed as approved by alice, want 1; events:\n%s", passed, messages(run.Events()))
 	}
 
-	run = startOn(t, env, spec, engine.Options{ID: id, Detach: true, Approved: 1})
+	run = startOn(t, env, spec, engine.Options{ID: id, Detach: true, Approve: &engine.Order{Gate: "canary step 2"}})
 	mustWait(t, run, engine.Succeeded)
 	assertSafe(t, env)
 }

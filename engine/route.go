@@ -3,12 +3,21 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
 	"time"
 )
 
 // ErrStaleEpoch is returned by Router.Apply when the table's epoch is older
 // than the one the router already holds: another writer has taken over.
 var ErrStaleEpoch = errors.New("stale epoch: another writer owns this router")
+
+// MaxEpoch is the highest epoch a writer may claim. Epochs only grow, and
+// a table at the very top of uint64 would leave no newer epoch for a
+// rollback to fence it with: writers refuse to claim beyond this instead.
+const MaxEpoch = uint64(1) << 62
 
 // Backend is one instance as the router sees it: where to send requests and
 // what share of them it gets.
@@ -139,4 +148,77 @@ type Router interface {
 	// WaitDrained returns when the given backends have no requests in flight,
 	// or with an error when ctx ends first.
 	WaitDrained(ctx context.Context, ids []string) error
+}
+
+// ErrInvalidTable marks a route table a router refuses (duplicate ids,
+// negative weights, bad addresses...). Nothing changes when it is returned.
+var ErrInvalidTable = errors.New("invalid route table")
+
+// MaxWeight bounds a single backend's weight, so sums cannot overflow.
+const MaxWeight = 1_000_000
+
+// ValidateTable is what every router accepts: backends with distinct,
+// non-empty ids, weights in 0..MaxWeight, host:port addresses, some
+// weight unless the table is empty, and an epoch a later writer can
+// still exceed. The error names every backend that is wrong and why.
+func ValidateTable(rt RouteTable) error {
+	var problems []string
+	if rt.Epoch > MaxEpoch {
+		problems = append(problems, fmt.Sprintf("epoch %d is above the highest a writer may claim (%d)", rt.Epoch, MaxEpoch))
+	}
+	seen := make(map[string]int)
+	total := 0
+	for i, b := range rt.Backends {
+		name := fmt.Sprintf("backend %d %q", i, b.ID)
+		if b.ID == "" {
+			name = fmt.Sprintf("backend %d", i)
+			problems = append(problems, name+": empty id")
+		} else if j, dup := seen[b.ID]; dup {
+			problems = append(problems, fmt.Sprintf("%s: duplicate id (also backend %d)", name, j))
+		} else {
+			seen[b.ID] = i
+		}
+		switch {
+		case b.Weight < 0:
+			problems = append(problems, fmt.Sprintf("%s: negative weight %d", name, b.Weight))
+		case b.Weight > MaxWeight:
+			problems = append(problems, fmt.Sprintf("%s: weight %d is above the maximum %d", name, b.Weight, MaxWeight))
+		default:
+			total += b.Weight
+		}
+		if err := CheckAddr(b.Addr); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", name, err))
+		}
+	}
+	if len(rt.Backends) > 0 && total == 0 && len(problems) == 0 {
+		problems = append(problems, fmt.Sprintf("weights sum to 0 with %d backends: no backend could take traffic (apply an empty table to route nothing)", len(rt.Backends)))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalidTable, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// CheckAddr accepts host:port with a non-empty host and a port in 1..65535.
+func CheckAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		reason := err.Error()
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			reason = ae.Err
+		}
+		return fmt.Errorf("address %q is not host:port (%s)", addr, reason)
+	}
+	if host == "" {
+		return fmt.Errorf("address %q has no host", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("address %q: port %q is not a number", addr, port)
+	}
+	if n < 1 || n > 65535 {
+		return fmt.Errorf("address %q: port %d is out of range 1-65535", addr, n)
+	}
+	return nil
 }

@@ -67,7 +67,10 @@ type Snapshot struct {
 	LastEvent string         `json:"last_event,omitempty"`
 	Seq       int64          `json:"seq"` // sequence number of the last event published
 	Outcome   Outcome        `json:"outcome,omitempty"`
-	Actor     Actor          `json:"actor"`
+	// RollbackFirst says what a rollback would do first, from the table
+	// now, and how long that takes (RollbackFirst).
+	RollbackFirst string `json:"rollback_first,omitempty"`
+	Actor         Actor  `json:"actor"`
 }
 
 // Snapshot returns a copy of the release's current state.

@@ -49,6 +49,8 @@ type ServiceSpec struct {
 	Command      []string
 	Network      string
 	Labels       map[string]string // extra labels on launched instances
+	Placement    []string          // Swarm placement constraints
+	Resources    Resources         // Swarm limits and reservations
 	Health       HealthCheck
 	StartTimeout time.Duration // launch → healthy
 	DrainTimeout time.Duration // weight 0 → no requests in flight
@@ -113,6 +115,10 @@ type Gate struct {
 	Kind     GateKind
 	Pause    time.Duration // for GatePause
 	Analysis AnalysisSpec  // for GateAnalysis
+	// Key names the gate within its release, the same however often the
+	// release is planned again ("canary step 2", "before the switch"):
+	// an approval is given for one key and passes no other gate.
+	Key string `json:",omitempty"`
 }
 
 // String describes the gate as the plan prints it.
@@ -190,30 +196,49 @@ func (a Actor) String() string {
 }
 
 // withDefaults fills the zero settings the engine needs to make progress.
+// The defaults of a service's settings, in one place: the config fills a
+// file's missing keys with them, and the engine a spec's zero fields.
+var (
+	// DefaultHealth probes GET /healthz every second (1s timeout): two
+	// passes in a row make an instance healthy, three failures unhealthy.
+	DefaultHealth = HealthCheck{Path: "/healthz", Interval: time.Second, Timeout: time.Second, Successes: 2, Failures: 3}
+)
+
+// Default timings of a release.
+const (
+	DefaultStartTimeout = time.Minute      // launch → healthy
+	DefaultDrainTimeout = 30 * time.Second // weight 0 → nothing in flight
+	DefaultStopGrace    = 10 * time.Second // SIGTERM → SIGKILL
+)
+
 func (s ServiceSpec) withDefaults() ServiceSpec {
 	if s.Replicas <= 0 {
 		s.Replicas = 1
 	}
-	if s.Health.Interval <= 0 {
-		s.Health.Interval = time.Second
+	h, d := &s.Health, DefaultHealth
+	if h.Path == "" {
+		h.Path = d.Path
 	}
-	if s.Health.Timeout <= 0 {
-		s.Health.Timeout = 2 * time.Second
+	if h.Interval <= 0 {
+		h.Interval = d.Interval
 	}
-	if s.Health.Successes <= 0 {
-		s.Health.Successes = 1
+	if h.Timeout <= 0 {
+		h.Timeout = d.Timeout
 	}
-	if s.Health.Failures <= 0 {
-		s.Health.Failures = 3
+	if h.Successes <= 0 {
+		h.Successes = d.Successes
+	}
+	if h.Failures <= 0 {
+		h.Failures = d.Failures
 	}
 	if s.StartTimeout <= 0 {
-		s.StartTimeout = time.Minute
+		s.StartTimeout = DefaultStartTimeout
 	}
 	if s.DrainTimeout <= 0 {
-		s.DrainTimeout = 30 * time.Second
+		s.DrainTimeout = DefaultDrainTimeout
 	}
 	if s.StopGrace <= 0 {
-		s.StopGrace = 10 * time.Second
+		s.StopGrace = DefaultStopGrace
 	}
 	if s.OnFailure.BeforeTraffic == "" {
 		s.OnFailure.BeforeTraffic = FailRollback

@@ -38,8 +38,8 @@ func (r *Release) observe(ctx context.Context) (map[string]Instance, RouteTable,
 	if err != nil {
 		return nil, RouteTable{}, failf("router: read state: %w", err)
 	}
-	if table.Epoch > r.epoch || table.Epoch == r.epoch && table.Writer != "" && table.Writer != r.id {
-		return nil, RouteTable{}, &TakenOverError{Epoch: table.Epoch, Reason: fmt.Sprintf("taken over by another writer (epoch %d)", table.Epoch)}
+	if err := r.newerWriter(table, Stats{}); err != nil {
+		return nil, RouteTable{}, err
 	}
 	byID := make(map[string]Instance, len(insts))
 	for _, in := range insts {
@@ -48,14 +48,6 @@ func (r *Release) observe(ctx context.Context) (map[string]Instance, RouteTable,
 		}
 	}
 	return byID, table, nil
-}
-
-func weightsByID(t RouteTable) map[string]int {
-	w := make(map[string]int, len(t.Backends))
-	for _, b := range t.Backends {
-		w[b.ID] = b.Weight
-	}
-	return w
 }
 
 // launchTo brings version v to total instances watched by this release,
@@ -69,17 +61,23 @@ func (r *Release) launchTo(ctx context.Context, v VersionRef, total int) error {
 	}
 	weights := weightsByID(table)
 	for _, in := range sortedInstances(insts) {
-		if in.Version != v.Version {
-			continue
+		if in.Version != v.Version || r.doomed[in.ID] {
+			continue // (a doomed instance is being stopped: it counts for nothing)
 		}
 		p, watched := r.probes[in.ID]
 		dead := in.State == StateExited || in.State == StateRestarting || watched && p.failed
 		switch {
+		case in.State == StateCreated && weights[in.ID] == 0:
+			// A launch killed between creating and starting its container:
+			// nothing ever ran in it, so a fresh one replaces it.
+			if err := r.stopInstance(ctx, in, "it was created but never started (an interrupted launch)"); err != nil {
+				return err
+			}
 		case dead && weights[in.ID] == 0:
 			if err := r.stopInstance(ctx, in, "it failed before getting traffic"); err != nil {
 				return err
 			}
-		case !watched && !dead:
+		case !watched && !dead && in.State == StateRunning:
 			r.probes[in.ID] = &probe{inst: in}
 		}
 	}
@@ -89,7 +87,7 @@ func (r *Release) launchTo(ctx context.Context, v VersionRef, total int) error {
 			delete(r.probes, id) // gone from the platform
 			continue
 		}
-		if p.inst.Version == v.Version && !p.failed {
+		if p.inst.Version == v.Version && !p.failed && !r.doomed[id] {
 			have++
 		}
 	}
@@ -109,27 +107,83 @@ func (r *Release) launchTo(ctx context.Context, v VersionRef, total int) error {
 		}
 		spec := InstanceSpec{Service: r.spec.Name, Version: v.Version, Image: v.Image, ReleaseID: r.id,
 			Port: r.spec.Port, Env: r.spec.Env, Command: r.spec.Command, Network: r.spec.Network,
-			Labels: maps.Clone(r.spec.Labels)}
+			Labels: maps.Clone(r.spec.Labels), StopGrace: r.spec.StopGrace,
+			Placement: r.spec.Placement, Resources: r.spec.Resources}
 		if v.Version == r.target.Version && r.target.Digest != "" {
 			if spec.Labels == nil {
 				spec.Labels = map[string]string{}
 			}
 			spec.Labels[LabelDigest] = r.target.Digest
 		}
+		if err := r.fence(ctx); err != nil {
+			return err
+		}
 		msg := fmt.Sprintf("launching %s (%d of %d)", v.Version, i+1, total)
-		if err := r.emit(ctx, Event{Kind: EventLaunching, Message: msg}); err != nil {
-			return &failure{err: err}
+		if err := r.intent(ctx, Event{Kind: EventLaunching, Message: msg}); err != nil {
+			return err
 		}
 		in, err := r.deps.Platform.Launch(ctx, spec)
 		if err != nil {
 			return failf("platform: launch %s: %w", v.Version, err)
 		}
 		r.probes[in.ID] = &probe{inst: in}
-		if err := r.emit(ctx, Event{Kind: EventLaunched, Instance: &in, Message: fmt.Sprintf("launched %s (%s) at %s", in.Name, in.Version, in.Addr)}); err != nil {
-			return &failure{err: err}
+		msg = fmt.Sprintf("launched %s (%s)", in.Name, in.Version)
+		if in.Addr != "" {
+			msg += " at " + in.Addr // a Swarm task has none until it runs
+		}
+		if in.Node != "" {
+			msg += " on " + in.Node
+		}
+		launched := Event{Kind: EventLaunched, Instance: &in, Message: msg}
+		err = r.intent(ctx, launched)
+		if err == nil {
+			err = r.fence(ctx)
+		}
+		var taken *TakenOverError
+		if errors.As(err, &taken) {
+			r.discard(ctx, in, launched)
+			return err
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return r.settle(ctx, deadline)
+}
+
+// discard removes an instance this release launched while another writer
+// took the service over: it never had traffic and the new writer may not
+// have seen it, so it is this process's own debris to clear. Nothing else
+// is changed after a takeover.
+func (r *Release) discard(ctx context.Context, in Instance, launched Event) {
+	_ = r.emit(ctx, launched)
+	_ = r.emit(ctx, Event{Kind: EventStopping, Instance: &in, IDs: []string{in.ID},
+		Message: fmt.Sprintf("removing %s (%s): launched while another writer took over; it never had traffic", in.Name, in.Version)})
+	if err := r.deps.Platform.Stop(ctx, in.ID, r.spec.StopGrace); err != nil {
+		_ = r.emit(ctx, Event{Kind: EventFailure, Instance: &in, Error: err.Error(), Message: "could not remove " + in.Name})
+		return
+	}
+	delete(r.probes, in.ID)
+	_ = r.emit(ctx, Event{Kind: EventStopped, Instance: &in, IDs: []string{in.ID}, Message: fmt.Sprintf("stopped %s (%s)", in.Name, in.Version)})
+}
+
+// whereNow fills in the address and node of a watched instance that
+// launched without them: Swarm knows where a task runs only once it runs.
+// The restart count stays the one seen at launch, which judge compares with.
+func (r *Release) whereNow(ctx context.Context, p *probe) Instance {
+	if p.inst.Addr != "" && p.inst.Node != "" {
+		return p.inst
+	}
+	insts, err := r.deps.Platform.Instances(ctx, r.spec.Name)
+	if err != nil {
+		return p.inst
+	}
+	for _, in := range insts {
+		if in.ID == p.inst.ID {
+			p.inst.Addr, p.inst.Node, p.inst.State, p.inst.Started = in.Addr, in.Node, in.State, in.Started
+		}
+	}
+	return p.inst
 }
 
 func sortedInstances(m map[string]Instance) []Instance {
@@ -139,71 +193,6 @@ func sortedInstances(m map[string]Instance) []Instance {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
-}
-
-// settle probes watched instances that have not passed health yet, every
-// interval, until all pass Successes probes in a row. A crash fails at
-// once; still unhealthy at deadline fails too.
-func (r *Release) settle(ctx context.Context, deadline time.Time) error {
-	for {
-		var pending []string
-		for id, p := range r.probes {
-			if !p.healthy && !p.failed {
-				pending = append(pending, id)
-			}
-		}
-		if len(pending) == 0 {
-			return nil
-		}
-		sort.Strings(pending)
-		left := 0
-		for _, id := range pending {
-			p := r.probes[id]
-			h, err := r.deps.Platform.Health(ctx, id, r.spec.Health)
-			if err != nil {
-				h = Health{Status: HealthUnknown, Detail: "probe: " + err.Error()}
-			}
-			h = p.judge(h)
-			p.health = h
-			r.showProbe(id, p)
-			in := p.inst
-			switch h.Status {
-			case HealthCrashed:
-				p.failed = true
-				msg := fmt.Sprintf("%s (%s) crashed while starting: %s", in.Name, in.Version, h.Detail)
-				_ = r.emit(ctx, Event{Kind: EventUnhealthy, Instance: &in, Health: &h, Message: msg})
-				return failf("%s", msg)
-			case HealthHealthy:
-				p.passes++
-				if p.passes >= r.spec.Health.Successes {
-					p.healthy = true
-					r.showProbe(id, p)
-					_ = r.emit(ctx, Event{Kind: EventHealthy, Instance: &in, Health: &h, Message: fmt.Sprintf("%s (%s) is healthy", in.Name, in.Version)})
-					continue
-				}
-			default:
-				p.passes = 0
-			}
-			left++
-		}
-		if left == 0 {
-			return nil
-		}
-		now := r.deps.Clock.Now()
-		if !now.Before(deadline) {
-			var names []string
-			for _, id := range pending {
-				if p := r.probes[id]; !p.healthy {
-					p.failed = true
-					names = append(names, fmt.Sprintf("%s (%s: %s)", p.inst.Name, p.health.Status, p.health.Detail))
-				}
-			}
-			return failf("not healthy within the start timeout of %s: %s", fmtDuration(r.spec.StartTimeout), strings.Join(names, ", "))
-		}
-		if err := r.tick(ctx, deadline.Sub(now)); err != nil {
-			return err
-		}
-	}
 }
 
 // verify checks each green instance directly, before it gets traffic:
@@ -253,6 +242,27 @@ func (r *Release) verify(ctx context.Context, st Step) error {
 	return nil
 }
 
+// buildTable makes the table for ws from the actual state (see
+// weightedTable): healthy instances this release launched join, and a
+// version's share goes to the instances this release saw pass health or,
+// for versions it did not launch, to those already serving.
+func (r *Release) buildTable(ctx context.Context, ws []VersionWeight) (RouteTable, RouteTable, error) {
+	insts, cur, err := r.observe(ctx)
+	if err != nil {
+		return RouteTable{}, RouteTable{}, err
+	}
+	curW := weightsByID(cur)
+	usable := func(p *probe) bool { return p.healthy && !p.failed }
+	may := func(b Backend) bool {
+		if p, ok := r.probes[b.ID]; ok {
+			return usable(p)
+		}
+		return curW[b.ID] > 0 // not seen healthy by us and not serving: unknown
+	}
+	t, err := weightedTable(cur, insts, r.watchedIDs(usable), may, ws)
+	return t, cur, err
+}
+
 // shift applies the step's weights to the instances that may carry them.
 func (r *Release) shift(ctx context.Context, st Step) error {
 	if err := r.settle(ctx, r.deps.Clock.Now().Add(r.spec.StartTimeout)); err != nil {
@@ -269,179 +279,6 @@ func (r *Release) shift(ctx context.Context, st Step) error {
 		return nil
 	}
 	return r.apply(ctx, table)
-}
-
-// buildTable makes the table for ws from the actual state: every backend
-// still on the platform stays (weight 0 unless ws gives it some), healthy
-// instances this release launched join, and each version's share is split
-// evenly over the instances that may carry it: ones this release saw pass
-// health, or, for versions it did not launch, ones already serving.
-func (r *Release) buildTable(ctx context.Context, ws []VersionWeight) (RouteTable, RouteTable, error) {
-	insts, cur, err := r.observe(ctx)
-	if err != nil {
-		return RouteTable{}, RouteTable{}, err
-	}
-	curW := weightsByID(cur)
-	var bs []Backend
-	in := map[string]bool{}
-	for _, b := range cur.Backends {
-		if inst, ok := insts[b.ID]; ok {
-			in[b.ID] = true
-			b.Weight = 0
-			if inst.Addr != "" {
-				b.Addr = inst.Addr
-			}
-			bs = append(bs, b)
-		}
-	}
-	for id, p := range r.probes {
-		if inst, ok := insts[id]; ok && !in[id] && p.healthy && !p.failed && inst.State == StateRunning {
-			bs = append(bs, Backend{ID: id, Addr: inst.Addr, Version: inst.Version})
-		}
-	}
-	sort.Slice(bs, func(i, j int) bool { return bs[i].ID < bs[j].ID })
-	for _, w := range ws {
-		var elig []int
-		for i, b := range bs {
-			if b.Version != w.Version || insts[b.ID].State != StateRunning {
-				continue
-			}
-			if p, ok := r.probes[b.ID]; ok {
-				if !p.healthy || p.failed {
-					continue
-				}
-			} else if curW[b.ID] == 0 {
-				continue // not seen healthy by us and not serving: unknown
-			}
-			elig = append(elig, i)
-		}
-		if w.Keep >= 0 && len(elig) > w.Keep {
-			// Keep the newest in rotation; the oldest go first.
-			sort.SliceStable(elig, func(a, b int) bool {
-				return insts[bs[elig[a]].ID].Started.After(insts[bs[elig[b]].ID].Started)
-			})
-			elig = elig[:w.Keep]
-			sort.Ints(elig)
-		}
-		if w.BP > 0 && len(elig) == 0 {
-			return RouteTable{}, RouteTable{}, failf("no healthy instance of %s to carry %s of traffic", w.Version, fmtBP(w.BP))
-		}
-		split(bs, elig, w.BP)
-	}
-	// An instance that is not running has nothing in flight to drain: it
-	// leaves the table rather than lingering at weight 0.
-	kept := bs[:0]
-	for _, b := range bs {
-		if b.Weight > 0 || insts[b.ID].State == StateRunning {
-			kept = append(kept, b)
-		}
-	}
-	return RouteTable{Backends: kept}, cur, nil
-}
-
-// split gives bp to the backends at idx in equal integer parts, the
-// remainder one by one to the first ones.
-func split(bs []Backend, idx []int, bp int) {
-	if len(idx) == 0 {
-		return
-	}
-	base, rem := bp/len(idx), bp%len(idx)
-	for k, i := range idx {
-		bs[i].Weight = base
-		if k < rem {
-			bs[i].Weight++
-		}
-	}
-}
-
-func sameTable(a, b RouteTable) bool {
-	if len(a.Backends) != len(b.Backends) {
-		return false
-	}
-	m := map[string]Backend{}
-	for _, x := range b.Backends {
-		m[x.ID] = x
-	}
-	for _, x := range a.Backends {
-		y, ok := m[x.ID]
-		if !ok || x.Weight != y.Weight || x.Addr != y.Addr || x.Version != y.Version {
-			return false
-		}
-	}
-	return true
-}
-
-// describeTable summarizes a table: "1.0.0 90% on 3, 1.1.0 10% on 1, 2 at weight 0".
-func describeTable(t RouteTable) string {
-	total := 0
-	var order []string
-	n := map[string]int{}
-	w := map[string]int{}
-	zero := 0
-	for _, b := range t.Backends {
-		total += b.Weight
-		if b.Weight == 0 {
-			zero++
-			continue
-		}
-		if n[b.Version] == 0 {
-			order = append(order, b.Version)
-		}
-		n[b.Version]++
-		w[b.Version] += b.Weight
-	}
-	sort.Strings(order)
-	var parts []string
-	for _, v := range order {
-		parts = append(parts, fmt.Sprintf("%s %s on %d", v, fmtBP(int(int64(w[v])*Full/int64(total))), n[v]))
-	}
-	if zero > 0 {
-		parts = append(parts, fmt.Sprintf("%d at weight 0", zero))
-	}
-	if len(parts) == 0 {
-		return "empty"
-	}
-	return strings.Join(parts, ", ")
-}
-
-// apply writes table with this release's epoch, journaling before and
-// after (rule 6). A stale epoch means another writer took over (rule 7).
-func (r *Release) apply(ctx context.Context, table RouteTable) error {
-	table.Epoch, table.Writer = r.epoch, r.id
-	desc := describeTable(table)
-	if err := r.emit(ctx, Event{Kind: EventApplying, Table: &table, Epoch: r.epoch,
-		Message: fmt.Sprintf("about to apply table epoch %d: %s", r.epoch, desc)}); err != nil {
-		return &failure{err: err}
-	}
-	err := r.deps.Router.Apply(ctx, table)
-	for try := 0; errors.Is(err, ErrStaleEpoch) && r.kind == KindRollback && try < 3; try++ {
-		// A standalone rollback takes over whoever writes now: it claims
-		// the epoch after the router's and writes again.
-		cur, _, serr := r.deps.Router.State(ctx)
-		if serr != nil {
-			break
-		}
-		r.epoch = cur.Epoch + 1
-		table.Epoch = r.epoch
-		r.update(func(s *Snapshot) { s.Epoch = r.epoch })
-		err = r.deps.Router.Apply(ctx, table)
-	}
-	if errors.Is(err, ErrStaleEpoch) {
-		e := r.epoch + 1
-		if t, _, serr := r.deps.Router.State(ctx); serr == nil {
-			e = t.Epoch
-		}
-		return &TakenOverError{Epoch: e, Reason: fmt.Sprintf("taken over by another writer (epoch %d)", e)}
-	}
-	if err != nil {
-		return failf("router: apply table epoch %d: %w", r.epoch, err)
-	}
-	if !r.rollingBack && table.Weights()[r.target.Version] > 0 {
-		r.trafficSeen = true
-	}
-	r.update(func(s *Snapshot) { s.Table = table })
-	return r.emit(ctx, Event{Kind: EventApplied, Table: &table, Epoch: r.epoch,
-		Message: fmt.Sprintf("applied table epoch %d: %s", r.epoch, desc)})
 }
 
 // retire drains and stops instances of a version until Total are left,
@@ -516,38 +353,6 @@ func (r *Release) stopAll(ctx context.Context, insts []Instance, cur RouteTable,
 	return r.removeBackends(ctx, ids)
 }
 
-// zeroOut sets ids to weight 0, giving their weight to the other serving
-// instances of the same version.
-func zeroOut(cur RouteTable, ids []string) (RouteTable, error) {
-	drop := map[string]bool{}
-	for _, id := range ids {
-		drop[id] = true
-	}
-	t := RouteTable{Backends: append([]Backend(nil), cur.Backends...)}
-	freed := map[string]int{}
-	for i, b := range t.Backends {
-		if drop[b.ID] && b.Weight > 0 {
-			freed[b.Version] += b.Weight
-			t.Backends[i].Weight = 0
-		}
-	}
-	for v, bp := range freed {
-		var rest []int
-		total := bp
-		for i, b := range t.Backends {
-			if b.Version == v && b.Weight > 0 {
-				rest = append(rest, i)
-				total += b.Weight
-			}
-		}
-		if len(rest) == 0 {
-			return RouteTable{}, failf("cannot retire the last serving instances of %s: they still carry traffic", v)
-		}
-		split(t.Backends, rest, total)
-	}
-	return t, nil
-}
-
 // drain waits until ids have no requests in flight, at most DrainTimeout;
 // a timeout is reported and the caller goes on (rule 2).
 func (r *Release) drain(ctx context.Context, ids []string) error {
@@ -609,21 +414,43 @@ func (r *Release) await(ctx context.Context, timeout time.Duration, fn func(cont
 	}
 }
 
-// stopInstance stops one instance, journaling before and after.
+// stopInstance stops one instance, journaling before and after. The stop
+// is decided under the fence: after a rollback's swap no step stops
+// anything (the swap may have given the instance traffic), and a swap
+// made after the decision never gives it any (doomed).
 func (r *Release) stopInstance(ctx context.Context, in Instance, why string) error {
 	if err := r.checkpoint(ctx); err != nil {
 		return err
 	}
-	if err := r.emit(ctx, Event{Kind: EventStopping, Instance: &in, IDs: []string{in.ID},
-		Message: fmt.Sprintf("stopping %s (%s): %s", in.Name, in.Version, why)}); err != nil {
-		return &failure{err: err}
+	if err := r.decideStop(ctx, in, why); err != nil {
+		return err
 	}
 	if err := r.deps.Platform.Stop(ctx, in.ID, r.spec.StopGrace); err != nil {
+		r.fenceMu.Lock()
+		delete(r.doomed, in.ID) // it did not stop: it counts again
+		r.fenceMu.Unlock()
 		return failf("platform: stop %s: %w", in.Name, err)
 	}
 	delete(r.probes, in.ID)
 	return r.emit(ctx, Event{Kind: EventStopped, Instance: &in, IDs: []string{in.ID},
 		Message: fmt.Sprintf("stopped %s (%s)", in.Name, in.Version)})
+}
+
+func (r *Release) decideStop(ctx context.Context, in Instance, why string) error {
+	r.fenceMu.Lock()
+	defer r.fenceMu.Unlock()
+	if r.swapped && !r.rollingBack {
+		return errRollback
+	}
+	if err := r.fence(ctx); err != nil {
+		return err
+	}
+	if err := r.intent(ctx, Event{Kind: EventStopping, Instance: &in, IDs: []string{in.ID},
+		Message: fmt.Sprintf("stopping %s (%s): %s", in.Name, in.Version, why)}); err != nil {
+		return err
+	}
+	r.doomed[in.ID] = true
+	return nil
 }
 
 // removeBackends takes stopped instances out of the table.

@@ -15,15 +15,11 @@ import (
 type Backend interface {
 	// Services lists the services of the config with their live state.
 	Services(ctx context.Context) ([]ServiceState, error)
-	// Service refreshes one service's state.
-	Service(ctx context.Context, name string) (ServiceState, error)
-	// Images lists a service's candidate images, newest first, marked with
-	// what runs now and what ran before.
-	Images(ctx context.Context, service string) ([]ImageRow, error)
-	// ImagePages is Images delivered page by page as the registry answers
-	// (a large ECR repository takes several round trips): page is called
-	// once per page, from the calling goroutine. Pages are not ordered
-	// with each other; the picker merges them newest first.
+	// ImagePages lists a service's candidate images, marked with what runs
+	// now and what ran before, page by page as the registry answers (a
+	// large ECR repository takes several round trips): page is called once
+	// per page, from the calling goroutine. Pages are not ordered with each
+	// other; the picker merges them in the service's order.
 	ImagePages(ctx context.Context, service string, page func([]ImageRow)) error
 	// Spec is the service's configured settings, to preset the strategy screen.
 	Spec(ctx context.Context, service string) (engine.ServiceSpec, error)
@@ -70,8 +66,13 @@ type ServiceState struct {
 	// rather than by push time (source.semver).
 	SemverTags bool
 	// RollbackTo is the version an emergency rollback returns to (the
-	// stable version of the latest deploy), "" when there is none.
-	RollbackTo string
+	// stable version of the latest deploy), "" when there is none;
+	// RollbackFirst says what it does first and how long that takes.
+	RollbackTo    string
+	RollbackFirst string
+	// Next says what the next command does to the latest release (which
+	// gate an approve passes and what follows, or the failure it applies).
+	Next string
 	// Owner describes a live release run by another process ("pid 4242 on
 	// host, by alice"), empty if none.
 	Owner string

@@ -1,10 +1,13 @@
 package tui
 
 import (
+	"fmt"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+
+	"github.com/cutover/cutover/engine"
 )
 
 // confirmGuard is how long a new prompt ignores keys, so a key typed just
@@ -64,4 +67,30 @@ func (d *confirmDialog) view(st Styles, width int) string {
 		body.Render(d.effect) + "\n\n" +
 		st.Key.Render("y") + " " + d.yes + "   " + st.Key.Render("n") + "/esc/enter cancel (default: No)"
 	return st.Dialog.Render(body.Render(text))
+}
+
+// rollbackPrompt asks before an emergency rollback of sv (Backend.Rollback),
+// naming the version the rollback really returns to, as the backend
+// computes it when it runs.
+func rollbackPrompt(sv ServiceState, now time.Time) confirmDialog {
+	stable := sv.RollbackTo
+	if stable == "" && len(sv.Versions) > 0 {
+		stable = sv.Versions[0].Version
+	}
+	target := ""
+	if r := sv.Release; r != nil && r.Kind == engine.KindDeploy && r.To.Version != stable {
+		target = r.To.Version
+	}
+	effect := sv.Name + ": " + rollbackEffect(shares(sv.Table, stable, target), stable)
+	if target != "" {
+		effect += ", then " + target + "'s instances are retired"
+	}
+	if sv.Owner != "" {
+		effect += "; takes over from the release run by " + sv.Owner
+	}
+	if sv.RollbackFirst != "" {
+		effect += ". First: " + sv.RollbackFirst
+	}
+	return confirmDialog{kind: confirmRollback, service: sv.Name, opened: now,
+		title: fmt.Sprintf("Roll back %s to %s?", sv.Name, stable), effect: effect + ".", yes: "roll back"}
 }

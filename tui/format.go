@@ -106,52 +106,12 @@ func clock(d time.Duration) string {
 	return fmt.Sprintf("%d:%02d", m, s)
 }
 
-// ago prints how long before now t was: 5s ago, 3m ago, 2h ago, 4d ago.
-func ago(now, t time.Time) string {
-	if t.IsZero() {
-		return "—"
-	}
-	d := now.Sub(t)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds ago", max(0, int(d/time.Second)))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm ago", int(d/time.Minute))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh ago", int(d/time.Hour))
-	}
-	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
-}
-
 // uptime prints a short duration: 45s, 12m, 3h, 2d.
 func uptime(now, t time.Time) string {
 	if t.IsZero() {
 		return "—"
 	}
-	return strings.TrimSuffix(ago(now, t), " ago")
-}
-
-// size prints bytes as 12.3 MB.
-func size(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for v := n / unit; v >= unit; v /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
-
-// shortDigest is sha256:0123456789ab → 0123456789ab.
-func shortDigest(d string) string {
-	d = strings.TrimPrefix(d, "sha256:")
-	if len(d) > 12 {
-		d = d[:12]
-	}
-	return d
+	return strings.TrimSuffix(engine.Ago(now, t), " ago")
 }
 
 // fit cuts s (which may hold ANSI styles) to w cells and pads it to exactly w.

@@ -43,7 +43,7 @@ type fakeBackend struct {
 	started []*engine.Release
 }
 
-func newFakeBackend(t *testing.T) *fakeBackend {
+func newFakeBackend(t testing.TB) *fakeBackend {
 	t.Helper()
 	env := enginetest.NewEnv()
 	env.SeedServing(svc, "1.0.0", 3)
@@ -75,11 +75,12 @@ func (f *fakeBackend) Services(ctx context.Context) ([]ServiceState, error) {
 	if f.failWith != nil {
 		return nil, f.failWith
 	}
-	s, err := f.Service(ctx, svc)
+	s, err := f.service(ctx, svc)
 	return append([]ServiceState{s}, f.extra...), err
 }
 
-func (f *fakeBackend) Service(ctx context.Context, name string) (ServiceState, error) {
+// service is one service as Services reports it.
+func (f *fakeBackend) service(ctx context.Context, name string) (ServiceState, error) {
 	insts, _ := f.env.Platform.Instances(ctx, name)
 	table, stats, _ := f.env.Router.State(ctx)
 	s := ServiceState{Name: name, Strategy: f.spec.Strategy.Type, Replicas: f.spec.Replicas, Table: table, Stats: stats,
@@ -109,10 +110,6 @@ func (f *fakeBackend) Service(ctx context.Context, name string) (ServiceState, e
 		}
 	}
 	return s, nil
-}
-
-func (f *fakeBackend) Images(ctx context.Context, service string) ([]ImageRow, error) {
-	return f.images, nil
 }
 
 func (f *fakeBackend) ImagePages(ctx context.Context, service string, page func([]ImageRow)) error {
@@ -246,7 +243,7 @@ func (h *harness) openPicker() {
 
 func (h *harness) deliverImages() {
 	h.t.Helper()
-	cmd := loadImagePages(context.Background(), h.b, h.m.picker.service, h.m.picker.load)
+	cmd := loadImagePages(context.Background(), h.b, h.m.picker.service, h.m.picker.listing)
 	for cmd != nil {
 		msg, ok := cmd().(imagePageMsg)
 		if !ok {

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -23,16 +24,22 @@ type historyScreen struct {
 	err     string
 	cursor  int
 	// showing is the release whose events are open ("" for the list).
-	showing string
-	events  []engine.Event
-	evErr   string
-	offset  int
-	w, h    int
+	showing  string
+	events   []engine.Event
+	evLoaded bool
+	evErr    string
+	offset   int
+	w, h     int
 }
 
-func newHistory(e *env, service string) historyScreen {
-	return historyScreen{env: e, service: service, home: service}
+// newHistory is the history of service ("" for all), where a switches
+// back to home's service.
+func newHistory(e *env, service, home string) historyScreen {
+	return historyScreen{env: e, service: service, home: home}
 }
+
+// load reads the journal's releases of the screen's scope.
+func (s historyScreen) load() tea.Cmd { return loadHistory(s.env.ctx, s.env.b, s.service) }
 
 // SetSize sets the area the screen draws in.
 func (s *historyScreen) SetSize(w, h int) { s.w, s.h = w, h }
@@ -44,10 +51,48 @@ func (s historyScreen) selected() (engine.ReleaseRecord, bool) {
 	return s.records[s.cursor], true
 }
 
-// Update moves the cursor or scrolls the events.
+// Update takes the journal's answers, switches the scope, opens a
+// release's events, and moves the cursor or scrolls the events.
 func (s historyScreen) Update(msg tea.Msg) (historyScreen, tea.Cmd) {
+	switch msg := msg.(type) {
+	case historyMsg:
+		if msg.service != s.service {
+			return s, nil // an answer for the scope the operator switched away from
+		}
+		if msg.err != nil {
+			s.err = advise("read the journal", msg.err)
+		} else {
+			s.records, s.loaded = msg.records, true
+		}
+		return s, nil
+	case eventsMsg:
+		if msg.id != s.showing {
+			return s, nil
+		}
+		if msg.err != nil {
+			s.evErr = advise("read events", msg.err)
+		} else {
+			s.events, s.evLoaded = msg.events, true
+		}
+		return s, nil
+	}
 	if k, ok := msg.(tea.KeyPressMsg); ok {
-		up, down := key.Matches(k, s.env.keys.Up), key.Matches(k, s.env.keys.Down)
+		km := s.env.keys
+		switch {
+		case key.Matches(k, km.AllServices):
+			scope := s.home
+			if s.service != "" {
+				scope = ""
+			}
+			n := newHistory(s.env, scope, s.home)
+			n.SetSize(s.w, s.h)
+			return n, n.load()
+		case key.Matches(k, km.Events):
+			rec, _ := s.selected()
+			s.showing, s.events, s.evLoaded, s.evErr, s.offset = rec.ID, nil, false, "", 0
+			return s, loadEvents(s.env.ctx, s.env.b, rec.ID)
+		}
+		up, down := key.Matches(k, km.Up), key.Matches(k, km.Down)
 		if s.showing != "" {
 			if up {
 				s.offset = max(0, s.offset-1)
@@ -65,6 +110,51 @@ func (s historyScreen) Update(msg tea.Msg) (historyScreen, tea.Cmd) {
 		}
 	}
 	return s, nil
+}
+
+// enable turns on the list's keys, or the events' scrolling.
+func (s *historyScreen) enable(k *KeyMap) {
+	k.Up.SetEnabled(true)
+	k.Down.SetEnabled(true)
+	_, ok := s.selected()
+	k.Events.SetEnabled(ok && s.showing == "" && s.loaded)
+	k.AllServices.SetEnabled(s.showing == "" && s.home != "")
+	if s.service == "" {
+		k.AllServices.SetHelp("a", "only "+s.home)
+	}
+}
+
+// subject is the service shown, or home's when every service is.
+func (s *historyScreen) subject() string {
+	if s.service == "" {
+		return s.home
+	}
+	return s.service
+}
+
+// busy says what the journal is being read for.
+func (s *historyScreen) busy() string {
+	switch {
+	case s.showing != "" && !s.evLoaded && s.evErr == "":
+		return "reading events"
+	case !s.loaded && s.err == "":
+		return "reading the journal"
+	}
+	return ""
+}
+
+// back closes a release's events; from the list the root leaves.
+func (s *historyScreen) back() bool {
+	if s.showing == "" {
+		return false
+	}
+	s.showing = ""
+	return true
+}
+
+func (s *historyScreen) update(msg tea.Msg) (cmd tea.Cmd) {
+	*s, cmd = s.Update(msg)
+	return cmd
 }
 
 // View draws the list, or the open release's events.
@@ -121,7 +211,7 @@ func (s historyScreen) View() string {
 		if i == s.cursor {
 			pre = "▸ "
 		}
-		line := pre + fit(ago(now, r.Started), 9) + " " + fit(r.Service, 10) + " " + fit(s.what(r), 26) + " " +
+		line := pre + fit(engine.Ago(now, r.Started), 9) + " " + fit(r.Service, 10) + " " + fit(s.what(r), 26) + " " +
 			fit(stateText(st, r.State, ""), 16) + " " + r.Actor.String()
 		if i == s.cursor {
 			line = st.Selected.Render(cut(line, w))
@@ -144,4 +234,32 @@ func (s historyScreen) summary(r engine.ReleaseRecord) string {
 		out += " — " + s.env.styles.Error.Render(r.Error)
 	}
 	return out
+}
+
+// Messages of the history screen.
+type (
+	historyMsg struct {
+		service string // "" for every service
+		records []engine.ReleaseRecord
+		err     error
+	}
+	eventsMsg struct {
+		id     string
+		events []engine.Event
+		err    error
+	}
+)
+
+func loadHistory(ctx context.Context, b Backend, service string) tea.Cmd {
+	return safe(func() tea.Msg {
+		r, err := b.History(ctx, service, 200)
+		return historyMsg{service, r, err}
+	}, func(err error) tea.Msg { return historyMsg{service: service, err: err} })
+}
+
+func loadEvents(ctx context.Context, b Backend, id string) tea.Cmd {
+	return safe(func() tea.Msg {
+		e, err := b.Events(ctx, id)
+		return eventsMsg{id, e, err}
+	}, func(err error) tea.Msg { return eventsMsg{id: id, err: err} })
 }

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -22,21 +23,28 @@ type homeScreen struct {
 	cursor   int
 	loaded   bool
 	err      string
+	// want is the service to select when the list first arrives.
+	want string
 	// refreshing says a periodic read of the services is in flight.
 	refreshing bool
+	// frozen keeps the rows as they are while a prompt is open: its
+	// target and the rows the operator reads must stay put.
+	frozen bool
 	// figures holds each service's per-version sparkline rings, fed by
 	// every refresh; seenAt is when each service was last observed.
 	figures map[string]map[string]*series
 	seenAt  map[string]time.Time
-	// live names the service whose release runs in this console, if any.
-	live     string
-	liveSnap engine.Snapshot
-	w, h     int
+	w, h    int
 }
 
-func newHome(e *env) homeScreen {
-	return homeScreen{env: e, figures: map[string]map[string]*series{}, seenAt: map[string]time.Time{}}
+// newHome is the home screen, selecting want once the services arrive.
+func newHome(e *env, want string) homeScreen {
+	return homeScreen{env: e, want: want, figures: map[string]map[string]*series{}, seenAt: map[string]time.Time{}}
 }
+
+// reload reads the services again now, as when the operator comes back
+// to the screen or a release ends: what changed meanwhile shows at once.
+func (s homeScreen) reload() tea.Cmd { return loadServices(s.env.ctx, s.env.b) }
 
 // SetSize sets the area the screen draws in.
 func (s *homeScreen) SetSize(w, h int) { s.w, s.h = w, h }
@@ -49,18 +57,30 @@ func (s homeScreen) selected() (ServiceState, bool) {
 	return s.services[s.cursor], true
 }
 
-// setServices replaces the list, keeping the cursor on the same service.
+// service is the named service as last read, for the keys that act on
+// the service another screen is about.
+func (s homeScreen) service(name string) (ServiceState, bool) {
+	for _, sv := range s.services {
+		if sv.Name == name {
+			return sv, true
+		}
+	}
+	return ServiceState{}, false
+}
+
+// setServices replaces the list, keeping the cursor on the same service
+// (on want, the first time).
 func (s *homeScreen) setServices(list []ServiceState) {
 	cur, ok := s.selected()
+	first := !s.loaded
 	s.services, s.loaded, s.err = list, true, ""
 	s.observe(list)
 	s.cursor = 0
 	if ok {
-		for i, sv := range list {
-			if sv.Name == cur.Name {
-				s.cursor = i
-			}
-		}
+		s.selectName(cur.Name)
+	}
+	if first && s.want != "" {
+		s.selectName(s.want)
 	}
 }
 
@@ -114,17 +134,77 @@ func (s *homeScreen) selectName(name string) {
 	}
 }
 
-// Update moves the cursor; the root handles the actions.
+// Update refreshes the services on the home tick, takes the answer and
+// moves the cursor. The root sends the tick only while home is in view.
 func (s homeScreen) Update(msg tea.Msg) (homeScreen, tea.Cmd) {
-	if k, ok := msg.(tea.KeyPressMsg); ok {
+	switch msg := msg.(type) {
+	case homeTickMsg:
+		// One read at a time, and never under an open prompt.
+		if s.frozen || s.refreshing {
+			return s, homeTick()
+		}
+		s.refreshing = true
+		return s, tea.Batch(s.reload(), homeTick())
+	case servicesMsg:
+		s.refreshing = false
 		switch {
-		case key.Matches(k, s.env.keys.Up):
+		case msg.err != nil:
+			s.err = advise("read services", msg.err)
+		case !s.frozen:
+			s.setServices(msg.services)
+		}
+	case tea.KeyPressMsg:
+		switch {
+		case key.Matches(msg, s.env.keys.Up):
 			s.cursor = max(0, s.cursor-1)
-		case key.Matches(k, s.env.keys.Down):
+		case key.Matches(msg, s.env.keys.Down):
 			s.cursor = min(len(s.services)-1, s.cursor+1)
 		}
 	}
 	return s, nil
+}
+
+// intent is what a key asks of the console for the selected service.
+func (s homeScreen) intent(k tea.KeyPressMsg) intent {
+	km := s.env.keys
+	sv, ok := s.selected()
+	switch {
+	case !ok:
+	case key.Matches(k, km.Deploy):
+		return openPicker{sv}
+	case key.Matches(k, km.Resume):
+		return resume{sv.Name}
+	case key.Matches(k, km.Watch):
+		return watchLive{}
+	case key.Matches(k, km.History):
+		return openHistory{sv.Name}
+	}
+	return nil
+}
+
+// enable turns on the keys that work on the selected service now.
+func (s *homeScreen) enable(k *KeyMap) {
+	sv, ok := s.selected()
+	here := s.env.here
+	mine := here.running && here.service == sv.Name
+	k.Up.SetEnabled(len(s.services) > 1)
+	k.Down.SetEnabled(len(s.services) > 1)
+	k.Deploy.SetEnabled(ok && !mine && sv.Owner == "")
+	k.Resume.SetEnabled(ok && !mine && sv.Interrupted && sv.Release != nil && sv.Release.Kind == engine.KindDeploy)
+	k.Watch.SetEnabled(here.service != "")
+	k.Rollback.SetEnabled(ok && (mine || len(sv.Versions) > 0 || sv.Release != nil))
+	k.History.SetEnabled(true)
+}
+
+// subject is the selected service.
+func (s *homeScreen) subject() string {
+	sv, _ := s.selected()
+	return sv.Name
+}
+
+func (s *homeScreen) update(msg tea.Msg) (cmd tea.Cmd) {
+	*s, cmd = s.Update(msg)
+	return cmd
 }
 
 // versionRole says what a version is to the service right now.
@@ -385,13 +465,12 @@ func (s homeScreen) detail(sv ServiceState, n int) []string {
 		return a.Name < b.Name
 	})
 	table := instanceTable(st, s.env.now(), ins, sv.Table, sv.Stats, func(v string) string { return rank[v] }, w)
-	rows := n - 2 // the rule and the router line
-	if len(table) > rows {
-		more := len(table) - (rows - 1)
-		table = append(table[:rows-1], st.Subtle.Render(fmt.Sprintf("… %d more", more)))
+	var next []string
+	if here := s.env.here; sv.Next != "" && sv.Owner == "" && !(here.running && here.service == sv.Name) {
+		next = []string{cut(st.Subtle.Render("next: ")+sv.Next, w)}
 	}
-	out = append(out, table...)
-	return append(out, cut(s.routerLine(sv), w))
+	out = append(out, clipInstances(st, table, ins, n-2-len(next))...) // n less the rule, the router line and next
+	return append(append(out, cut(s.routerLine(sv), w)), next...)
 }
 
 // routerLine says where the service's traffic enters and how it goes.
@@ -425,8 +504,8 @@ func (s homeScreen) routerLine(sv ServiceState) string {
 
 func (s homeScreen) releaseLine(sv ServiceState) string {
 	st := s.env.styles
-	if s.live == sv.Name {
-		sn := s.liveSnap
+	if here := s.env.here; here.running && here.service == sv.Name {
+		sn := here.snap
 		step := ""
 		if len(sn.Steps) > 0 && sn.Step >= 0 {
 			step = fmt.Sprintf(" step %d/%d", sn.Step+1, len(sn.Steps))
@@ -438,7 +517,7 @@ func (s homeScreen) releaseLine(sv ServiceState) string {
 	if r == nil {
 		return st.Subtle.Render("○ no releases yet — enter to release")
 	}
-	what := fmt.Sprintf("%s %s → %s", r.Strategy, versions(r.From), r.To.Version)
+	what := fmt.Sprintf("%s %s", r.Strategy, r.Summary())
 	if r.Kind == engine.KindRollback {
 		what = "rollback to " + r.To.Version
 	}
@@ -456,7 +535,7 @@ func (s homeScreen) releaseLine(sv ServiceState) string {
 		}
 		return st.Degraded.Render("⚠ interrupted") + " " + what + at + st.Subtle.Render(keys)
 	}
-	return st.Subtle.Render("last: ") + what + " " + stateText(st, r.State, "") + st.Subtle.Render(" "+ago(s.env.now(), r.Started)+" by "+r.Actor.User)
+	return st.Subtle.Render("last: ") + what + " " + stateText(st, r.State, "") + st.Subtle.Render(" "+engine.Ago(s.env.now(), r.Started)+" by "+r.Actor.User)
 }
 
 // versions is "1.0.0" or "1.0.0+0.9.0", or "nothing" for a first deploy.
@@ -469,4 +548,29 @@ func versions(vs []engine.VersionRef) string {
 		return "nothing"
 	}
 	return strings.Join(out, "+")
+}
+
+// Messages of the home screen. Each result of a command that calls the
+// Backend carries what it was asked about, so a late answer for a screen
+// the operator has left is recognised and dropped.
+type (
+	servicesMsg struct {
+		services []ServiceState
+		err      error
+	}
+	homeTickMsg struct{}
+)
+
+// homeRefreshEvery is how often the home screen re-reads the services.
+const homeRefreshEvery = 2 * time.Second
+
+func loadServices(ctx context.Context, b Backend) tea.Cmd {
+	return safe(func() tea.Msg {
+		s, err := b.Services(ctx)
+		return servicesMsg{s, err}
+	}, func(err error) tea.Msg { return servicesMsg{err: err} })
+}
+
+func homeTick() tea.Cmd {
+	return tea.Tick(homeRefreshEvery, func(time.Time) tea.Msg { return homeTickMsg{} })
 }

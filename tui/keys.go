@@ -2,10 +2,11 @@ package tui
 
 import "charm.land/bubbles/v2/key"
 
-// KeyMap is every key the console answers to. The root enables only the
-// bindings that apply on the current screen in the current state (see
-// Model.keys), so help lists exactly what works and a disabled binding
-// never matches.
+// KeyMap is every key the console answers to. The root enables the keys
+// that work everywhere and the screen in view the rest that apply in its
+// state now (Model.syncKeys), so help lists exactly what works and a
+// disabled binding never matches. A new key is a field here, its default
+// in DefaultKeyMap and its place in bindings.
 type KeyMap struct {
 	Up   key.Binding
 	Down key.Binding
@@ -103,27 +104,28 @@ func DefaultKeyMap() KeyMap {
 	}
 }
 
-// all lists every binding, in help order.
-func (k KeyMap) all() []key.Binding {
-	return []key.Binding{
-		k.Deploy, k.Resume, k.Watch, k.Rollback, k.History,
-		k.Filter, k.Choose,
-		k.PrevStrategy, k.NextStrategy, k.Rolling, k.BlueGreen, k.Canary, k.Inc, k.Dec, k.AddStep, k.DelStep, k.GateKind, k.ToPlan,
-		k.Start,
-		k.Approve, k.Pause, k.Promote,
-		k.Events, k.AllServices,
-		k.Yes, k.No,
-		k.Up, k.Down,
-		k.Back, k.Help, k.Quit,
+// bindings is every binding once, in the order help lists them: the one
+// list that Enabled, FullHelp and disableAll go through.
+func (k *KeyMap) bindings() []*key.Binding {
+	return []*key.Binding{
+		&k.Deploy, &k.Resume, &k.Watch, &k.Rollback, &k.History,
+		&k.Filter, &k.Choose,
+		&k.PrevStrategy, &k.NextStrategy, &k.Rolling, &k.BlueGreen, &k.Canary, &k.Inc, &k.Dec, &k.AddStep, &k.DelStep, &k.GateKind, &k.ToPlan,
+		&k.Start,
+		&k.Approve, &k.Pause, &k.Promote,
+		&k.Events, &k.AllServices,
+		&k.Yes, &k.No,
+		&k.Up, &k.Down,
+		&k.Back, &k.Help, &k.Quit,
 	}
 }
 
 // Enabled lists the bindings that work now.
 func (k KeyMap) Enabled() []key.Binding {
 	var out []key.Binding
-	for _, b := range k.all() {
+	for _, b := range k.bindings() {
 		if b.Enabled() {
-			out = append(out, b)
+			out = append(out, *b)
 		}
 	}
 	return out
@@ -136,14 +138,17 @@ func (k KeyMap) ShortHelp() []key.Binding { return k.Enabled() }
 // the keys that work everywhere.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	var actions, move, global []key.Binding
-	for _, b := range k.Enabled() {
-		switch {
-		case sameBinding(b, k.Up), sameBinding(b, k.Down):
-			move = append(move, b)
-		case sameBinding(b, k.Back), sameBinding(b, k.Help), sameBinding(b, k.Quit):
-			global = append(global, b)
+	for _, b := range k.bindings() {
+		if !b.Enabled() {
+			continue
+		}
+		switch b {
+		case &k.Up, &k.Down:
+			move = append(move, *b)
+		case &k.Back, &k.Help, &k.Quit:
+			global = append(global, *b)
 		default:
-			actions = append(actions, b)
+			actions = append(actions, *b)
 		}
 	}
 	var out [][]key.Binding
@@ -155,18 +160,9 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 	return out
 }
 
-func sameBinding(a, b key.Binding) bool {
-	return a.Help() == b.Help() && len(a.Keys()) == len(b.Keys()) && (len(a.Keys()) == 0 || a.Keys()[0] == b.Keys()[0])
-}
-
-// disableAll turns every binding off; Model.keys then enables what applies.
+// disableAll turns every binding off; the root then enables what applies.
 func (k *KeyMap) disableAll() {
-	for _, p := range []*key.Binding{
-		&k.Up, &k.Down, &k.Deploy, &k.Resume, &k.Watch, &k.History, &k.Rollback,
-		&k.Filter, &k.Choose,
-		&k.PrevStrategy, &k.NextStrategy, &k.Rolling, &k.BlueGreen, &k.Canary, &k.Inc, &k.Dec, &k.AddStep, &k.DelStep, &k.GateKind, &k.ToPlan,
-		&k.Start, &k.Approve, &k.Pause, &k.Promote, &k.Events, &k.AllServices, &k.Yes, &k.No, &k.Back, &k.Help, &k.Quit,
-	} {
-		p.SetEnabled(false)
+	for _, b := range k.bindings() {
+		b.SetEnabled(false)
 	}
 }

@@ -1,8 +1,8 @@
 package tui
 
 import (
+	"context"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -19,19 +19,15 @@ const maxLogLines = 1000
 // samplesEvery is how many live ticks make one sparkline point (one a second).
 const samplesEvery = int(1e9 / liveTickEvery)
 
-// series is the last minute of one version's figures.
-type series struct {
-	rps, errs, p99 ring
-	last           engine.Totals
-	hasLast        bool
-}
-
 // liveScreen watches one release run in this console.
 type liveScreen struct {
 	env     *env
 	rel     *engine.Release
 	id      string
 	service string
+	// events is the release's subscription, unsub ends it.
+	events  <-chan engine.Event
+	unsub   func()
 	snap    engine.Snapshot
 	done    bool
 	outcome engine.Outcome
@@ -58,8 +54,23 @@ type liveScreen struct {
 	w, h int
 }
 
+// newLive is the live view of rel, subscribed to its events.
 func newLive(e *env, rel *engine.Release, service string) liveScreen {
-	return liveScreen{env: e, rel: rel, id: rel.ID(), service: service, series: map[string]*series{}, snap: rel.Snapshot(), pullLog: -1}
+	ch, unsub := rel.Subscribe()
+	return liveScreen{env: e, rel: rel, id: rel.ID(), service: service, events: ch, unsub: unsub,
+		series: map[string]*series{}, snap: rel.Snapshot(), pullLog: -1}
+}
+
+// start runs the release and starts watching its events and figures.
+func (s liveScreen) start() tea.Cmd {
+	return tea.Batch(runRelease(s.env.ctx, s.rel), waitEvent(s.id, s.events), liveTick(s.id))
+}
+
+// close ends the subscription: another release takes the view.
+func (s liveScreen) close() {
+	if s.unsub != nil {
+		s.unsub()
+	}
 }
 
 // SetSize sets the area the screen draws in.
@@ -68,7 +79,8 @@ func (s *liveScreen) SetSize(w, h int) { s.w, s.h = w, h }
 // running says the release can still take commands.
 func (s liveScreen) running() bool { return s.rel != nil && !s.done }
 
-// Update handles the release's ticks, events and the scroll keys.
+// Update handles the release's ticks, events and end, the keys that
+// drive it, and scrolling.
 func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 	switch msg := msg.(type) {
 	case liveTickMsg:
@@ -98,6 +110,7 @@ func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 		if changed {
 			s.refresh()
 		}
+		return s, waitEvent(s.id, s.events)
 	case releaseDoneMsg:
 		if msg.id != s.id {
 			return s, nil
@@ -108,14 +121,97 @@ func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 		}
 		s.refresh()
 	case tea.KeyPressMsg:
+		km := s.env.keys
 		switch {
-		case key.Matches(msg, s.env.keys.Up):
+		case key.Matches(msg, km.Approve) && s.snap.Gate != nil:
+			// The approval is for the gate on screen when the key was
+			// pressed: if the release has moved on, the engine refuses it.
+			return s, sendApproval(s.rel, s.snap.Gate.Gate.Key)
+		case key.Matches(msg, km.Pause) && s.snap.State == engine.ReleasePaused:
+			return s, sendCommand(s.rel, engine.CmdResume)
+		case key.Matches(msg, km.Pause):
+			return s, sendCommand(s.rel, engine.CmdPause)
+		case key.Matches(msg, km.Up):
 			s.logOffset = min(s.logOffset+1, max(0, len(s.log)-1))
-		case key.Matches(msg, s.env.keys.Down):
+		case key.Matches(msg, km.Down):
 			s.logOffset = max(0, s.logOffset-1)
 		}
 	}
 	return s, nil
+}
+
+// intent is what a key asks beyond the view: P asks to promote.
+func (s liveScreen) intent(k tea.KeyPressMsg) intent {
+	if key.Matches(k, s.env.keys.Promote) {
+		return ask{s.promotePrompt()}
+	}
+	return nil
+}
+
+// enable turns on the keys that drive the release in its state now.
+func (s *liveScreen) enable(k *KeyMap) {
+	sn := s.snap
+	running := s.running()
+	deploy := sn.Kind != engine.KindRollback
+	notBack := sn.State != engine.ReleaseRollingBack
+	k.Up.SetEnabled(true)
+	k.Down.SetEnabled(true)
+	k.Approve.SetEnabled(running && sn.Gate != nil && sn.Gate.Gate.Kind == engine.GateApproval)
+	k.Pause.SetEnabled(running && (sn.State == engine.ReleaseRunning || sn.State == engine.ReleaseWaiting || sn.State == engine.ReleasePaused))
+	if sn.State == engine.ReleasePaused {
+		k.Pause.SetHelp("p", "resume")
+	}
+	// While the release runs, r sends it a rollback; once it has ended (or
+	// for a rollback release), r is the emergency one.
+	k.Rollback.SetEnabled(notBack && (!running || deploy))
+	k.Promote.SetEnabled(running && deploy && notBack)
+}
+
+// subject is the service being released.
+func (s *liveScreen) subject() string { return s.service }
+
+func (s *liveScreen) update(msg tea.Msg) (cmd tea.Cmd) {
+	*s, cmd = s.Update(msg)
+	return cmd
+}
+
+// rollbackPrompt asks before sending the release a rollback.
+func (s liveScreen) rollbackPrompt() confirmDialog {
+	stable := s.stable()
+	effect := s.service + ": " + rollbackEffect(s.shares(), stable)
+	if t := s.target(); t != "" {
+		effect += ", then " + t + "'s instances are retired."
+	}
+	if f := s.snap.RollbackFirst; f != "" {
+		effect += " First: " + f
+	}
+	return confirmDialog{kind: confirmLiveRollback, service: s.service, opened: s.env.now(),
+		title: fmt.Sprintf("Roll back %s to %s?", s.service, stable), effect: effect, yes: "roll back"}
+}
+
+// promotePrompt asks before promoting the new version to all traffic.
+func (s liveScreen) promotePrompt() confirmDialog {
+	v := s.snap.To.Version
+	return confirmDialog{kind: confirmPromote, service: s.service, opened: s.env.now(),
+		title:  fmt.Sprintf("Promote %s %s to 100%%?", s.service, v),
+		effect: s.service + ": " + promoteEffect(s.shares(), v) + "; the remaining steps and gates are skipped.",
+		yes:    "promote"}
+}
+
+// quitPrompt asks before leaving the console, which aborts the release.
+func (s liveScreen) quitPrompt() confirmDialog {
+	sn := s.snap
+	d := confirmDialog{kind: confirmQuit, service: s.service, opened: s.env.now(),
+		title: "Leave the console? The release of " + s.service + " will be aborted.",
+		effect: fmt.Sprintf("Leaving aborts the release of %s (%s → %s) run by this console: it stops where it is and traffic stays as it is (%s). "+
+			"`cutover deploy %s %s` resumes it; `cutover rollback %s` undoes it.",
+			s.service, versions(sn.From), sn.To.Version, splitText(s.shares()), s.service, sn.To.Version, s.service),
+		yes: "leave and abort"}
+	if sn.Kind == engine.KindRollback {
+		d.effect = fmt.Sprintf("Leaving aborts the rollback of %s to %s: it stops where it is and traffic stays as it is (%s). `cutover rollback %s` finishes it.",
+			s.service, sn.To.Version, splitText(s.shares()), s.service)
+	}
+	return d
 }
 
 // refresh takes a snapshot: one per tick however many events arrived.
@@ -196,60 +292,6 @@ func (s *liveScreen) sample() {
 	}
 }
 
-// observe pushes one point from a version's router figures: its 10s
-// window where the router reports one, or else the change in its
-// cumulative totals over the every since the last point.
-func (se *series) observe(vs engine.VersionStats, every time.Duration) {
-	if w, ok := vs.Windows["10s"]; ok {
-		se.rps.push(w.RPS)
-		se.errs.push(w.ErrorRate)
-		se.p99.push(w.P99Ms)
-	} else if se.hasLast {
-		d := vs.Totals.Requests - se.last.Requests
-		bad := (vs.Totals.Class5xx + vs.Totals.ProxyErrors) - (se.last.Class5xx + se.last.ProxyErrors)
-		se.rps.push(float64(max(0, d)) / max(every.Seconds(), 0.001))
-		if d > 0 {
-			se.errs.push(float64(bad) / float64(d))
-		} else {
-			se.errs.push(0)
-		}
-		se.p99.push(p99Delta(se.last.Latency, vs.Totals.Latency))
-	}
-	se.last, se.hasLast = vs.Totals, true
-}
-
-// p99Delta is the 99th percentile of the responses between two cumulative
-// histograms, at the upper bound of its bucket.
-func p99Delta(a, b engine.Histogram) float64 {
-	if len(b.Counts) == 0 {
-		return 0
-	}
-	counts := make([]int64, len(b.Counts))
-	for i := range counts {
-		counts[i] = b.Counts[i]
-		if i < len(a.Counts) {
-			counts[i] -= a.Counts[i]
-		}
-	}
-	total := counts[len(counts)-1]
-	if total <= 0 {
-		return 0
-	}
-	want := int64(math.Ceil(0.99 * float64(total)))
-	for i, c := range counts {
-		if c >= want {
-			if i < len(b.BoundsMs) {
-				return b.BoundsMs[i]
-			}
-			break
-		}
-	}
-	if n := len(b.BoundsMs); n > 0 {
-		return b.BoundsMs[n-1]
-	}
-	return 0
-}
-
 // stable and target name the release's two main versions.
 func (s liveScreen) stable() string {
 	if len(s.snap.From) > 0 {
@@ -316,7 +358,7 @@ func (s liveScreen) statusLine() string {
 	sn := s.snap
 	switch {
 	case s.done:
-		line := "finished: " + stateText(st, outcomeState(s.outcome, sn.State), "")
+		line := "finished: " + stateText(st, s.endState(), "")
 		if s.runErr != "" {
 			line += " — " + st.Error.Render(s.runErr)
 		}
@@ -346,26 +388,16 @@ func (s liveScreen) statusLine() string {
 	return st.Subtle.Render("starting…")
 }
 
-// outcomeState is the state word of a finished run.
-func outcomeState(o engine.Outcome, fallback engine.ReleaseState) engine.ReleaseState {
-	switch o {
-	case engine.Succeeded:
-		return engine.ReleaseSucceeded
-	case engine.RolledBack:
-		return engine.ReleaseRolledBack
-	case engine.Failed:
-		return engine.ReleaseFailed
-	case engine.Aborted:
-		return engine.ReleaseAborted
-	case engine.TakenOver:
-		return engine.ReleaseTakenOver
-	case engine.WaitingForApproval:
-		return engine.ReleaseWaiting
+// endState is the state of the finished run: its outcome's, or the
+// snapshot's when Run ended before it started anything (no outcome).
+func (s liveScreen) endState() engine.ReleaseState {
+	switch {
+	case s.outcome != "":
+		return s.outcome.State()
+	case s.snap.State != "":
+		return s.snap.State
 	}
-	if fallback == "" {
-		return engine.ReleaseFailed
-	}
-	return fallback
+	return engine.ReleaseFailed
 }
 
 // View draws the header, steps, traffic, figures, instances and log,
@@ -376,7 +408,7 @@ func (s liveScreen) View() string {
 	w := max(40, s.w)
 	state := sn.State
 	if s.done {
-		state = outcomeState(s.outcome, sn.State)
+		state = s.endState()
 	}
 	from := versions(sn.From)
 	what := string(sn.Strategy)
@@ -393,7 +425,8 @@ func (s liveScreen) View() string {
 	traffic := []string{cut("Traffic  "+trafficBar(st, ss, barW)+"  "+legend, w)}
 
 	figs := s.figures(w)
-	insts := s.instanceRows(w)
+	ins := s.instances()
+	insts := s.instanceRows(ins, w)
 
 	fixed := len(top) + len(traffic) + len(figs) + 2 // +2 headings (steps, events)
 	rem := max(0, s.h-fixed)
@@ -401,7 +434,7 @@ func (s liveScreen) View() string {
 	if len(sn.Steps) == 0 {
 		nSteps = 0
 	}
-	nInst := min(len(insts), max(2, rem-nSteps-4)) // instances before log lines
+	nInst := min(len(insts), max(2, rem-nSteps-3)) // instances before log lines; at least 3 of those
 	nLog := max(1, rem-nSteps-nInst)
 
 	var out []string
@@ -410,9 +443,9 @@ func (s liveScreen) View() string {
 	out = append(out, s.stepRows(w, nSteps)...)
 	out = append(out, traffic...)
 	out = append(out, figs...)
-	out = append(out, insts[:nInst]...)
+	out = append(out, clipInstances(st, insts, ins, nInst)...)
 	out = append(out, st.Heading.Render("Events")+st.Subtle.Render(s.scrollHint()))
-	out = append(out, s.logRows(w, nLog-1)...)
+	out = append(out, s.logRows(w, nLog)...)
 	if len(out) > s.h && s.h > 0 {
 		out = out[:s.h]
 	}
@@ -505,48 +538,10 @@ func (s liveScreen) figures(w int) []string {
 	return out
 }
 
-// instanceRows is a heading and one row per instance, grouped by version.
-func (s liveScreen) instanceRows(w int) []string {
+// instanceRows is a heading and one row per instance of ins.
+func (s liveScreen) instanceRows(ins []engine.InstanceView, w int) []string {
 	rank := map[string]string{s.stable(): "stable", s.target(): "canary"}
-	return instanceTable(s.env.styles, s.env.now(), s.instances(), s.snap.Table, s.snap.Stats, func(v string) string { return rank[v] }, w)
-}
-
-// instanceTable is a heading and one row per instance: name, version,
-// platform state, health, uptime, restarts, in-flight requests and share
-// of the traffic. role names a version's role ("" for old).
-func instanceTable(st Styles, now time.Time, ins []engine.InstanceView, table engine.RouteTable, stats engine.Stats, role func(string) string, w int) []string {
-	weights := map[string]int{}
-	for _, b := range table.Backends {
-		weights[b.ID] = b.Weight
-	}
-	infl := map[string]int64{}
-	for _, b := range stats.Backends {
-		infl[b.ID] = b.InFlight
-	}
-	nameW := max(12, min(32, w-68))
-	head := fit("INSTANCE", nameW) + " " + fit("VERSION", 10) + " " + fit("STATE", 11) + " " + fit("HEALTH", 12) + " " +
-		fit("UP", 5) + " " + fit("RESTARTS", 8) + " " + fit("IN-FLIGHT", 9) + " WEIGHT"
-	out := []string{st.Heading.Render(cut(head, w))}
-	if len(ins) == 0 {
-		return append(out, st.Subtle.Render("○ no instances"))
-	}
-	for _, iv := range ins {
-		in := iv.Instance
-		r := role(in.Version)
-		if r == "" {
-			r = "old"
-		}
-		g, rs := roleStyle(st, r)
-		restarts := fmt.Sprintf("%d", in.Restarts)
-		if in.Restarts > 0 {
-			restarts = st.Degraded.Render("⚠ " + restarts)
-		}
-		line := fitTail(in.Name, nameW) + " " + rs(fit(g+" "+in.Version, 10)) + " " + fit(instanceStateText(st, in.State), 11) + " " +
-			fit(healthText(st, iv.Health.Status, iv.Healthy || weights[in.ID] > 0), 12) + " " + fit(uptime(now, in.Started), 5) + " " +
-			fit(restarts, 8) + " " + fit(fmt.Sprintf("%d", infl[in.ID]), 9) + " " + pct(weightShare(table, weights[in.ID]))
-		out = append(out, cut(line, w))
-	}
-	return out
+	return instanceTable(s.env.styles, s.env.now(), ins, s.snap.Table, s.snap.Stats, func(v string) string { return rank[v] }, w)
 }
 
 // logRows is the window of n log lines ending logOffset lines from the newest.
@@ -563,14 +558,65 @@ func (s liveScreen) logRows(w, n int) []string {
 	return out
 }
 
-// weightShare is a backend weight as a fraction of the table's total.
-func weightShare(t engine.RouteTable, w int) float64 {
-	total := 0
-	for _, b := range t.Backends {
-		total += b.Weight
+// Messages of the live view, each naming its release.
+type (
+	releaseDoneMsg struct {
+		id      string
+		outcome engine.Outcome
+		err     error
 	}
-	if total == 0 {
-		return 0
+	// releaseEventsMsg is a batch of a release's events: those that had
+	// arrived when the console was ready to take them (at least one).
+	releaseEventsMsg struct {
+		id  string
+		evs []engine.Event
 	}
-	return float64(w) / float64(total)
+	// releaseEventsClosedMsg says the subscription ended (Run returned).
+	releaseEventsClosedMsg struct{ id string }
+	liveTickMsg            struct{ id string }
+)
+
+// liveTickEvery is how often the live view takes a snapshot: often enough
+// to feel live, rare enough that a burst of events costs one frame.
+const liveTickEvery = 500 * time.Millisecond
+
+// runRelease runs rel to its end; the console learns of it by releaseDoneMsg.
+func runRelease(ctx context.Context, rel *engine.Release) tea.Cmd {
+	return safe(func() tea.Msg {
+		o, err := rel.Run(ctx)
+		return releaseDoneMsg{rel.ID(), o, err}
+	}, func(err error) tea.Msg { return releaseDoneMsg{id: rel.ID(), err: err} })
+}
+
+// maxEventBatch bounds one batch of events, so a flood still renders.
+const maxEventBatch = 64
+
+// waitEvent waits for the next event of a subscription and takes along
+// whatever else has already arrived, so a burst costs one snapshot and one
+// frame; the live view re-arms it once per batch (bubbletea's realtime pattern).
+func waitEvent(id string, ch <-chan engine.Event) tea.Cmd {
+	return func() tea.Msg {
+		ev, ok := <-ch
+		if !ok {
+			return releaseEventsClosedMsg{id}
+		}
+		evs := []engine.Event{ev}
+		for len(evs) < maxEventBatch {
+			select {
+			case ev, ok := <-ch:
+				if !ok {
+					return releaseEventsMsg{id, evs} // the next wait sees the close
+				}
+				evs = append(evs, ev)
+				continue
+			default:
+			}
+			break
+		}
+		return releaseEventsMsg{id, evs}
+	}
+}
+
+func liveTick(id string) tea.Cmd {
+	return tea.Tick(liveTickEvery, func(time.Time) tea.Msg { return liveTickMsg{id} })
 }

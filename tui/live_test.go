@@ -275,7 +275,7 @@ func TestEmergencyRollbackFromHomeIsTwoKeys(t *testing.T) {
 		t.Fatalf("no rollback started: %+v", started)
 	}
 	h.send(started)
-	if h.m.screen != screenLive {
+	if h.m.focus != screenLive {
 		t.Fatal("not on the live view of the rollback")
 	}
 	h.rn = h.b.env.Start(t, started.rel)
@@ -479,7 +479,7 @@ func TestASecondReleaseCannotTakeTheRunningOneOutOfView(t *testing.T) {
 		t.Error("still marked as starting")
 	}
 	// And the keys that would start one say so instead.
-	if h.m.mayStart("api") {
+	if h.m.mayStart("api", false) {
 		t.Error("mayStart allowed a second release while one runs")
 	}
 	mustContain(t, h.m.message, "runs in this console", "cutover rollback api")
@@ -490,7 +490,7 @@ func TestASecondReleaseCannotTakeTheRunningOneOutOfView(t *testing.T) {
 func TestEmergencyRollbackOfAnotherServiceRunsBesideTheLiveRelease(t *testing.T) {
 	h := liveAtApproval(t)
 	running := h.m.live.rel
-	if !h.m.mayStartKind("api", true) {
+	if !h.m.mayStart("api", true) {
 		t.Fatalf("emergency rollback of api refused: %s", h.m.message)
 	}
 	other, _ := h.b.Rollback(context.Background(), svc)
@@ -504,5 +504,44 @@ func TestEmergencyRollbackOfAnotherServiceRunsBesideTheLiveRelease(t *testing.T)
 	m, _ = h.m.quit()
 	if q := m.(Model); q.dialog != nil || !strings.Contains(q.message, "still running") {
 		t.Errorf("quit with a background rollback: %q", q.message)
+	}
+}
+
+// At 80×24 a canary's instances may not all fit: the pane says how many
+// it left out and of which version instead of dropping them silently.
+func TestLiveViewSaysWhichInstancesDoNotFit(t *testing.T) {
+	h := newHarness(t, 80, 24)
+	h.b.spec.Strategy.Canary.Instances = 3 // 3 stable and 3 canary instances
+	h.startCanary(gateIs(engine.GateApproval))
+	// The snapshot lists instances as of the engine's last poll; show all six.
+	insts, _ := h.b.env.Platform.Instances(context.Background(), svc)
+	h.m.live.snap.Instances = nil
+	for _, in := range insts {
+		h.m.live.snap.Instances = append(h.m.live.snap.Instances, engine.InstanceView{Instance: in, Healthy: true})
+	}
+	v := h.view()
+	mustContain(t, v, "… +2 more: 1.1.0 ×2")
+	if shown := strings.Count(v, "demo-1."); shown != 4 {
+		t.Fatalf("%d instance rows shown, want 4 beside the 2 counted:\n%s", shown, v)
+	}
+}
+
+// Instance names cut to a narrow column keep their version and the tail
+// that tells them apart, never a piece of the version that reads as another.
+func TestNarrowInstanceNamesKeepTheirVersionAndTail(t *testing.T) {
+	for _, c := range []struct {
+		name, version string
+		w             int
+		want          string
+	}{
+		{"cutover-demo-1.0.0-7ee38f", "1.0.0", 14, "…1.0.0-7ee38f "},
+		{"cutover-demo-1.0.0-7ee38f", "1.0.0", 12, "1.0.0…7ee38f"},
+		{"cutover-demo-1.2.0-rc1-7ee38f", "1.2.0-rc1", 12, "1.2.0-r…e38f"},
+		{"demo-1.0.0-1", "1.0.0", 12, "demo-1.0.0-1"},
+		{"web.1.x8f2kq0", "2.0.0", 8, "…x8f2kq0"}, // no version in the name: its tail
+	} {
+		if got := instanceName(c.name, c.version, c.w); got != c.want {
+			t.Errorf("instanceName(%q, %q, %d) = %q, want %q", c.name, c.version, c.w, got, c.want)
+		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"charm.land/bubbles/v2/spinner"
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/cutover/cutover/engine"
 )
 
 // pickerScreen lists a service's candidate images, newest first, with a
@@ -28,7 +30,7 @@ type pickerScreen struct {
 	seen     map[string]bool
 	loaded   bool // something to show: a page or the end of the listing
 	loading  bool // more pages may come
-	load     int  // which listing this picker shows (stale pages are dropped)
+	listing  int  // which listing this picker shows (stale pages are dropped)
 	stop     context.CancelFunc
 	spin     spinner.Model
 	err      string
@@ -42,12 +44,21 @@ type pickerScreen struct {
 // loadingSpinner uses block glyphs, which render everywhere the console does.
 var loadingSpinner = spinner.Spinner{Frames: []string{"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█", "▇", "▆", "▅", "▄", "▃", "▂"}, FPS: time.Second / 10}
 
-func newPicker(e *env, service string, load int, stop context.CancelFunc) pickerScreen {
+// newPicker is the picker of listing number listing of service's images,
+// ordered by version when bySemver, else newest first.
+func newPicker(e *env, service string, bySemver bool, listing int) pickerScreen {
 	ti := textinput.New()
 	ti.Prompt = "/"
 	ti.Placeholder = "tag or digest"
-	return pickerScreen{env: e, service: service, filter: ti, load: load, stop: stop, loading: true,
+	return pickerScreen{env: e, service: service, bySemver: bySemver, filter: ti, listing: listing, loading: true,
 		seen: map[string]bool{}, spin: spinner.New(spinner.WithSpinner(loadingSpinner), spinner.WithStyle(e.styles.Running))}
+}
+
+// load starts the listing, which close (or leaving the console) cancels.
+func (s *pickerScreen) load() tea.Cmd {
+	ctx, stop := context.WithCancel(s.env.ctx)
+	s.stop = stop
+	return tea.Batch(loadImagePages(ctx, s.env.b, s.service, s.listing), s.spin.Tick)
 }
 
 // close stops a listing still in progress: the operator left the picker.
@@ -73,10 +84,7 @@ func (s *pickerScreen) addPage(msg imagePageMsg) {
 				page = append(page, r)
 			}
 		}
-		first := newer
-		if s.bySemver {
-			first = higherVersion
-		}
+		first := func(a, b ImageRow) bool { return engine.CompareImages(a.Image, b.Image, s.bySemver) < 0 }
 		sort.SliceStable(page, func(i, j int) bool { return first(page[i], page[j]) })
 		s.rows = mergeBy(s.rows, page, first)
 		s.hay = s.hay[:0]
@@ -118,68 +126,6 @@ func mergeBy(a, b []ImageRow, first func(a, b ImageRow) bool) []ImageRow {
 	return append(out, b[j:]...)
 }
 
-// newer orders images newest first: by push time, then (registries such
-// as ECR keep whole seconds) by tag, highest version first.
-func newer(a, b ImageRow) bool {
-	if !a.Pushed.Equal(b.Pushed) {
-		return a.Pushed.After(b.Pushed)
-	}
-	ta, tb := firstTag(a), firstTag(b)
-	if ta != tb {
-		return naturalLess(tb, ta)
-	}
-	return a.Digest > b.Digest
-}
-
-// higherVersion orders images by their first tag as a version, highest
-// first, for services configured with semver ordering; then newest first.
-func higherVersion(a, b ImageRow) bool {
-	if ta, tb := firstTag(a), firstTag(b); ta != tb {
-		return naturalLess(tb, ta)
-	}
-	return newer(a, b)
-}
-
-func firstTag(r ImageRow) string {
-	if len(r.Tags) > 0 {
-		return r.Tags[0]
-	}
-	return ""
-}
-
-// naturalLess compares strings with runs of digits compared as numbers,
-// so 1.9.0 sorts before 1.10.0.
-func naturalLess(a, b string) bool {
-	for a != "" && b != "" {
-		da, db := digits(a), digits(b)
-		if da > 0 && db > 0 {
-			na, nb := strings.TrimLeft(a[:da], "0"), strings.TrimLeft(b[:db], "0")
-			if len(na) != len(nb) {
-				return len(na) < len(nb)
-			}
-			if na != nb {
-				return na < nb
-			}
-			a, b = a[da:], b[db:]
-			continue
-		}
-		if a[0] != b[0] {
-			return a[0] < b[0]
-		}
-		a, b = a[1:], b[1:]
-	}
-	return len(a) < len(b)
-}
-
-// digits is the length of the run of ASCII digits s starts with.
-func digits(s string) int {
-	n := 0
-	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
-		n++
-	}
-	return n
-}
-
 // SetSize sets the area the screen draws in.
 func (s *pickerScreen) SetSize(w, h int) {
 	s.w, s.h = w, h
@@ -216,8 +162,27 @@ func (s *pickerScreen) startFilter() tea.Cmd {
 	return s.filter.Focus()
 }
 
-// Update handles the filter while it has focus, and the cursor.
+// Update takes the listing's pages, turns the spinner while they come,
+// and handles the filter while it has focus, and the cursor.
 func (s pickerScreen) Update(msg tea.Msg) (pickerScreen, tea.Cmd) {
+	switch msg := msg.(type) {
+	case imagePageMsg:
+		if msg.load != s.listing || msg.service != s.service {
+			return s, nil // a listing the operator has left (and cancelled)
+		}
+		s.addPage(msg)
+		if msg.done || msg.feed == nil {
+			return s, nil
+		}
+		return s, waitImagePage(msg.feed)
+	case spinner.TickMsg:
+		if !s.loading {
+			return s, nil
+		}
+		var cmd tea.Cmd
+		s.spin, cmd = s.spin.Update(msg)
+		return s, cmd
+	}
 	if k, ok := msg.(tea.KeyPressMsg); ok && s.typing {
 		switch k.String() {
 		case "enter", "esc":
@@ -239,6 +204,8 @@ func (s pickerScreen) Update(msg tea.Msg) (pickerScreen, tea.Cmd) {
 	}
 	if k, ok := msg.(tea.KeyPressMsg); ok {
 		switch {
+		case key.Matches(k, s.env.keys.Filter):
+			return s, s.startFilter()
 		case key.Matches(k, s.env.keys.Up) || k.String() == "up":
 			s.cursor = max(0, s.cursor-1)
 			s.moved = true
@@ -250,12 +217,51 @@ func (s pickerScreen) Update(msg tea.Msg) (pickerScreen, tea.Cmd) {
 	return s, nil
 }
 
+// intent is what a key asks beyond the picker: enter takes the image to
+// the strategy screen.
+func (s pickerScreen) intent(k tea.KeyPressMsg) intent {
+	if img, ok := s.selected(); ok && key.Matches(k, s.env.keys.Choose) {
+		return openStrategy{s.service, img}
+	}
+	return nil
+}
+
+// enable turns on the keys that work on the listing now.
+func (s *pickerScreen) enable(k *KeyMap) {
+	k.Up.SetEnabled(true)
+	k.Down.SetEnabled(true)
+	k.Filter.SetEnabled(s.loaded)
+	_, ok := s.selected()
+	k.Choose.SetEnabled(ok)
+}
+
+// subject is the service whose images are listed.
+func (s *pickerScreen) subject() string { return s.service }
+
+// editing says the filter has focus: keys go to it first.
+func (s *pickerScreen) editing() bool { return s.typing }
+
+// back stops the listing: the operator leaves the picker.
+func (s *pickerScreen) back() bool {
+	s.close()
+	return false
+}
+
+func (s *pickerScreen) update(msg tea.Msg) (cmd tea.Cmd) {
+	*s, cmd = s.Update(msg)
+	return cmd
+}
+
 // View draws the table of images.
 func (s pickerScreen) View() string {
 	st := s.env.styles
 	w := max(40, s.w)
 	var b []string
-	b = append(b, st.Title.Render(s.service)+st.Subtle.Render(" · choose an image (newest first)"))
+	order := " · choose an image (newest first)"
+	if s.bySemver {
+		order = " · choose an image (highest version first)"
+	}
+	b = append(b, st.Title.Render(s.service)+st.Subtle.Render(order))
 	if s.loading {
 		b[0] += "  " + s.spin.View() + st.Subtle.Render(fmt.Sprintf(" loading… %d images so far", len(s.rows)))
 	}
@@ -310,8 +316,8 @@ func (s pickerScreen) View() string {
 		if i == s.cursor {
 			pre = "▸ "
 		}
-		line := pre + fit(tag, tagW) + " " + st.Subtle.Render(fit(shortDigest(r.Digest), 12)) + " " + fit(ago(now, r.Pushed), 9) + " " +
-			fit(size(r.Size), 9) + " " + mark
+		line := pre + fit(tag, tagW) + " " + st.Subtle.Render(fit(engine.ShortDigest(r.Digest), 12)) + " " + fit(engine.Ago(now, r.Pushed), 9) + " " +
+			fit(engine.HumanBytes(r.Size), 9) + " " + mark
 		if i == s.cursor {
 			line = st.Selected.Render(cut(line, w))
 		}
@@ -321,4 +327,60 @@ func (s pickerScreen) View() string {
 		b[0] += st.Subtle.Render(fmt.Sprintf("  %d/%d", s.cursor+1, len(rows)))
 	}
 	return strings.Join(b, "\n")
+}
+
+// imagePageMsg is one page of a service's images from one listing
+// (load); the last message of a listing has done set, and err if it
+// failed. feed delivers the listing's next message.
+type imagePageMsg struct {
+	service string
+	load    int
+	rows    []ImageRow
+	done    bool
+	err     error
+	feed    <-chan imagePageMsg
+}
+
+// loadImagePages lists a service's images page by page: a goroutine
+// relays each page the Backend delivers into a feed, the command returns
+// the first message, and the picker re-arms waitImagePage once per message
+// until the last. Cancelling ctx ends the listing and closes the feed.
+func loadImagePages(ctx context.Context, b Backend, service string, load int) tea.Cmd {
+	return func() tea.Msg {
+		feed := make(chan imagePageMsg, 4)
+		send := func(m imagePageMsg) {
+			m.service, m.load, m.feed = service, load, feed
+			select {
+			case feed <- m:
+			case <-ctx.Done():
+			}
+		}
+		go func() {
+			defer close(feed)
+			err := func() (err error) {
+				defer func() {
+					if p := recover(); p != nil {
+						err = panicError(p)
+					}
+				}()
+				return b.ImagePages(ctx, service, func(rows []ImageRow) {
+					send(imagePageMsg{rows: append([]ImageRow(nil), rows...)})
+				})
+			}()
+			send(imagePageMsg{done: true, err: err})
+		}()
+		return waitImagePage(feed)()
+	}
+}
+
+// waitImagePage waits for a listing's next message; nil once the feed is
+// closed (the listing was cancelled).
+func waitImagePage(feed <-chan imagePageMsg) tea.Cmd {
+	return func() tea.Msg {
+		m, ok := <-feed
+		if !ok {
+			return nil
+		}
+		return m
+	}
 }

@@ -36,7 +36,7 @@ func TestPickerShowsTheFirstPageBeforeTheLastArrives(t *testing.T) {
 	mustContain(t, h.view(), "loading… 0 images so far", "reading the registry…")
 
 	// Pages come oldest first: 1.0.0 and 0.9.0, then 1.2.0-rc1 and 1.1.0.
-	first := h.nextPage(loadImagePages(context.Background(), h.b, svc, h.m.picker.load))
+	first := h.nextPage(loadImagePages(context.Background(), h.b, svc, h.m.picker.listing))
 	if first.done {
 		t.Fatal("the first page ended the listing")
 	}
@@ -74,7 +74,7 @@ func TestPickerStopsLoadingAtTheLastPage(t *testing.T) {
 	h := newHarness(t, 80, 24)
 	h.b.hold = make(chan struct{})
 	h.press("enter")
-	first := h.nextPage(loadImagePages(context.Background(), h.b, svc, h.m.picker.load))
+	first := h.nextPage(loadImagePages(context.Background(), h.b, svc, h.m.picker.listing))
 	h.b.hold <- struct{}{}
 	h.nextPage(waitImagePage(first.feed))
 	last := h.nextPage(waitImagePage(first.feed))
@@ -90,7 +90,7 @@ func TestPickerFiltersWhatHasArrivedWhileLoading(t *testing.T) {
 	h := newHarness(t, 80, 24)
 	h.b.hold = make(chan struct{})
 	h.press("enter")
-	first := h.nextPage(loadImagePages(context.Background(), h.b, svc, h.m.picker.load))
+	first := h.nextPage(loadImagePages(context.Background(), h.b, svc, h.m.picker.listing))
 	h.press("/")
 	h.press("0")
 	h.press(".")
@@ -112,7 +112,7 @@ func TestPickerDropsPagesOfAListingItLeft(t *testing.T) {
 	h.press("enter")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stale := h.nextPage(loadImagePages(ctx, h.b, svc, h.m.picker.load))
+	stale := h.nextPage(loadImagePages(ctx, h.b, svc, h.m.picker.listing))
 	h.press("esc")
 	h.press("enter") // a new listing
 	h.send(imagePageMsg{service: svc, load: stale.load, rows: h.b.images})
@@ -135,25 +135,32 @@ func TestPickerDropsPagesOfAListingItLeft(t *testing.T) {
 func TestPickerSaysWhyTheListingFailedAndKeepsWhatArrived(t *testing.T) {
 	h := newHarness(t, 80, 24)
 	h.press("enter")
-	h.send(imagePageMsg{service: svc, load: h.m.picker.load, rows: h.b.images[:2]})
-	h.send(imagePageMsg{service: svc, load: h.m.picker.load, done: true, err: fmt.Errorf("describe images: context deadline exceeded")})
+	h.send(imagePageMsg{service: svc, load: h.m.picker.listing, rows: h.b.images[:2]})
+	h.send(imagePageMsg{service: svc, load: h.m.picker.listing, done: true, err: fmt.Errorf("describe images: context deadline exceeded")})
 	mustContain(t, h.view(), "× list images: describe images", "1.2.0-rc1", "1.1.0, latest")
 }
 
-func TestNewerOrdersByPushThenHighestTag(t *testing.T) {
+// Pages sorted apart merge newest first, images pushed in the same second
+// by their tag as a version.
+func TestPickerMergesPagesNewestFirstThenHighestTag(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	row := func(tag string, pushed time.Time) ImageRow {
-		return ImageRow{Image: engine.Image{Tags: []string{tag}, Pushed: pushed}, Ref: tag}
+		return ImageRow{Image: engine.Image{Tags: []string{tag}, Digest: "sha256:" + tag, Pushed: pushed}, Ref: tag}
 	}
-	a := []ImageRow{row("1.10.0", at), row("1.2.0", at.Add(-time.Second))}
-	b := []ImageRow{row("2.0.0", at.Add(time.Second)), row("1.9.0", at)}
+	s := newPicker(&env{}, "api", false, 1)
+	s.addPage(imagePageMsg{rows: []ImageRow{row("1.2.0", at.Add(-time.Second)), row("1.10.0", at)}})
+	s.addPage(imagePageMsg{rows: []ImageRow{row("1.9.0", at), row("2.0.0", at.Add(time.Second))}, done: true})
+	if got := pickerTags(s); got != "2.0.0 1.10.0 1.9.0 1.2.0" {
+		t.Fatalf("order %s, want 2.0.0 1.10.0 1.9.0 1.2.0", got)
+	}
+}
+
+func pickerTags(s pickerScreen) string {
 	var got []string
-	for _, r := range mergeBy(a, b, newer) {
-		got = append(got, r.Ref)
+	for _, r := range s.rows {
+		got = append(got, r.Tags[0])
 	}
-	if want := "2.0.0 1.10.0 1.9.0 1.2.0"; strings.Join(got, " ") != want {
-		t.Fatalf("order %v, want %s", got, want)
-	}
+	return strings.Join(got, " ")
 }
 
 func TestProgramShowsFirstImagesWhileTheRegistryIsStillAnswering(t *testing.T) {
@@ -179,19 +186,29 @@ func TestProgramShowsFirstImagesWhileTheRegistryIsStillAnswering(t *testing.T) {
 // A service ordered by semantic version keeps that order across pages that
 // arrive out of order, whatever the push times.
 func TestPickerOrdersBySemverAcrossPagesWhenTheServiceDoes(t *testing.T) {
-	s := newPicker(&env{}, "api", 1, func() {})
-	s.bySemver = true
+	s := newPicker(&env{}, "api", true, 1)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	row := func(tag string, age time.Duration) ImageRow {
 		return ImageRow{Image: engine.Image{Tags: []string{tag}, Digest: "sha256:" + tag, Pushed: now.Add(-age)}, Ref: tag}
 	}
 	s.addPage(imagePageMsg{rows: []ImageRow{row("1.9.0", time.Minute), row("1.2.0", 0)}})
 	s.addPage(imagePageMsg{rows: []ImageRow{row("1.10.0", time.Hour), row("2.0.0-rc1", 2*time.Hour)}, done: true})
-	var got []string
-	for _, r := range s.rows {
-		got = append(got, r.Tags[0])
+	if got, want := pickerTags(s), "2.0.0-rc1 1.10.0 1.9.0 1.2.0"; got != want {
+		t.Errorf("order %s, want %s", got, want)
 	}
-	if want := "2.0.0-rc1 1.10.0 1.9.0 1.2.0"; strings.Join(got, " ") != want {
-		t.Errorf("order %v, want %s", got, want)
+}
+
+// A release ranks above its release candidates by version, even when the
+// candidate was pushed later.
+func TestPickerRanksAReleaseAboveItsReleaseCandidate(t *testing.T) {
+	s := newPicker(&env{}, "api", true, 1)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.addPage(imagePageMsg{rows: []ImageRow{
+		{Image: engine.Image{Tags: []string{"1.2.0-rc1"}, Digest: "sha256:b", Pushed: now}, Ref: "1.2.0-rc1"},
+		{Image: engine.Image{Tags: []string{"1.2.0"}, Digest: "sha256:a", Pushed: now.Add(-time.Hour)}, Ref: "1.2.0"},
+		{Image: engine.Image{Tags: []string{"1.1.0"}, Digest: "sha256:c", Pushed: now.Add(time.Hour)}, Ref: "1.1.0"},
+	}, done: true})
+	if got, want := pickerTags(s), "1.2.0 1.2.0-rc1 1.1.0"; got != want {
+		t.Errorf("order %s, want %s", got, want)
 	}
 }

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,6 +19,7 @@ type planScreen struct {
 	service string
 	image   ImageRow
 	spec    engine.ServiceSpec
+	request int // which request this screen waits for
 	plan    engine.Plan
 	loaded  bool
 	err     string
@@ -25,8 +27,15 @@ type planScreen struct {
 	w, h    int
 }
 
-func newPlan(e *env, service string, image ImageRow, spec engine.ServiceSpec) planScreen {
-	return planScreen{env: e, service: service, image: image, spec: cloneSpec(spec)}
+// newPlan is the plan screen of releasing image with spec, waiting for
+// the answer to request number request.
+func newPlan(e *env, service string, image ImageRow, spec engine.ServiceSpec, request int) planScreen {
+	return planScreen{env: e, service: service, image: image, spec: cloneSpec(spec), request: request}
+}
+
+// load asks the backend for the plan.
+func (s planScreen) load() tea.Cmd {
+	return makePlan(s.env.ctx, s.env.b, s.service, s.request, s.image.Ref, s.spec)
 }
 
 // cloneSpec copies what the strategy editor changes in place, so a plan (and
@@ -39,8 +48,16 @@ func cloneSpec(spec engine.ServiceSpec) engine.ServiceSpec {
 // SetSize sets the area the screen draws in.
 func (s *planScreen) SetSize(w, h int) { s.w, s.h = w, h }
 
-// Update scrolls long plans.
+// Update takes the plan and scrolls long ones.
 func (s planScreen) Update(msg tea.Msg) (planScreen, tea.Cmd) {
+	if msg, ok := msg.(planMsg); ok && msg.service == s.service && msg.load == s.request {
+		if msg.err != nil {
+			s.err = advise("plan", msg.err)
+		} else {
+			s.plan, s.loaded = msg.plan, true
+		}
+		return s, nil
+	}
 	if k, ok := msg.(tea.KeyPressMsg); ok {
 		switch {
 		case key.Matches(k, s.env.keys.Up):
@@ -50,6 +67,38 @@ func (s planScreen) Update(msg tea.Msg) (planScreen, tea.Cmd) {
 		}
 	}
 	return s, nil
+}
+
+// intent is what a key asks beyond the screen: enter starts the release.
+func (s planScreen) intent(k tea.KeyPressMsg) intent {
+	if key.Matches(k, s.env.keys.Start) {
+		return start{s.service, s.image.Ref, s.spec}
+	}
+	return nil
+}
+
+// enable turns on scrolling, and the start of a plan with steps unless a
+// release already runs in this console.
+func (s *planScreen) enable(k *KeyMap) {
+	k.Up.SetEnabled(true)
+	k.Down.SetEnabled(true)
+	k.Start.SetEnabled(s.loaded && s.err == "" && len(s.plan.Steps) > 0 && !s.env.here.running)
+}
+
+// subject is the service being released.
+func (s *planScreen) subject() string { return s.service }
+
+// busy says the plan is being computed.
+func (s *planScreen) busy() string {
+	if !s.loaded && s.err == "" {
+		return "planning"
+	}
+	return ""
+}
+
+func (s *planScreen) update(msg tea.Msg) (cmd tea.Cmd) {
+	*s, cmd = s.Update(msg)
+	return cmd
 }
 
 // View draws from → to, the strategy and the numbered steps.
@@ -113,4 +162,21 @@ func gateWaits(g engine.Gate) string {
 		return "the router's figures to stay within limits"
 	}
 	return string(g.Kind)
+}
+
+// planMsg is the plan asked for by one plan screen (load), so an
+// answer for an earlier spec is not taken for the current one.
+type planMsg struct {
+	service string
+	load    int
+	plan    engine.Plan
+	err     error
+}
+
+func makePlan(ctx context.Context, b Backend, service string, load int, image string, spec engine.ServiceSpec) tea.Cmd {
+	spec = cloneSpec(spec)
+	return safe(func() tea.Msg {
+		p, err := b.Plan(ctx, service, image, spec)
+		return planMsg{service, load, p, err}
+	}, func(err error) tea.Msg { return planMsg{service: service, load: load, err: err} })
 }

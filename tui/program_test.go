@@ -67,8 +67,8 @@ func TestProgramEmergencyRollbackFromHome(t *testing.T) {
 	waitText(t, tm, "finished:")
 	tm.Send(keyPress("q"))
 	fm := tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(Model)
-	if fm.screen != screenLive || !fm.live.done || fm.live.snap.Kind != engine.KindRollback {
-		t.Fatalf("final screen %v, done %v, kind %s", fm.screen, fm.live.done, fm.live.snap.Kind)
+	if fm.focus != screenLive || !fm.live.done || fm.live.snap.Kind != engine.KindRollback {
+		t.Fatalf("final screen %v, done %v, kind %s", fm.focus, fm.live.done, fm.live.snap.Kind)
 	}
 	if s := b.env.Router.Table().Share("1.0.0"); s != 1 {
 		t.Fatalf("stable share after the rollback = %v", s)

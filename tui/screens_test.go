@@ -154,8 +154,7 @@ func h4plan(t *testing.T, w, hh int) *harness {
 	h := h4strategy(t, w, hh)
 	h.press("enter")
 	p, err := h.b.Plan(context.Background(), svc, "img:1.1.0", h.m.plan.spec)
-	h.send(planMsg{svc, p, err})
-	h.m.busy = ""
+	h.send(planMsg{svc, h.m.plan.request, p, err})
 	return h
 }
 
@@ -217,7 +216,7 @@ func TestStrategyEditsReachThePlan(t *testing.T) {
 		t.Fatal("editing the strategy changed the backend's spec")
 	}
 	p, err := h.b.Plan(context.Background(), svc, "img:1.1.0", h.m.plan.spec)
-	h.send(planMsg{svc, p, err})
+	h.send(planMsg{svc, h.m.plan.request, p, err})
 	if v := h.view(); !strings.Contains(v, "1.1.0 30%") || !strings.Contains(v, "pause 1m") {
 		t.Fatalf("plan does not show the edits:\n%s", v)
 	}

@@ -1,11 +1,12 @@
 package tui
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 
-	tea "charm.land/bubbletea/v2"
+	"github.com/cutover/cutover/engine"
 )
 
 func TestSparklineScalesToTheMaximumAndKeepsTheLastMinute(t *testing.T) {
@@ -25,15 +26,26 @@ func TestSparklineScalesToTheMaximumAndKeepsTheLastMinute(t *testing.T) {
 	}
 }
 
-func TestPanicInACommandBecomesAMessage(t *testing.T) {
-	msg := safe(func() tea.Msg { panic("boom") })()
-	em, ok := msg.(errMsg)
-	if !ok || !strings.Contains(em.err.Error(), "boom") {
-		t.Fatalf("got %#v", msg)
-	}
+// panickingBackend is a backend whose History panics, like a bug in an adapter.
+type panickingBackend struct{ *fakeBackend }
+
+func (panickingBackend) History(context.Context, string, int) ([]engine.ReleaseRecord, error) {
+	panic("boom")
+}
+
+// A panic in a backend call reaches the screen waiting for the answer as its
+// error: the terminal survives and the screen stops waiting.
+func TestPanicInACommandReachesTheScreenWaitingForIt(t *testing.T) {
 	h := newHarness(t, 80, 24)
-	h.send(em)
+	h.press("h")
+	if h.m.busyLabel() == "" {
+		t.Fatal("history is not shown as being read")
+	}
+	h.send(loadHistory(context.Background(), panickingBackend{h.b}, svc)())
 	mustContain(t, h.view(), "internal error", "boom")
+	if l := h.m.busyLabel(); l != "" {
+		t.Fatalf("still %s after the panic", l)
+	}
 }
 
 func TestErrorsSayWhatToDo(t *testing.T) {

@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -29,6 +30,9 @@ var strategies = []engine.StrategyType{engine.Rolling, engine.BlueGreen, engine.
 func newStrategy(e *env, service string, image ImageRow) strategyScreen {
 	return strategyScreen{env: e, service: service, image: image}
 }
+
+// load reads the service's settings to preset the editor.
+func (s strategyScreen) load() tea.Cmd { return loadSpec(s.env.ctx, s.env.b, s.service) }
 
 // SetSize sets the area the screen draws in.
 func (s *strategyScreen) SetSize(w, h int) { s.w, s.h = w, h }
@@ -169,8 +173,17 @@ func (s *strategyScreen) setType(t engine.StrategyType) {
 	s.field = 0
 }
 
-// Update edits the spec.
+// Update takes the service's settings and edits them.
 func (s strategyScreen) Update(msg tea.Msg) (strategyScreen, tea.Cmd) {
+	if msg, ok := msg.(specMsg); ok && msg.service == s.service {
+		switch {
+		case msg.err != nil:
+			s.err = advise("read settings", msg.err)
+		case !s.loaded:
+			s.setSpec(msg.spec)
+		}
+		return s, nil
+	}
 	k, ok := msg.(tea.KeyPressMsg)
 	if !ok || !s.loaded {
 		return s, nil
@@ -233,6 +246,35 @@ func (s strategyScreen) Update(msg tea.Msg) (strategyScreen, tea.Cmd) {
 	return s, nil
 }
 
+// intent is what a key asks beyond the editor: enter plans the release.
+func (s strategyScreen) intent(k tea.KeyPressMsg) intent {
+	if key.Matches(k, s.env.keys.ToPlan) {
+		return openPlan{s.service, s.image, s.spec}
+	}
+	return nil
+}
+
+// enable turns on the editing keys once the settings are read, and those
+// of a canary step when the cursor is on one.
+func (s *strategyScreen) enable(k *KeyMap) {
+	canary := s.spec.Strategy.Type == engine.Canary
+	onStep := s.canaryStep() >= 0
+	for _, b := range []*key.Binding{&k.Up, &k.Down, &k.PrevStrategy, &k.NextStrategy, &k.Rolling, &k.BlueGreen, &k.Canary, &k.Inc, &k.Dec, &k.ToPlan} {
+		b.SetEnabled(s.loaded)
+	}
+	k.AddStep.SetEnabled(s.loaded && canary)
+	k.DelStep.SetEnabled(s.loaded && onStep)
+	k.GateKind.SetEnabled(s.loaded && onStep)
+}
+
+// subject is the service being released.
+func (s *strategyScreen) subject() string { return s.service }
+
+func (s *strategyScreen) update(msg tea.Msg) (cmd tea.Cmd) {
+	*s, cmd = s.Update(msg)
+	return cmd
+}
+
 // View draws the strategy choice and its settings.
 func (s strategyScreen) View() string {
 	st := s.env.styles
@@ -291,5 +333,19 @@ func imageName(r ImageRow) string {
 	if r.Ref != "" {
 		return r.Ref
 	}
-	return shortDigest(r.Digest)
+	return engine.ShortDigest(r.Digest)
+}
+
+// specMsg is the service's configured settings.
+type specMsg struct {
+	service string
+	spec    engine.ServiceSpec
+	err     error
+}
+
+func loadSpec(ctx context.Context, b Backend, service string) tea.Cmd {
+	return safe(func() tea.Msg {
+		s, err := b.Spec(ctx, service)
+		return specMsg{service, s, err}
+	}, func(err error) tea.Msg { return specMsg{service: service, err: err} })
 }

@@ -13,12 +13,20 @@ import (
 func newApproveCmd() *cobra.Command {
 	var output string
 	var detach bool
+	var step int
 	cmd := &cobra.Command{
 		Use:   "approve SERVICE",
 		Short: "Approve the gate a detached release waits at, and continue it",
 		Long: `approve resumes SERVICE's release that stopped at an approval gate
 ("cutover deploy --detach", or a console or deploy that left), passes that
-gate as approved by you, and carries the release on in the foreground.
+gate as approved by you, and carries the release on in the foreground. It
+says which gate it approves; --step N refuses if the release waits at any
+other step (the number "cutover status" shows), so an approval given for
+one gate never passes another.
+
+Before passing the gate, the release looks at what happened while nobody
+watched: a new instance that crashed, or that the router can no longer
+reach, is a failure, handled as on_failure says (the gate is not passed).
 
 At the next approval gate it asks on a terminal; with no terminal, or with
 --detach, it stops there again (exit 4) for the next "cutover approve".`,
@@ -41,14 +49,29 @@ At the next approval gate it asks on a terminal; with no terminal, or with
 				return fmt.Errorf("%s: nothing waits for approval (%s)", s.svc.Name, state)
 			}
 			rec := recs[0]
+			evs, err := s.journal.Events(ctx, rec.ID)
+			if err != nil {
+				return err
+			}
+			gate, ok := engine.WaitingGate(evs)
+			if !ok {
+				return fmt.Errorf("%s: release %s is waiting, but its journal shows no approval gate waiting", s.svc.Name, rec.ID)
+			}
+			if step > 0 && step != gate.Step+1 {
+				return fmt.Errorf("%s: release %s waits at step %d (%s), not step %d: nothing approved", s.svc.Name, rec.ID, gate.Step+1, gate.Gate.Key, step)
+			}
 			s.resumeAs(rec)
 			interactive := term.IsTerminal(int(os.Stdin.Fd()))
-			opts := engine.Options{ID: rec.ID, Actor: actor(), Approved: 1, Detach: detach || !interactive}
-			fmt.Fprintf(cmd.ErrOrStderr(), "approving release %s (%s → %s) as %s\n", rec.ID, rec.Stable().Version, rec.To.Version, opts.Actor)
+			by := actor()
+			opts := engine.Options{ID: rec.ID, Actor: by, Approve: &engine.Order{Command: engine.CmdApprove, Gate: gate.Gate.Key, By: by},
+				Detach: detach || !interactive}
+			fmt.Fprintf(cmd.ErrOrStderr(), "approving step %d (%s: %s) of release %s (%s → %s) as %s\n",
+				gate.Step+1, gate.Gate.Key, gate.Gate, rec.ID, rec.Stable().Version, rec.To.Version, opts.Actor)
 			return s.drive(ctx, cmd, rec.To, opts, out, interactive)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (one JSON event per line)")
 	cmd.Flags().BoolVar(&detach, "detach", false, "stop at the next approval gate even on a terminal")
+	cmd.Flags().IntVar(&step, "step", 0, "approve only if the release waits at this step (as status shows it)")
 	return cmd
 }

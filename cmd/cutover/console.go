@@ -18,6 +18,7 @@ import (
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/docker"
 	"github.com/cutover/cutover/engine/ecr"
+	"github.com/cutover/cutover/engine/journal"
 	"github.com/cutover/cutover/engine/router"
 	"github.com/cutover/cutover/tui"
 )
@@ -112,7 +113,7 @@ func (b *consoleBackend) Services(ctx context.Context) ([]tui.ServiceState, erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := b.Service(ctx, n)
+			st, err := b.serviceState(ctx, n)
 			if err != nil {
 				st.Error = err.Error()
 			}
@@ -123,8 +124,8 @@ func (b *consoleBackend) Services(ctx context.Context) ([]tui.ServiceState, erro
 	return out, nil
 }
 
-// Service reads one service's live state.
-func (b *consoleBackend) Service(ctx context.Context, name string) (tui.ServiceState, error) {
+// serviceState reads one service's live state.
+func (b *consoleBackend) serviceState(ctx context.Context, name string) (tui.ServiceState, error) {
 	st := tui.ServiceState{Name: name, At: time.Now()}
 	if svc, err := b.cfg.Service(name); err == nil {
 		st.Strategy = engine.StrategyType(svc.Strategy.Type)
@@ -132,31 +133,34 @@ func (b *consoleBackend) Service(ctx context.Context, name string) (tui.ServiceS
 		st.SemverTags = svc.Source.Semver
 		st.RouterAddr = b.cfg.Routers[svc.Router].Listen
 	}
-	// The journal first: the release line shows even when Docker is down.
-	var lease *leaseStatus
-	st.Release, lease = journalStatus(ctx, b.journal, name)
-	if l := lease; l != nil && l.Live {
+	s, err := b.service(ctx, name)
+	if err != nil {
+		// The journal still answers: the release line shows when Docker
+		// or the router is down.
+		full, _ := engine.ReadStatus(ctx, engine.Deps{Journal: b.journal}, engine.StatusOptions{Now: time.Now(), Host: hostname(), Alive: journal.OwnerAlive, Spec: engine.ServiceSpec{Name: name}})
+		fillState(&st, full)
+		return st, err
+	}
+	full, err := s.status(ctx, true)
+	fillState(&st, full)
+	return st, err
+}
+
+// fillState puts a service's status into the console's terms.
+func fillState(st *tui.ServiceState, full serviceStatus) {
+	st.Release, st.Next, st.RollbackFirst = full.Release, full.Next, full.RollbackFirst
+	st.RollbackTo = full.RollbackTo.Version
+	if l := full.Lease; l != nil && l.Live {
 		st.Owner = fmt.Sprintf("pid %d on %s", l.Owner.PID, l.Owner.Host)
 		if l.Owner.User != "" {
 			st.Owner += ", by " + l.Owner.User
 		}
 	}
 	st.Interrupted = st.Release != nil && !st.Release.State.Finished() && st.Owner == ""
-	s, err := b.service(ctx, name)
-	if err != nil {
-		return st, err
-	}
-	if v, _, err := s.stableVersion(ctx, ""); err == nil {
-		st.RollbackTo = v.Version
-	}
-	full, err := s.liveStatus(ctx)
-	if err != nil {
-		return st, err
-	}
 	st.Table, st.Stats, st.RouterError = full.Router.Table, full.Router.Stats, full.Router.Error
 	versions := map[string]*tui.VersionState{}
 	for _, in := range full.Instances {
-		healthy := in.Health.Status == engine.HealthHealthy
+		healthy := in.Healthy()
 		st.Instances = append(st.Instances, engine.InstanceView{
 			Instance: in.Instance, Health: in.Health, Healthy: healthy, Weight: in.Weight,
 		})
@@ -179,20 +183,6 @@ func (b *consoleBackend) Service(ctx context.Context, name string) (tui.ServiceS
 		}
 		return st.Versions[i].Version < st.Versions[j].Version
 	})
-	return st, nil
-}
-
-// Images lists the service's candidate images with their markers.
-func (b *consoleBackend) Images(ctx context.Context, name string) ([]tui.ImageRow, error) {
-	s, err := b.service(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := s.imageRows(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.toImageRows(ctx, rows), nil
 }
 
 // ImagePages delivers the candidate images page by page as the registry
@@ -276,9 +266,13 @@ func (b *consoleBackend) Resume(ctx context.Context, name string) (*engine.Relea
 	if err != nil {
 		return nil, err
 	}
-	rec, err := s.interrupted(ctx)
+	recs, err := s.journal.Releases(ctx, name, 1)
 	if err != nil {
 		return nil, err
+	}
+	rec, ok := engine.Interrupted(recs)
+	if !ok {
+		return nil, fmt.Errorf("%s: no interrupted release to resume", name)
 	}
 	s.resumeAs(rec)
 	return engine.New(s.deps(), s.spec, rec.To, engine.Options{ID: rec.ID, Actor: actor()})

@@ -316,6 +316,8 @@ func TestDeployAsksAtApprovalGatesOnATerminal(t *testing.T) {
         steps:
           - weight: 50
             approval: true
+          - weight: 75
+            approval: true
           - weight: 100`)
 	e.deployV1()
 
@@ -337,23 +339,34 @@ func TestDeployAsksAtApprovalGatesOnATerminal(t *testing.T) {
 		}
 		_ = exec.Command("tmux", "-L", c.socket, "kill-server").Run()
 	})
-	c.waitFor(60*time.Second, "approve this step?")
+	c.waitFor(60*time.Second, "approve step 4 (canary step 1)?")
 	if got := e.share("1.1.0"); got != 0.5 {
 		t.Fatalf("at the gate 1.1.0 has %.2f of the traffic, want 0.50", got)
 	}
 	// One reader answers every prompt: a stray line, a pause, a resume,
-	// then the approval.
-	c.key("x")
-	c.key("Enter")
+	// then the approval. An answer comes after the operator could read
+	// the question: lines typed within answerGuard of it are ignored.
+	answer := func(k string) {
+		time.Sleep(answerGuard + 100*time.Millisecond)
+		c.key(k)
+		c.key("Enter")
+	}
+	answer("x")
 	c.waitFor(10*time.Second, "still waiting")
-	c.key("p")
-	c.key("Enter")
+	answer("p")
 	c.waitFor(10*time.Second, "paused: [c]ontinue")
-	c.key("c")
-	c.key("Enter")
+	answer("c")
 	c.waitFor(10*time.Second, "resumed")
-	c.key("y")
-	c.key("Enter")
+	// An approval typed twice passes one gate: the second y reaches the
+	// next gate's prompt too early, or no prompt at all, and is refused.
+	time.Sleep(answerGuard + 100*time.Millisecond)
+	c.tmux("send-keys", "-t", "0", "y", "Enter", "y", "Enter")
+	c.waitFor(60*time.Second, "approve step 7 (canary step 2)?")
+	time.Sleep(time.Second) // nothing approves the second gate meanwhile
+	if got := e.share("1.1.0"); got != 0.75 {
+		t.Fatalf("after a y typed twice 1.1.0 has %.2f of the traffic, want 0.75 (waiting at the second gate)", got)
+	}
+	answer("y")
 	c.waitFor(60*time.Second, "succeeded", "exit=0")
 	e.assertFleet("1.1.0", 3)
 }

@@ -192,20 +192,32 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 	if rel, err := filepath.Rel(mustGetwd(), p.config); err != nil || rel != "cutover.yaml" {
 		cfgArg = " -c " + p.config
 	}
+	// The hints name the binary as it was run ("./cutover" from the README's
+	// build), so each line can be pasted as it is.
+	c := invokedAs() + cfgArg
 	fmt.Fprintf(out, `
 The demo is up (%s).
 
   traffic:   curl http://%s/        (%s)
-  status:    cutover%s status demo
-  release:   cutover%s deploy demo 1.1.0 --auto          a canary to 1.1.0, fully automatic
-             cutover%s deploy demo 1.4.0-errors --auto   fails analysis and rolls back
-             cutover%s deploy demo 1.3.0-unhealthy --auto never gets traffic
-  console:   cutover%s
-  undo:      cutover%s rollback demo
-  history:   cutover%s history demo
-  clean up:  cutover demo --down%s
-`, time.Since(start).Round(100*time.Millisecond), listen, background, cfgArg, cfgArg, cfgArg, cfgArg, cfgArg, cfgArg, cfgArg, dirArg(f.dir))
+  status:    %s status demo
+  release:   %s deploy demo 1.1.0 --auto          a canary to 1.1.0, fully automatic
+             %s deploy demo 1.4.0-errors --auto   fails analysis and rolls back
+             %s deploy demo 1.3.0-unhealthy --auto never gets traffic
+  console:   %s
+  undo:      %s rollback demo
+  history:   %s history demo
+  clean up:  %s demo --down%s
+`, time.Since(start).Round(100*time.Millisecond), listen, background, c, c, c, c, c, c, c, invokedAs(), dirArg(f.dir))
 	return nil
+}
+
+// invokedAs is the command this process was run as: "./cutover" after the
+// README's build, "cutover" from the PATH.
+func invokedAs() string {
+	if len(os.Args) > 0 && os.Args[0] != "" {
+		return os.Args[0]
+	}
+	return "cutover"
 }
 
 func dirArg(dir string) string {
@@ -425,7 +437,7 @@ func removeDemoImages(ctx context.Context, plat *docker.Platform) (int, error) {
 	}
 	for _, img := range dangling {
 		if _, err := plat.Client().ImageRemove(ctx, img.ID, image.RemoveOptions{PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove untagged demo image %s: %w", shortDigest(img.ID), err))
+			errs = append(errs, fmt.Errorf("remove untagged demo image %s: %w", engine.ShortDigest(img.ID), err))
 			continue
 		}
 		n++

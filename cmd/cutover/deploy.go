@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -56,7 +58,7 @@ another writer (such as "cutover rollback" from elsewhere).`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.strategy, "strategy", "", "rolling, bluegreen or canary (default: the service's configured strategy)")
 	fl.BoolVar(&f.auto, "auto", false, "approve every gate without asking (continuous deployment)")
-	fl.BoolVar(&f.detach, "detach", false, "stop at the first approval gate (exit 4); `cutover approve` continues (continuous delivery)")
+	fl.BoolVar(&f.detach, "detach", false, "stop at the first approval gate (exit 4); \"cutover approve\" continues (continuous delivery)")
 	fl.StringVarP(&f.output, "output", "o", "text", "text or json (one JSON event per line)")
 	return cmd
 }
@@ -105,12 +107,18 @@ func runDeploy(cmd *cobra.Command, name, image string, f deployFlags) error {
 // event writer for output, a context that Ctrl-C and SIGTERM end, and the
 // service connected with its router answering. done releases them.
 func openRelease(cmd *cobra.Command, name, output string) (context.Context, *service, *eventWriter, func(), error) {
+	return openReleaseWith(cmd, name, output, false)
+}
+
+// openReleaseWith is openRelease; fast connects Docker in the background
+// (see openServiceWith).
+func openReleaseWith(cmd *cobra.Command, name, output string, fast bool) (context.Context, *service, *eventWriter, func(), error) {
 	out, err := newEventWriter(cmd.OutOrStdout(), output)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	s, err := openService(ctx, cmd, name)
+	s, err := openServiceWith(ctx, cmd, name, fast)
 	if err != nil {
 		stop()
 		return nil, nil, nil, nil, err
@@ -175,19 +183,6 @@ func follow(ctx context.Context, rel *engine.Release, out *eventWriter, onEvent 
 	return outcome, err
 }
 
-// interrupted returns the service's latest release if it is a deploy that
-// did not finish.
-func (s *service) interrupted(ctx context.Context) (engine.ReleaseRecord, error) {
-	recs, err := s.journal.Releases(ctx, s.svc.Name, 1)
-	if err != nil {
-		return engine.ReleaseRecord{}, err
-	}
-	if len(recs) == 0 || recs[0].Kind != engine.KindDeploy || recs[0].State.Finished() {
-		return engine.ReleaseRecord{}, fmt.Errorf("%s: no interrupted release to resume", s.svc.Name)
-	}
-	return recs[0], nil
-}
-
 // resumeAs makes s.spec run rec's strategy, so a resume goes on as it began.
 func (s *service) resumeAs(rec engine.ReleaseRecord) {
 	if rec.Strategy != "" {
@@ -195,22 +190,14 @@ func (s *service) resumeAs(rec engine.ReleaseRecord) {
 	}
 }
 
-// resumable finds an interrupted release of the same version that this run
-// should continue rather than start anew, and returns its journaled target:
-// a resume runs the image the release started with. If the tag now names
-// another image, resuming would mix two images under one version, so it is
-// refused with what to do.
+// resumable finds an interrupted release of target's version that this
+// run should continue (engine.Resumable).
 func (s *service) resumable(ctx context.Context, target engine.Target) (engine.ReleaseRecord, bool, error) {
-	rec, err := s.interrupted(ctx)
-	if err != nil || rec.To.Version != target.Version {
-		return engine.ReleaseRecord{}, false, nil
+	recs, err := s.journal.Releases(ctx, s.svc.Name, 1)
+	if err != nil {
+		return engine.ReleaseRecord{}, false, err
 	}
-	if rec.To.Digest != "" && target.Digest != "" && rec.To.Digest != target.Digest {
-		return engine.ReleaseRecord{}, false, fmt.Errorf("%s: release %s of %s was interrupted running image %s, but %s now names %s; "+
-			"`cutover rollback %s` undoes it, then deploy again", s.svc.Name, rec.ID, rec.To.Version, shortDigest(rec.To.Digest),
-			target.Version, shortDigest(target.Digest), s.svc.Name)
-	}
-	return rec, true, nil
+	return engine.Resumable(s.svc.Name, recs, target)
 }
 
 // operator answers a release's questions from the terminal: one reader of
@@ -219,7 +206,15 @@ func (s *service) resumable(ctx context.Context, target engine.Target) (engine.R
 type operator struct {
 	rel *engine.Release
 	out io.Writer
+
+	mu       sync.Mutex
+	gate     string    // the approval gate the last prompt asked about; an answer approves it once
+	promptAt time.Time // when the last prompt was printed
 }
+
+// answerGuard is how long after a prompt an answer is taken as typed
+// ahead, before the operator could read the question, and ignored.
+const answerGuard = 300 * time.Millisecond
 
 func newOperator(rel *engine.Release, in io.Reader, out io.Writer) *operator {
 	op := &operator{rel: rel, out: out}
@@ -236,12 +231,18 @@ func newOperator(rel *engine.Release, in io.Reader, out io.Writer) *operator {
 func (op *operator) prompt(ev engine.Event) {
 	switch {
 	case ev.Kind == engine.EventGateWaiting && ev.Gate != nil && ev.Gate.Kind == engine.GateApproval:
-		fmt.Fprint(op.out, "approve this step? [y]es / [p]ause / [r]oll back (anything else: keep waiting): ")
+		op.mu.Lock()
+		op.gate, op.promptAt = ev.Gate.Key, time.Now()
+		op.mu.Unlock()
+		fmt.Fprintf(op.out, "approve step %d (%s)? [y]es / [p]ause / [r]oll back (anything else: keep waiting): ", ev.Step+1, ev.Gate.Key)
 	case ev.Kind == engine.EventPaused:
 		who := "paused"
 		if op.rel.Snapshot().PausedBy == "failure" {
 			who = "paused by a failure"
 		}
+		op.mu.Lock()
+		op.promptAt = time.Now()
+		op.mu.Unlock()
 		fmt.Fprintf(op.out, "%s: [c]ontinue (retry the step) / [r]oll back / [a]bort, leaving it as it is: ", who)
 	}
 }
@@ -250,6 +251,13 @@ func (op *operator) prompt(ev engine.Event) {
 // same letter never means opposite things: r is roll back whether the
 // release waits at a gate or was paused just before the line arrived.
 func (op *operator) answer(line string) {
+	op.mu.Lock()
+	early := time.Since(op.promptAt) < answerGuard
+	op.mu.Unlock()
+	if early && line != "" {
+		fmt.Fprintln(op.out, "ignored: typed before the question above appeared; answer it again")
+		return
+	}
 	sn := op.rel.Snapshot()
 	var cmd engine.Command
 	switch {
@@ -265,7 +273,16 @@ func (op *operator) answer(line string) {
 	case sn.Gate != nil && sn.Gate.Gate.Kind == engine.GateApproval:
 		switch line {
 		case "y", "yes":
-			cmd = engine.CmdApprove
+			// The approval is for the gate the prompt named, once: a second
+			// y typed ahead never passes the next gate.
+			op.mu.Lock()
+			gate := op.gate
+			op.gate = ""
+			op.mu.Unlock()
+			if err := op.rel.Approve(gate, op.rel.Snapshot().Actor); err != nil {
+				fmt.Fprintln(op.out, err)
+			}
+			return
 		case "p", "pause":
 			cmd = engine.CmdPause
 		case "r", "rollback":

@@ -70,16 +70,12 @@ outcome. --release ID prints that release's events, in order.`,
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "RELEASE\tSERVICE\tKIND\tFROM → TO\tSTRATEGY\tOUTCOME\tBY\tSTARTED\tTOOK")
 			for _, r := range recs {
-				from := r.Stable().Version
-				if from == "" {
-					from = "nothing"
-				}
 				took := "-"
 				if !r.Ended.IsZero() {
 					took = r.Ended.Sub(r.Started).Round(time.Second).String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s → %s\t%s\t%s\t%s\t%s\t%s\n",
-					r.ID, r.Service, r.Kind, from, r.To.Version, r.Strategy, r.State, r.Actor, ago(now, r.Started), took)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+					r.ID, r.Service, r.Kind, r.Summary(), r.Strategy, r.State, r.Actor, engine.Ago(now, r.Started), took)
 			}
 			if len(recs) == 0 {
 				fmt.Fprintln(tw, "(no releases yet)")

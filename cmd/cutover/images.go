@@ -58,7 +58,7 @@ service whose source is ecr (with scan status where ECR has one).`,
 				} else if r.RanFrom {
 					mark = "○"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", mark, strings.Join(r.Tags, ", "), shortDigest(r.Digest), ago(now, r.Pushed), humanBytes(r.Size), r.Scan)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", mark, strings.Join(r.Tags, ", "), engine.ShortDigest(r.Digest), engine.Ago(now, r.Pushed), engine.HumanBytes(r.Size), r.Scan)
 			}
 			if len(rows) == 0 {
 				where := "on the Docker host"
@@ -72,20 +72,6 @@ service whose source is ecr (with scan status where ECR has one).`,
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	return cmd
-}
-
-// humanBytes renders a size as "12.3 MB".
-func humanBytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
 
 // imageRows lists the service's images, newest first, marked with what

@@ -12,6 +12,7 @@ import (
 func newRollbackCmd() *cobra.Command {
 	var output string
 	var to string
+	var dry bool
 	cmd := &cobra.Command{
 		Use:   "rollback SERVICE",
 		Short: "Emergency rollback: all traffic back to the stable version now",
@@ -25,16 +26,20 @@ writer out and that process stops), and after the deploying process crashed.
 --to picks the version to return to when the journal does not know it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if dry {
+				return previewRollback(cmd, args[0], to)
+			}
 			return runRollback(cmd, args[0], to, output)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (one JSON event per line)")
 	cmd.Flags().StringVar(&to, "to", "", "version to roll back to (default: the stable version of the latest release)")
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "say what the rollback would do first and how long that takes; change nothing")
 	return cmd
 }
 
 func runRollback(cmd *cobra.Command, name, to, output string) error {
-	ctx, s, out, done, err := openRelease(cmd, name, output)
+	ctx, s, out, done, err := openReleaseWith(cmd, name, output, true)
 	if err != nil {
 		return err
 	}
@@ -54,68 +59,70 @@ func runRollback(cmd *cobra.Command, name, to, output string) error {
 	return outcomeError(name, outcome, runErr)
 }
 
-// stableVersion finds, in the journal, the version a rollback returns to:
-// --to if given (with the image the journal pinned for it, where it knows
-// one), else the stable version of the latest deploy, which undo names.
-func (s *service) stableVersion(ctx context.Context, to string) (engine.VersionRef, string, error) {
-	recs, err := s.journal.Releases(ctx, s.svc.Name, 20)
+// previewRollback prints what a rollback would do first, from the
+// journal and the router's table; it changes nothing.
+func previewRollback(cmd *cobra.Command, name, to string) error {
+	ctx := cmd.Context()
+	s, err := openServiceWith(ctx, cmd, name, true)
 	if err != nil {
-		return engine.VersionRef{}, "", err
+		return err
 	}
-	var undo string
-	var stable engine.VersionRef
-	for _, r := range recs {
-		if r.Kind != engine.KindDeploy {
-			continue
-		}
-		undo, stable = r.ID, r.Stable()
-		break
+	defer s.Close()
+	recs, err := s.journal.Releases(ctx, name, 20)
+	if err != nil {
+		return err
 	}
-	if to != "" {
-		stable = engine.VersionRef{Version: to}
-		for _, r := range recs {
-			refs := append([]engine.VersionRef{{Version: r.To.Version, Image: r.To.Image}}, r.From...)
-			for _, v := range refs {
-				if v.Version == to && v.Image != "" && stable.Image == "" {
-					stable.Image = v.Image
-				}
-			}
-		}
+	stable, _, err := engine.RollbackTo(name, recs, to)
+	if err != nil {
+		return err
 	}
-	if stable.Version == "" {
-		return engine.VersionRef{}, "", fmt.Errorf("%s: the journal has no release with a version to return to; name one with --to VERSION", s.svc.Name)
+	table, _, err := s.router.State(ctx)
+	if err != nil {
+		return s.routerDown(err)
 	}
-	return stable, undo, nil
+	fmt.Fprintf(cmd.OutOrStdout(), "%s would return to %s: %s; then every other instance is drained and removed, and %s brought back to %d instances if fewer run\n",
+		name, stable.Version, engine.RollbackFirst(s.spec, table, stable.Version), stable.Version, s.spec.Replicas)
+	return nil
 }
 
-// stableTarget finds the version to roll back to: --to if given, else the
-// stable version of the service's latest deploy in the journal. The image
-// is taken from a running instance of that version when there is one, so
-// the rollback runs exactly what ran before.
+// stableTarget finds the version to roll back to (engine.RollbackTo) and
+// the image to run it from: the one the journal pinned for it. Only when
+// the journal knows none does it ask the platform (the image of a running
+// instance of that version) or, failing that, resolve the version as a
+// deploy would: the usual path to the swap reads nothing but the journal.
 func (s *service) stableTarget(ctx context.Context, to string) (engine.Target, string, error) {
-	stable, undo, err := s.stableVersion(ctx, to)
+	recs, err := s.journal.Releases(ctx, s.svc.Name, 20)
 	if err != nil {
 		return engine.Target{}, "", err
 	}
-	insts, err := s.platform.Instances(ctx, s.svc.Name)
+	stable, undo, err := engine.RollbackTo(s.svc.Name, recs, to)
 	if err != nil {
 		return engine.Target{}, "", err
 	}
 	t := engine.Target{Version: stable.Version, Image: stable.Image}
+	if t.Image != "" {
+		return t, undo, nil
+	}
+	p, err := s.docker()
+	if err != nil {
+		return engine.Target{}, "", err
+	}
+	s.platform = p
+	insts, err := p.Instances(ctx, s.svc.Name)
+	if err != nil {
+		return engine.Target{}, "", err
+	}
 	for _, in := range insts {
 		if in.Version == stable.Version && in.Image != "" {
 			t.Image, t.Digest = in.Image, in.Digest
-			break
+			return t, undo, nil
 		}
 	}
-	if t.Image == "" {
-		// Nothing recorded or running names its image: resolve the version
-		// as a deploy would, pinned by digest.
-		rt, err := s.resolveTarget(ctx, stable.Version)
-		if err != nil {
-			return engine.Target{}, "", fmt.Errorf("%s: roll back to %s: %w", s.svc.Name, stable.Version, err)
-		}
-		t = rt
+	// Nothing recorded or running names its image: resolve the version
+	// as a deploy would, pinned by digest.
+	rt, err := s.resolveTarget(ctx, stable.Version)
+	if err != nil {
+		return engine.Target{}, "", fmt.Errorf("%s: roll back to %s: %w", s.svc.Name, stable.Version, err)
 	}
-	return t, undo, nil
+	return rt, undo, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -15,37 +16,9 @@ import (
 	"github.com/cutover/cutover/engine/journal"
 )
 
-// serviceStatus is the truth about a service, rebuilt from Docker's labels,
-// the router's table and the journal: what `cutover status` prints.
-type serviceStatus struct {
-	Service   string                `json:"service"`
-	Router    routerStatus          `json:"router"`
-	Instances []instanceStatus      `json:"instances"`
-	Release   *engine.ReleaseRecord `json:"release,omitempty"` // the latest release
-	Lease     *leaseStatus          `json:"lease,omitempty"`   // a release in progress
-}
-
-type routerStatus struct {
-	Listen string             `json:"listen"`
-	Admin  string             `json:"admin"`
-	Error  string             `json:"error,omitempty"`
-	Table  engine.RouteTable  `json:"table"`
-	Shares map[string]float64 `json:"shares"` // version → fraction of traffic
-	Stats  engine.Stats       `json:"-"`      // read with the table, for the console
-}
-
-type instanceStatus struct {
-	engine.Instance
-	Health   engine.Health `json:"health"`
-	Weight   int           `json:"weight"`
-	InRouter bool          `json:"in_router"`
-	InFlight int64         `json:"in_flight"`
-}
-
-type leaseStatus struct {
-	engine.Lease
-	Live bool `json:"live"`
-}
+// serviceStatus is the truth about a service (engine.ReadStatus), with
+// where its router is: what `cutover status` prints.
+type serviceStatus = engine.Status
 
 func newStatusCmd() *cobra.Command {
 	var output string
@@ -65,7 +38,7 @@ deploy process died mid-release.`,
 				return err
 			}
 			defer s.Close()
-			st, err := s.status(cmd.Context())
+			st, err := s.status(cmd.Context(), true)
 			if err != nil {
 				return err
 			}
@@ -80,74 +53,22 @@ deploy process died mid-release.`,
 	return cmd
 }
 
-// status gathers the service's state: the live part and the journal's.
-func (s *service) status(ctx context.Context) (serviceStatus, error) {
-	st, err := s.liveStatus(ctx)
+// status gathers the service's state; probe says whether to probe each
+// instance's health (status does, the console's home view does not).
+func (s *service) status(ctx context.Context, probe bool) (serviceStatus, error) {
+	p, err := s.docker()
 	if err != nil {
-		return st, err
+		return serviceStatus{Service: s.svc.Name}, err
 	}
-	st.Release, st.Lease = journalStatus(ctx, s.journal, s.svc.Name)
-	return st, nil
-}
-
-// liveStatus reads the containers, their health and the router. An
-// unreachable router is reported in the result rather than failing, so the
-// containers still show.
-func (s *service) liveStatus(ctx context.Context) (serviceStatus, error) {
-	st := serviceStatus{Service: s.svc.Name, Router: routerStatus{Listen: s.routerListen, Admin: s.routerAdmin}}
-	insts, err := s.platform.Instances(ctx, s.svc.Name)
-	if err != nil {
-		return st, err
+	deps := s.deps()
+	deps.Platform = p
+	st, err := engine.ReadStatus(ctx, deps, engine.StatusOptions{
+		Now: time.Now(), Host: hostname(), Alive: journal.OwnerAlive, Probe: probe, Spec: s.spec})
+	st.Router.Listen, st.Router.Admin = s.routerListen, s.routerAdmin
+	if st.Router.Error != "" {
+		st.Router.Error = s.routerDown(errors.New(st.Router.Error)).Error()
 	}
-	table, stats, rerr := s.router.State(ctx)
-	if rerr != nil {
-		st.Router.Error = s.routerDown(rerr).Error()
-	}
-	st.Router.Table, st.Router.Stats = table, stats
-	st.Router.Shares = map[string]float64{}
-	for v := range table.Weights() {
-		st.Router.Shares[v] = table.Share(v)
-	}
-	inFlight := map[string]int64{}
-	for _, b := range stats.Backends {
-		inFlight[b.ID] = b.InFlight
-	}
-	for _, in := range insts {
-		is := instanceStatus{Instance: in, InFlight: inFlight[in.ID]}
-		for _, b := range table.Backends {
-			if b.ID == in.ID {
-				is.InRouter, is.Weight = true, b.Weight
-			}
-		}
-		is.Health, err = s.platform.Health(ctx, in.ID, s.spec.Health)
-		if err != nil {
-			is.Health = engine.Health{Status: engine.HealthUnknown, Detail: err.Error()}
-		}
-		st.Instances = append(st.Instances, is)
-	}
-	sort.Slice(st.Instances, func(i, j int) bool {
-		a, b := st.Instances[i], st.Instances[j]
-		if a.Version != b.Version {
-			return a.Version < b.Version
-		}
-		return a.Name < b.Name
-	})
-	return st, nil
-}
-
-// journalStatus is what the journal says of a service: its latest release
-// and the lease of a release in progress, with whether its owner lives.
-// Either is nil when there is none (or the journal cannot be read).
-func journalStatus(ctx context.Context, j engine.Journal, service string) (*engine.ReleaseRecord, *leaseStatus) {
-	var rec *engine.ReleaseRecord
-	var lease *leaseStatus
-	if recs, err := j.Releases(ctx, service, 1); err == nil && len(recs) > 0 {
-		rec = &recs[0]
-	}
-	if l, ok, err := j.Active(ctx, service); err == nil && ok {
-		lease = &leaseStatus{Lease: l, Live: l.Live(time.Now(), hostname(), journal.ProcessAlive)}
-	}
-	return rec, lease
+	return st, err
 }
 
 func printStatus(w io.Writer, st serviceStatus, now time.Time) {
@@ -168,16 +89,12 @@ func printStatus(w io.Writer, st serviceStatus, now time.Time) {
 		fmt.Fprintf(w, "traffic  %s\n", strings.Join(parts, " · "))
 	}
 	if r := st.Release; r != nil {
-		from := "nothing"
-		if r.Stable().Version != "" {
-			from = r.Stable().Version
-		}
 		progress := string(r.State)
 		if r.Ended.IsZero() && r.Steps > 0 {
 			progress += fmt.Sprintf(", step %d/%d", min(r.Step+1, r.Steps), r.Steps)
 		}
-		fmt.Fprintf(w, "release  %s  %s %s → %s (%s)  %s, by %s, %s\n",
-			r.ID, r.Kind, from, r.To.Version, r.Strategy, progress, r.Actor, ago(now, r.Started))
+		fmt.Fprintf(w, "release  %s  %s %s (%s)  %s, by %s, %s\n",
+			r.ID, r.Kind, r.Summary(), r.Strategy, progress, r.Actor, engine.Ago(now, r.Started))
 		if r.Error != "" {
 			fmt.Fprintf(w, "         last error: %s\n", r.Error)
 		}
@@ -189,13 +106,23 @@ func printStatus(w io.Writer, st serviceStatus, now time.Time) {
 		}
 		fmt.Fprintf(w, "lease    %s by pid %d on %s (%s)\n", l.Release, l.Owner.PID, l.Owner.Host, state)
 	}
+	if st.Next != "" {
+		fmt.Fprintf(w, "next     %s\n", st.Next)
+	}
+	if st.RollbackFirst != "" && st.RollbackTo.Version != "" {
+		fmt.Fprintf(w, "rollback `cutover rollback %s` returns to %s: %s, then the others are drained and removed\n", st.Service, st.RollbackTo.Version, st.RollbackFirst)
+	}
 	fmt.Fprintln(w)
+	total := 0
+	for _, b := range st.Router.Table.Backends {
+		total += b.Weight
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "INSTANCE\tVERSION\tSTATE\tHEALTH\tWEIGHT\tIN-FLIGHT\tADDR\tUPTIME\tRESTARTS")
+	fmt.Fprintln(tw, "INSTANCE\tVERSION\tSTATE\tHEALTH\tTRAFFIC\tIN-FLIGHT\tADDR\tNODE\tUPTIME\tRESTARTS")
 	for _, in := range st.Instances {
-		weight := "-"
-		if in.InRouter {
-			weight = fmt.Sprint(in.Weight)
+		traffic := "-"
+		if in.InRouter && total > 0 {
+			traffic = fmt.Sprintf("%.1f%%", float64(in.Weight)*100/float64(total))
 		}
 		health := string(in.Health.Status)
 		if in.Health.Detail != "" && in.Health.Status != engine.HealthHealthy {
@@ -205,48 +132,18 @@ func printStatus(w io.Writer, st serviceStatus, now time.Time) {
 		if in.State == engine.StateRunning && !in.Started.IsZero() {
 			up = now.Sub(in.Started).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\n",
-			in.Name, in.Version, in.State, health, weight, in.InFlight, in.Addr, up, in.Restarts)
+		node := in.Node
+		if node == "" {
+			node = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\n",
+			in.Name, in.Version, in.State, health, traffic, in.InFlight, in.Addr, node, up, in.Restarts)
 	}
 	if len(st.Instances) == 0 {
 		fmt.Fprintln(tw, "(no instances)")
 	}
 	tw.Flush()
-	var strays []string
-	for _, b := range st.Router.Table.Backends {
-		found := false
-		for _, in := range st.Instances {
-			if in.ID != b.ID {
-				continue
-			}
-			found = true
-			if in.Addr != "" && in.Addr != b.Addr && b.Weight > 0 {
-				fmt.Fprintf(w, "\n⚠ the router sends %s's traffic to %s, but it now listens on %s (Docker restarted it); the router holds it out, so its share goes to the others\n",
-					in.Name, b.Addr, in.Addr)
-			}
-		}
-		if !found {
-			strays = append(strays, b.ID)
-		}
+	for _, warn := range st.Warnings {
+		fmt.Fprintf(w, "\n⚠ %s\n", warn)
 	}
-	if len(strays) > 0 {
-		fmt.Fprintf(w, "\n⚠ the router routes to backends with no container: %s\n", strings.Join(strays, ", "))
-	}
-}
-
-// ago renders a past time as "3m ago".
-func ago(now, t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	d := now.Sub(t)
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds ago", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh ago", int(d.Hours()))
-	}
-	return t.Local().Format("2006-01-02 15:04")
 }

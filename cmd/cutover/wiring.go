@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,6 +26,7 @@ type service struct {
 	svc      *config.Service
 	spec     engine.ServiceSpec
 	platform *docker.Platform
+	dock     *dockerConn // a connection still being made (openServiceFast)
 	router   *router.Client
 	journal  engine.Journal
 	ecr      *ecr.Registry // the service's ECR registry (source type ecr), made on first use
@@ -37,6 +39,13 @@ type service struct {
 // service's Docker host, router and journal. Every failure says which of
 // them did not answer; nothing is changed.
 func openService(ctx context.Context, cmd *cobra.Command, name string) (*service, error) {
+	return openServiceWith(ctx, cmd, name, false)
+}
+
+// openServiceWith is openService; with fast, the Docker host is connected
+// in the background and waited for only where it is used, so a rollback's
+// swap, which reads only the journal and the router, never waits for it.
+func openServiceWith(ctx context.Context, cmd *cobra.Command, name string, fast bool) (*service, error) {
 	cfg, err := loadConfigFlag(cmd)
 	if err != nil {
 		return nil, err
@@ -53,8 +62,9 @@ func openService(ctx context.Context, cmd *cobra.Command, name string) (*service
 	if err != nil {
 		return nil, err
 	}
-	s.platform, err = docker.New(ctx)
-	if err != nil {
+	if fast {
+		s.dock = connectDocker(ctx)
+	} else if s.platform, err = docker.New(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.dialRouter(); err != nil {
@@ -115,15 +125,90 @@ func (s *service) Close() {
 	if s.platform != nil {
 		s.platform.Close()
 	}
+	if s.dock != nil {
+		if p, err := s.dock.get(); err == nil && p != s.platform {
+			p.Close()
+		}
+	}
+}
+
+// docker returns the Docker platform, waiting for a connection still
+// being made.
+func (s *service) docker() (*docker.Platform, error) {
+	if s.platform != nil || s.dock == nil {
+		return s.platform, nil
+	}
+	return s.dock.get()
+}
+
+// dockerConn is a Docker connection made in the background.
+type dockerConn struct {
+	done chan struct{}
+	p    *docker.Platform
+	err  error
+}
+
+func connectDocker(ctx context.Context) *dockerConn {
+	c := &dockerConn{done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		c.p, c.err = docker.New(ctx)
+	}()
+	return c
+}
+
+func (c *dockerConn) get() (*docker.Platform, error) {
+	<-c.done
+	return c.p, c.err
+}
+
+// Instances waits for the connection, then lists the service's instances.
+func (c *dockerConn) Instances(ctx context.Context, service string) ([]engine.Instance, error) {
+	p, err := c.get()
+	if err != nil {
+		return nil, err
+	}
+	return p.Instances(ctx, service)
+}
+
+// Launch waits for the connection, then launches.
+func (c *dockerConn) Launch(ctx context.Context, spec engine.InstanceSpec) (engine.Instance, error) {
+	p, err := c.get()
+	if err != nil {
+		return engine.Instance{}, err
+	}
+	return p.Launch(ctx, spec)
+}
+
+// Stop waits for the connection, then stops the instance.
+func (c *dockerConn) Stop(ctx context.Context, id string, grace time.Duration) error {
+	p, err := c.get()
+	if err != nil {
+		return err
+	}
+	return p.Stop(ctx, id, grace)
+}
+
+// Health waits for the connection, then probes the instance.
+func (c *dockerConn) Health(ctx context.Context, id string, check engine.HealthCheck) (engine.Health, error) {
+	p, err := c.get()
+	if err != nil {
+		return engine.Health{}, err
+	}
+	return p.Health(ctx, id, check)
 }
 
 // deps wires the adapters into the engine. An ECR service's image is
 // pulled onto the Docker host before the release changes anything.
 func (s *service) deps() engine.Deps {
 	d := engine.Deps{
-		Platform: s.platform,
-		Router:   s.router,
-		Journal:  s.journal,
+		Platform:   s.platform,
+		Router:     s.router,
+		Journal:    s.journal,
+		OwnerAlive: journal.OwnerAlive,
+	}
+	if s.platform == nil && s.dock != nil {
+		d.Platform = s.dock
 	}
 	if s.ecr != nil {
 		d.Puller = ecr.NewPuller(s.ecr, s.platform)
@@ -176,7 +261,7 @@ func (s *service) resolveECR(ctx context.Context, reg *ecr.Registry, arg string)
 	}
 	version := arg
 	if strings.HasPrefix(arg, "sha256:") {
-		version = shortDigest(img.Digest)
+		version = engine.ShortDigest(img.Digest)
 		if len(img.Tags) > 0 {
 			version = img.Tags[0]
 		}
@@ -292,7 +377,7 @@ func (s *service) resolveTarget(ctx context.Context, arg string) (engine.Target,
 		version = img.Tags[0]
 	}
 	if version == "" {
-		version = shortDigest(img.Digest)
+		version = engine.ShortDigest(img.Digest)
 	}
 	return engine.Target{Image: s.pinned(ctx, img), Version: version, Digest: img.Digest}, nil
 }
@@ -306,15 +391,6 @@ func (s *service) pinned(ctx context.Context, img engine.Image) string {
 		}
 	}
 	return img.Digest
-}
-
-// shortDigest is the first 12 hex digits of a digest, as docker prints ids.
-func shortDigest(d string) string {
-	d = strings.TrimPrefix(d, "sha256:")
-	if len(d) > 12 {
-		d = d[:12]
-	}
-	return d
 }
 
 // actor says who runs a release: the user, the host and, over SSH, the client.

@@ -16,6 +16,8 @@ import (
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+
+	"github.com/cutover/cutover/engine"
 )
 
 // Repo is the repository the demo images are tagged into.
@@ -232,18 +234,10 @@ func RemoveImages(ctx context.Context, cli ImageClient, labels map[string]string
 		// Force removes every tag of the image at once; a running container
 		// of it still blocks removal, which is reported.
 		if _, err := cli.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
-			errs = append(errs, fmt.Errorf("remove demo image %s %v: %w", shortID(img.ID), img.RepoTags, err))
+			errs = append(errs, fmt.Errorf("remove demo image %s %v: %w", engine.ShortDigest(img.ID), img.RepoTags, err))
 			continue
 		}
 		n++
 	}
 	return n, errors.Join(errs...)
-}
-
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		id = id[:12]
-	}
-	return id
 }

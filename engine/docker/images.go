@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -46,7 +45,7 @@ func (p *Platform) ListImages(ctx context.Context, repo string) ([]engine.Image,
 		if len(tags) == 0 {
 			continue
 		}
-		slices.SortFunc(tags, func(a, b string) int { return compareTags(b, a) })
+		slices.SortFunc(tags, func(a, b string) int { return engine.CompareVersions(b, a) })
 		out = append(out, engine.Image{
 			Repository: repo,
 			Tags:       tags,
@@ -55,7 +54,7 @@ func (p *Platform) ListImages(ctx context.Context, repo string) ([]engine.Image,
 			Size:       s.Size,
 		})
 	}
-	sortNewestFirst(out)
+	engine.SortImages(out, false)
 	return out, nil
 }
 
@@ -82,7 +81,7 @@ func (p *Platform) ImageInfo(ctx context.Context, ref string) (engine.Image, err
 			tags = append(tags, tag)
 		}
 	}
-	slices.SortFunc(tags, func(a, b string) int { return compareTags(b, a) })
+	slices.SortFunc(tags, func(a, b string) int { return engine.CompareVersions(b, a) })
 	img := engine.Image{
 		Repository: repo,
 		Tags:       tags,
@@ -93,6 +92,26 @@ func (p *Platform) ImageInfo(ctx context.Context, ref string) (engine.Image, err
 		img.Pushed = t
 	}
 	return img, nil
+}
+
+// Pinned names ref's image exactly, for another engine that must run the
+// same image: repo@digest when it came from a registry (any node can pull
+// that), else the local image ID (such an image exists on this host
+// only). digest is what instances of it are labelled with, as ImageInfo says.
+func (p *Platform) Pinned(ctx context.Context, ref string) (pinned, digest string, err error) {
+	info, err := p.cli.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return "", "", &MissingImageError{Ref: ref}
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	repo, _ := splitRef(ref)
+	digest = digestOf(info.ID, info.RepoDigests, repo)
+	if digest == info.ID {
+		return info.ID, digest, nil
+	}
+	return repo + "@" + digest, digest, nil
 }
 
 // Pull pulls ref onto the host. auth is the base64 X-Registry-Auth value
@@ -192,54 +211,4 @@ func firstOr(s []string, def string) string {
 		return def
 	}
 	return s[0]
-}
-
-// sortNewestFirst orders by creation time, then by the highest tag, so
-// images built within the same second still list in version order.
-func sortNewestFirst(imgs []engine.Image) {
-	slices.SortStableFunc(imgs, func(a, b engine.Image) int {
-		if c := b.Pushed.Compare(a.Pushed); c != 0 {
-			return c
-		}
-		return compareTags(firstOr(b.Tags, ""), firstOr(a.Tags, ""))
-	})
-}
-
-// compareTags orders tags the semver way where they look like versions
-// ("v1.10.0" > "1.9.2", "1.2.0" > "1.2.0-rc1"), and as text otherwise.
-func compareTags(a, b string) int {
-	an, apre, aok := parseVersion(a)
-	bn, bpre, bok := parseVersion(b)
-	switch {
-	case aok && !bok:
-		return 1
-	case !aok && bok:
-		return -1
-	case !aok && !bok:
-		return strings.Compare(a, b)
-	}
-	if c := slices.Compare(an, bn); c != 0 {
-		return c
-	}
-	switch { // a release sorts above its pre-releases
-	case apre == "" && bpre != "":
-		return 1
-	case apre != "" && bpre == "":
-		return -1
-	}
-	return strings.Compare(apre, bpre)
-}
-
-func parseVersion(tag string) (nums []int, pre string, ok bool) {
-	s := strings.TrimPrefix(tag, "v")
-	s, pre, _ = strings.Cut(s, "-")
-	s, _, _ = strings.Cut(s, "+")
-	for _, part := range strings.Split(s, ".") {
-		n, err := strconv.Atoi(part)
-		if err != nil {
-			return nil, "", false
-		}
-		nums = append(nums, n)
-	}
-	return nums, pre, true
 }

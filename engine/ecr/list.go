@@ -112,7 +112,7 @@ func (r *Registry) candidate(repo string, d types.ImageDetail) (engine.Image, bo
 
 func imageOf(repo string, d types.ImageDetail, tags []string) engine.Image {
 	tags = slices.Clone(tags)
-	slices.SortFunc(tags, func(a, b string) int { return compareTags(b, a) })
+	slices.SortFunc(tags, func(a, b string) int { return engine.CompareVersions(b, a) })
 	return engine.Image{
 		Repository: repo,
 		Tags:       tags,

@@ -18,6 +18,7 @@ type FakeClock struct {
 	mu      sync.Mutex
 	now     time.Time
 	timers  []*fakeTimer
+	bg      []*fakeTimer  // background timers: fire on Advance, never counted as waiting
 	changed chan struct{} // closed and replaced whenever timers change
 }
 
@@ -34,6 +35,7 @@ type fakeTimer struct {
 	at    time.Time
 	ch    chan time.Time
 	fired bool
+	bg    bool
 }
 
 // Now returns the fake time.
@@ -58,12 +60,37 @@ func (c *FakeClock) NewTimer(d time.Duration) engine.Timer {
 	return t
 }
 
+// NewBackgroundTimer registers a timer firing at Now()+d that Waiters,
+// Next and BlockUntil do not count: the engine's heartbeat runs beside its
+// steps, and a test should move time only when the steps wait.
+func (c *FakeClock) NewBackgroundTimer(d time.Duration) engine.Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, at: c.now.Add(d), ch: make(chan time.Time, 1), bg: true}
+	if d <= 0 {
+		t.fired = true
+		t.ch <- c.now
+		return t
+	}
+	c.bg = append(c.bg, t)
+	return t
+}
+
 func (t *fakeTimer) C() <-chan time.Time { return t.ch }
 
 func (t *fakeTimer) Stop() bool {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if t.bg {
+		for i, x := range c.bg {
+			if x == t {
+				c.bg = append(c.bg[:i], c.bg[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
 	for i, x := range c.timers {
 		if x == t {
 			c.timers = append(c.timers[:i], c.timers[i+1:]...)
@@ -96,6 +123,16 @@ func (c *FakeClock) Advance(d time.Duration) {
 		keep = append(keep, t)
 	}
 	c.timers = keep
+	bg := c.bg[:0]
+	for _, t := range c.bg {
+		if !t.at.After(c.now) {
+			t.fired = true
+			t.ch <- c.now
+			continue
+		}
+		bg = append(bg, t)
+	}
+	c.bg = bg
 	c.notify()
 }
 

@@ -32,11 +32,13 @@ func NewEnv() *Env {
 	return &Env{Clock: clock, Platform: platform, Router: router, Journal: j, Trace: tr}
 }
 
-// Deps returns engine dependencies over the doubles; smoke GETs answer 200.
+// Deps returns engine dependencies over the doubles; GETs straight at an
+// instance's address (smoke checks, a rollback's probe of warm stable
+// instances) are answered by the platform's instance there.
 func (e *Env) Deps() engine.Deps {
 	return engine.Deps{Platform: e.Platform, Router: e.Router, Journal: e.Journal, Clock: e.Clock,
 		Owner:   engine.Owner{PID: 1000, Host: "test-host"},
-		HTTPGet: func(ctx context.Context, url string) (int, error) { return 200, nil }}
+		HTTPGet: e.Platform.Get200}
 }
 
 // SeedServing starts n healthy instances of version and gives them all

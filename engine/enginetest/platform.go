@@ -3,6 +3,7 @@ package enginetest
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sort"
 	"sync"
 	"time"
@@ -25,6 +26,12 @@ type Platform struct {
 	Clock  engine.Clock
 	Router *Router // optional: checked at Stop
 	Trace  *Trace
+	// BeforeLaunch and BeforeStop, if set, run at the start of each Launch
+	// and Stop, outside the lock: a test's other writer can act while the
+	// call is in flight, or the test can hold the call as a slow Docker would.
+	BeforeLaunch func(spec engine.InstanceSpec)
+	BeforeStop   func(id string)
+	fails        map[string][]error // per operation: errors for its next calls, in order
 
 	mu         sync.Mutex
 	seq        int
@@ -70,7 +77,48 @@ func (p *Platform) Seed(service, version, image string, n int) []engine.Instance
 
 // Launch starts an instance of spec.
 func (p *Platform) Launch(ctx context.Context, spec engine.InstanceSpec) (engine.Instance, error) {
+	if p.BeforeLaunch != nil {
+		p.BeforeLaunch(spec)
+	}
+	if err := p.failure("launch"); err != nil {
+		p.Trace.Add("platform:launch " + spec.Version + " (failed)")
+		return engine.Instance{}, err
+	}
 	return p.launch(spec, true)
+}
+
+// FailNext makes the next calls of op ("launch", "stop", "instances",
+// "health") fail with errs, one each, in order; nil lets one call through.
+func (p *Platform) FailNext(op string, errs ...error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fails == nil {
+		p.fails = map[string][]error{}
+	}
+	p.fails[op] = append(p.fails[op], errs...)
+}
+
+func (p *Platform) failure(op string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.fails[op]
+	if len(q) == 0 {
+		return nil
+	}
+	p.fails[op] = q[1:]
+	return q[0]
+}
+
+// SeedCreated adds an instance of version that was created but never
+// started, as a launch killed between the two would leave it.
+func (p *Platform) SeedCreated(service, version, image, releaseID string) engine.Instance {
+	in, _ := p.launch(engine.InstanceSpec{Service: service, Version: version, Image: image, ReleaseID: releaseID}, false)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := p.insts[in.ID]
+	i.in.State = engine.StateCreated
+	i.in.Started = time.Time{}
+	return i.in
 }
 
 func (p *Platform) launch(spec engine.InstanceSpec, record bool) (engine.Instance, error) {
@@ -99,8 +147,12 @@ func (p *Platform) launch(spec engine.InstanceSpec, record bool) (engine.Instanc
 
 // Instances lists the service's instances.
 func (p *Platform) Instances(ctx context.Context, service string) ([]engine.Instance, error) {
+	if err := p.failure("instances"); err != nil {
+		return nil, err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.Trace.Add("platform:instances")
 	var out []engine.Instance
 	for _, i := range p.insts {
 		if i.in.Service == service {
@@ -114,6 +166,13 @@ func (p *Platform) Instances(ctx context.Context, service string) ([]engine.Inst
 // Stop removes an instance, recording a violation of rule 2 if the router
 // still gives it weight or it has requests in flight without a drain timeout.
 func (p *Platform) Stop(ctx context.Context, id string, grace time.Duration) error {
+	if p.BeforeStop != nil {
+		p.BeforeStop(id)
+	}
+	if err := p.failure("stop"); err != nil {
+		p.Trace.Add("platform:stop " + id + " (failed)")
+		return err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.Trace.Add("platform:stop " + id)
@@ -136,6 +195,9 @@ func (p *Platform) Stop(ctx context.Context, id string, grace time.Duration) err
 
 // Health answers one probe from the instance's behaviour.
 func (p *Platform) Health(ctx context.Context, id string, check engine.HealthCheck) (engine.Health, error) {
+	if err := p.failure("health"); err != nil {
+		return engine.Health{}, err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.Trace.Add("platform:health " + id)
@@ -178,6 +240,24 @@ func (p *Platform) Crash(id string) {
 		i.in.ExitCode = 137
 		i.in.Restarts++
 	}
+}
+
+// Replace removes an instance and starts another of its version in its
+// place, with a new id and address, as Swarm does with a task that died or
+// whose node was lost. The newcomer acts as its version's behaviour says.
+func (p *Platform) Replace(id string) (engine.Instance, bool) {
+	p.mu.Lock()
+	old, ok := p.insts[id]
+	if ok {
+		delete(p.insts, id)
+	}
+	p.mu.Unlock()
+	if !ok {
+		return engine.Instance{}, false
+	}
+	in, _ := p.launch(engine.InstanceSpec{Service: old.in.Service, Version: old.in.Version, Image: old.in.Image,
+		ReleaseID: old.in.ReleaseID}, false)
+	return in, true
 }
 
 // Get returns an instance by id.
@@ -240,4 +320,29 @@ func (p *Platform) CheckServing(t engine.RouteTable) error {
 		}
 	}
 	return nil
+}
+
+// Get200 answers a GET straight at an instance's address, as the instance
+// there would: a running one answers 200 (503 if it behaves unhealthy),
+// and an address where nothing runs refuses the connection.
+func (p *Platform) Get200(ctx context.Context, rawURL string) (int, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, i := range p.insts {
+		if i.in.Addr != u.Host {
+			continue
+		}
+		switch {
+		case i.in.State != engine.StateRunning:
+			return 0, fmt.Errorf("dial %s: connection refused", u.Host)
+		case i.b.Unhealthy || i.health != nil && i.health.Status != engine.HealthHealthy:
+			return 503, nil
+		}
+		return 200, nil
+	}
+	return 0, fmt.Errorf("dial %s: connection refused", u.Host)
 }

@@ -65,6 +65,9 @@ func (r *Router) Apply(ctx context.Context, t engine.RouteTable) error {
 	if r.applyErr != nil {
 		return r.applyErr
 	}
+	if err := engine.ValidateTable(t); err != nil {
+		return err
+	}
 	if t.Epoch < r.table.Epoch || t.Epoch == r.table.Epoch && t.Writer != r.table.Writer {
 		return engine.ErrStaleEpoch
 	}

@@ -35,10 +35,11 @@ var (
 // Journal is a bbolt-backed engine.Journal.
 type Journal struct {
 	path string
-	// Host is this machine's name: leases held by a dead process on it
-	// are broken early. Alive reports whether a local pid exists.
+	// Host is this machine's name: a lease held by a process on it lives
+	// exactly as long as that process. Alive reports whether a local
+	// owner's process still runs.
 	Host  string
-	Alive func(pid int) bool
+	Alive func(engine.Owner) bool
 }
 
 var _ engine.Journal = (*Journal)(nil)
@@ -50,7 +51,19 @@ func Open(path string) (*Journal, error) {
 		return nil, fmt.Errorf("journal: create directory: %w", err)
 	}
 	host, _ := os.Hostname()
-	j := &Journal{path: path, Host: host, Alive: ProcessAlive}
+	j := &Journal{path: path, Host: host, Alive: OwnerAlive}
+	// Most opens find the buckets there: a read costs no fsync, and
+	// `cutover rollback` opens the journal on its way to the swap.
+	ready := false
+	if _, err := os.Stat(path); err == nil {
+		_ = j.view(func(tx *bolt.Tx) error {
+			ready = tx.Bucket(bucketReleases) != nil && tx.Bucket(bucketEvents) != nil && tx.Bucket(bucketLeases) != nil
+			return nil
+		})
+	}
+	if ready {
+		return j, nil
+	}
 	err := j.update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketReleases, bucketEvents, bucketLeases} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -76,6 +89,16 @@ func ProcessAlive(pid int) bool {
 	}
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// OwnerAlive reports whether a lease owner on this host still runs: its
+// pid exists and, where the lease recorded when the process started, the
+// pid was not reused by another process since.
+func OwnerAlive(o engine.Owner) bool {
+	if !ProcessAlive(o.PID) {
+		return false
+	}
+	return o.Start == 0 || engine.ProcessStart(o.PID) == o.Start
 }
 
 func (j *Journal) open(readOnly bool) (*bolt.DB, error) {
@@ -130,7 +153,7 @@ func putJSON(b *bolt.Bucket, key string, v any) error {
 }
 
 // Begin stores or reopens rec and takes the service's lease.
-func (j *Journal) Begin(ctx context.Context, rec engine.ReleaseRecord, now time.Time, takeover bool) error {
+func (j *Journal) Begin(ctx context.Context, rec engine.ReleaseRecord, now time.Time, takeover bool, evs ...engine.Event) error {
 	return j.update(func(tx *bolt.Tx) error {
 		leases := tx.Bucket(bucketLeases)
 		var l engine.Lease
@@ -140,7 +163,7 @@ func (j *Journal) Begin(ctx context.Context, rec engine.ReleaseRecord, now time.
 		}
 		// Another live process holds the lease: for another release, or for
 		// this very release (two processes would drive it at once).
-		other := l.Release != rec.ID || l.Owner.PID != rec.Owner.PID || l.Owner.Host != rec.Owner.Host
+		other := l.Release != rec.ID || !l.Owner.Same(rec.Owner)
 		if held && other && !takeover && l.Live(now, j.Host, j.Alive) {
 			return &engine.LeaseHeldError{Lease: l, Now: now}
 		}
@@ -161,18 +184,57 @@ func (j *Journal) Begin(ctx context.Context, rec engine.ReleaseRecord, now time.
 		if _, err := tx.Bucket(bucketEvents).CreateBucketIfNotExists([]byte(rec.ID)); err != nil {
 			return err
 		}
-		return putJSON(leases, rec.Service, engine.Lease{Service: rec.Service, Release: rec.ID, Owner: rec.Owner, Since: now, Heartbeat: now})
+		if err := putJSON(leases, rec.Service, engine.Lease{Service: rec.Service, Release: rec.ID, Owner: rec.Owner, Since: now, Heartbeat: now}); err != nil {
+			return err
+		}
+		return appendAll(tx, evs)
 	})
 }
 
-// Append stores ev and folds its state and step into the record.
-func (j *Journal) Append(ctx context.Context, ev engine.Event) error {
+// Append stores evs and folds their state and step into their records.
+func (j *Journal) Append(ctx context.Context, evs ...engine.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	return j.update(func(tx *bolt.Tx) error { return appendAll(tx, evs) })
+}
+
+// AppendFenced stores evs only while their release holds the service's
+// lease for owner, checked in the same transaction: the journal's lock
+// orders it against a takeover's Begin.
+func (j *Journal) AppendFenced(ctx context.Context, owner engine.Owner, evs ...engine.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
 	return j.update(func(tx *bolt.Tx) error {
-		evs, err := tx.Bucket(bucketEvents).CreateBucketIfNotExists([]byte(ev.Release))
+		if err := holds(tx, evs[0].Service, evs[0].Release, owner); err != nil {
+			return err
+		}
+		return appendAll(tx, evs)
+	})
+}
+
+// holds returns engine.ErrLeaseLost unless release holds service's lease for owner.
+func holds(tx *bolt.Tx, service, release string, owner engine.Owner) error {
+	var l engine.Lease
+	held, err := getJSON(tx.Bucket(bucketLeases), service, &l)
+	if err != nil {
+		return fmt.Errorf("journal: read lease of %s: %w", service, err)
+	}
+	if !held || l.Release != release || !l.Owner.Same(owner) {
+		return engine.ErrLeaseLost
+	}
+	return nil
+}
+
+func appendAll(tx *bolt.Tx, evs []engine.Event) error {
+	rels := tx.Bucket(bucketReleases)
+	for _, ev := range evs {
+		b, err := tx.Bucket(bucketEvents).CreateBucketIfNotExists([]byte(ev.Release))
 		if err != nil {
 			return err
 		}
-		seq, err := evs.NextSequence()
+		seq, err := b.NextSequence()
 		if err != nil {
 			return err
 		}
@@ -182,59 +244,65 @@ func (j *Journal) Append(ctx context.Context, ev engine.Event) error {
 		}
 		var key [8]byte
 		binary.BigEndian.PutUint64(key[:], seq)
-		if err := evs.Put(key[:], data); err != nil {
+		if err := b.Put(key[:], data); err != nil {
 			return err
 		}
-		rels := tx.Bucket(bucketReleases)
 		var rec engine.ReleaseRecord
 		found, err := getJSON(rels, ev.Release, &rec)
-		if err != nil || !found {
+		if err != nil {
 			return err
+		}
+		if !found {
+			continue
 		}
 		if ev.State != "" {
 			rec.State = ev.State
 		}
 		rec.Step = ev.Step
-		return putJSON(rels, rec.ID, rec)
-	})
+		if err := putJSON(rels, rec.ID, rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Heartbeat renews the lease, or returns engine.ErrLeaseLost.
-func (j *Journal) Heartbeat(ctx context.Context, id string, now time.Time) error {
+func (j *Journal) Heartbeat(ctx context.Context, id string, owner engine.Owner, now time.Time) error {
 	return j.update(func(tx *bolt.Tx) error {
-		var rec engine.ReleaseRecord
-		found, err := getJSON(tx.Bucket(bucketReleases), id, &rec)
+		rec, l, held, err := recordAndLease(tx, id)
 		if err != nil {
 			return err
 		}
-		if !found {
-			return engine.ErrNotFound
-		}
-		leases := tx.Bucket(bucketLeases)
-		var l engine.Lease
-		held, err := getJSON(leases, rec.Service, &l)
-		if err != nil {
-			return err
-		}
-		if !held || l.Release != id {
+		if !held || l.Release != id || !l.Owner.Same(owner) {
 			return engine.ErrLeaseLost
 		}
 		l.Heartbeat = now
-		return putJSON(leases, rec.Service, l)
+		return putJSON(tx.Bucket(bucketLeases), rec.Service, l)
 	})
 }
 
+// recordAndLease reads release id's record and its service's lease.
+func recordAndLease(tx *bolt.Tx, id string) (rec engine.ReleaseRecord, l engine.Lease, held bool, err error) {
+	found, err := getJSON(tx.Bucket(bucketReleases), id, &rec)
+	if err != nil {
+		return rec, l, false, err
+	}
+	if !found {
+		return rec, l, false, engine.ErrNotFound
+	}
+	held, err = getJSON(tx.Bucket(bucketLeases), rec.Service, &l)
+	return rec, l, held, err
+}
+
 // End records the final state and releases the lease if this release holds it.
-func (j *Journal) End(ctx context.Context, id string, state engine.ReleaseState, now time.Time, lastErr string) error {
+func (j *Journal) End(ctx context.Context, id string, owner engine.Owner, state engine.ReleaseState, now time.Time, lastErr string) error {
 	return j.update(func(tx *bolt.Tx) error {
-		rels := tx.Bucket(bucketReleases)
-		var rec engine.ReleaseRecord
-		found, err := getJSON(rels, id, &rec)
+		rec, l, held, err := recordAndLease(tx, id)
 		if err != nil {
 			return err
 		}
-		if !found {
-			return engine.ErrNotFound
+		if held && l.Release == id && !l.Owner.Same(owner) {
+			return nil // another process runs this release now: its run, its record
 		}
 		if rec.State == engine.ReleaseRolledBack && state == engine.ReleaseTakenOver {
 			// A rollback from elsewhere already recorded how this release
@@ -242,13 +310,11 @@ func (j *Journal) End(ctx context.Context, id string, state engine.ReleaseState,
 			state, lastErr = rec.State, rec.Error
 		}
 		rec.State, rec.Ended, rec.Error = state, now, lastErr
-		if err := putJSON(rels, id, rec); err != nil {
+		if err := putJSON(tx.Bucket(bucketReleases), id, rec); err != nil {
 			return err
 		}
-		leases := tx.Bucket(bucketLeases)
-		var l engine.Lease
-		if held, err := getJSON(leases, rec.Service, &l); err == nil && held && l.Release == id {
-			return leases.Delete([]byte(rec.Service))
+		if held && l.Release == id {
+			return tx.Bucket(bucketLeases).Delete([]byte(rec.Service))
 		}
 		return nil
 	})

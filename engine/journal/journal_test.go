@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/enginetest"
 	"github.com/cutover/cutover/engine/journal"
 )
 
@@ -25,121 +26,38 @@ func record(id, service string, pid int, started time.Time) engine.ReleaseRecord
 		Strategy: engine.Canary, Owner: engine.Owner{PID: pid, Host: host, User: "alice"}, Started: started, State: engine.ReleaseRunning}
 }
 
-func TestJournalKeepsReleasesAndEventsInOrder(t *testing.T) {
-	ctx := context.Background()
-	j, err := journal.Open(filepath.Join(t.TempDir(), "sub", "journal.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Begin(ctx, record("r1", "web", os.Getpid(), t0), t0, false); err != nil {
-		t.Fatal(err)
-	}
-	for i, k := range []engine.EventKind{engine.EventStarted, engine.EventApplying, engine.EventApplied} {
-		ev := engine.Event{Seq: int64(i + 1), Release: "r1", Service: "web", Kind: k, Step: i, State: engine.ReleaseRunning,
-			Table: &engine.RouteTable{Epoch: 3, Backends: []engine.Backend{{ID: "a", Weight: 10000}}}}
-		if err := j.Append(ctx, ev); err != nil {
+// The bbolt journal keeps every rule the engine relies on; the in-memory
+// journal of engine/enginetest passes the same contract.
+func TestJournalContract(t *testing.T) {
+	enginetest.JournalContract(t, func(t *testing.T, alive func(engine.Owner) bool) engine.Journal {
+		j, err := journal.Open(filepath.Join(t.TempDir(), "sub", "journal.db"))
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := j.Append(ctx, engine.Event{Release: "r1", Kind: engine.EventPaused, Step: 2, State: engine.ReleasePaused}); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.End(ctx, "r1", engine.ReleaseRolledBack, t0.Add(time.Minute), "analysis failed"); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Begin(ctx, record("r2", "web", os.Getpid(), t0.Add(time.Hour)), t0.Add(time.Hour), false); err != nil {
-		t.Fatalf("lease not released by End: %v", err)
-	}
-	evs, err := j.Events(ctx, "r1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var kinds []string
-	for _, ev := range evs {
-		kinds = append(kinds, string(ev.Kind))
-	}
-	if got := strings.Join(kinds, ","); got != "started,applying,applied,paused" {
-		t.Errorf("events %s", got)
-	}
-	if evs[1].Table == nil || evs[1].Table.Epoch != 3 {
-		t.Errorf("table payload lost: %+v", evs[1])
-	}
-	rels, err := j.Releases(ctx, "web", 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rels) != 2 || rels[0].ID != "r2" || rels[1].ID != "r1" {
-		t.Fatalf("releases newest first: %+v", rels)
-	}
-	if r1 := rels[1]; r1.State != engine.ReleaseRolledBack || r1.Error != "analysis failed" || r1.Step != 2 || r1.Stable().Version != "1.0.0" {
-		t.Errorf("r1 record %+v", r1)
-	}
-	if _, err := j.Release(ctx, "nope"); !errors.Is(err, engine.ErrNotFound) {
-		t.Errorf("unknown release: %v", err)
-	}
-	if got, _ := j.Releases(ctx, "api", 10); len(got) != 0 {
-		t.Errorf("other service sees %v", got)
-	}
+		j.Host, j.Alive = enginetest.ContractHost, alive
+		return j
+	})
 }
 
-func TestLeaseRefusesSecondReleaseUntilStaleOrTakenOver(t *testing.T) {
-	ctx := context.Background()
-	j, err := journal.Open(filepath.Join(t.TempDir(), "journal.db"))
+func TestOpeningAnExistingJournalWritesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "journal.db")
+	if _, err := journal.Open(path); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j.Alive = func(int) bool { return true }
-	if err := j.Begin(ctx, record("r1", "web", 4242, t0), t0, false); err != nil {
+	time.Sleep(20 * time.Millisecond) // mtime resolution: a write would move it
+	if _, err := journal.Open(path); err != nil {
 		t.Fatal(err)
 	}
-	err = j.Begin(ctx, record("r2", "web", 4343, t0), t0.Add(10*time.Second), false)
-	var held *engine.LeaseHeldError
-	if !errors.As(err, &held) || !errors.Is(err, engine.ErrLeaseHeld) {
-		t.Fatalf("second deploy: %v", err)
-	}
-	if msg := err.Error(); !strings.Contains(msg, "pid 4242") || !strings.Contains(msg, "r1") || !strings.Contains(msg, "alice") {
-		t.Errorf("error does not name the holder: %s", msg)
-	}
-	if err := j.Heartbeat(ctx, "r1", t0.Add(10*time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Begin(ctx, record("r2", "web", 4343, t0), t0.Add(24*time.Second), false); err == nil {
-		t.Fatal("lease with a fresh heartbeat was broken")
-	}
-	// Heartbeat at +10s is stale at +26s.
-	if err := j.Begin(ctx, record("r2", "web", 4343, t0), t0.Add(26*time.Second), false); err != nil {
-		t.Fatalf("stale lease not broken: %v", err)
-	}
-	if err := j.Heartbeat(ctx, "r1", t0.Add(27*time.Second)); !errors.Is(err, engine.ErrLeaseLost) {
-		t.Errorf("old holder heartbeat: %v", err)
-	}
-	// A rollback takes over a live lease.
-	if err := j.Begin(ctx, record("rb", "web", 4444, t0), t0.Add(28*time.Second), true); err != nil {
-		t.Fatalf("takeover: %v", err)
-	}
-	l, ok, err := j.Active(ctx, "web")
-	if err != nil || !ok || l.Release != "rb" {
-		t.Errorf("active %+v %v %v", l, ok, err)
-	}
-}
-
-// Two processes must not drive one release: resuming a release whose live
-// owner is another process is refused; its own owner may begin it again.
-func TestLeaseRefusesTheSameReleaseToAnotherLiveProcess(t *testing.T) {
-	ctx := context.Background()
-	j, err := journal.Open(filepath.Join(t.TempDir(), "journal.db"))
+	after, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	j.Alive = func(int) bool { return true }
-	if err := j.Begin(ctx, record("r1", "web", 4242, t0), t0, false); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Begin(ctx, record("r1", "web", 4343, t0), t0.Add(time.Second), false); !errors.Is(err, engine.ErrLeaseHeld) {
-		t.Fatalf("another process resuming r1 while its owner lives: %v, want ErrLeaseHeld", err)
-	}
-	if err := j.Begin(ctx, record("r1", "web", 4242, t0), t0.Add(2*time.Second), false); err != nil {
-		t.Fatalf("the owner beginning r1 again: %v", err)
+	if !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("opening an existing journal wrote to it (mtime %s → %s): every cutover command would pay an fsync", before.ModTime(), after.ModTime())
 	}
 }
 
@@ -149,9 +67,9 @@ func TestLeaseOfDeadProcessOnThisHostIsBroken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("true")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	if err := cmd.Run(); err != nil {
-		t.Skip("cannot run true:", err)
+		t.Fatal("cannot run the test binary:", err)
 	}
 	dead := cmd.Process.Pid
 	if err := j.Begin(ctx, record("r1", "web", dead, t0), t0, false); err != nil {
@@ -194,7 +112,7 @@ func child(path string) int {
 			n++
 			err = j.Append(ctx, engine.Event{Seq: int64(n), Release: "child-release", Kind: engine.EventStepDone, Step: n, State: engine.ReleaseRunning})
 		case "heartbeat":
-			err = j.Heartbeat(ctx, "child-release", time.Now())
+			err = j.Heartbeat(ctx, "child-release", self(), time.Now())
 		}
 		if err != nil {
 			fmt.Println("error", err)
@@ -254,7 +172,7 @@ func TestTwoProcessesShareTheJournal(t *testing.T) {
 		if err := j.Begin(ctx, record(fmt.Sprintf("api-%d", i), "api", os.Getpid(), now), now, false); err != nil {
 			t.Fatalf("parent write for another service: %v", err)
 		}
-		if err := j.End(ctx, fmt.Sprintf("api-%d", i), engine.ReleaseSucceeded, now, ""); err != nil {
+		if err := j.End(ctx, fmt.Sprintf("api-%d", i), self(), engine.ReleaseSucceeded, now, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -275,25 +193,26 @@ func TestTwoProcessesShareTheJournal(t *testing.T) {
 	}
 }
 
-// A release rolled back from another process keeps that outcome when its
-// own, fenced-out process later records that it was taken over.
-func TestRolledBackOutcomeSurvivesTheFencedWritersEnd(t *testing.T) {
+// self is this process as a lease owner.
+func self() engine.Owner {
+	host, _ := os.Hostname()
+	return engine.Owner{PID: os.Getpid(), Host: host, User: "alice", Start: engine.ProcessStart(os.Getpid())}
+}
+
+// A pid reused by another process does not keep a dead owner's lease.
+func TestLeaseOfAReusedPidIsBroken(t *testing.T) {
 	ctx := context.Background()
 	j, err := journal.Open(filepath.Join(t.TempDir(), "journal.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := j.Begin(ctx, record("r1", "web", 4242, t0), t0, false); err != nil {
+	r := record("r1", "web", os.Getpid(), t0)
+	r.Owner = self()
+	r.Owner.Start++ // this pid, but a process that started at another time
+	if err := j.Begin(ctx, r, t0, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.End(ctx, "r1", engine.ReleaseRolledBack, t0.Add(time.Second), ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.End(ctx, "r1", engine.ReleaseTakenOver, t0.Add(2*time.Second), "taken over"); err != nil {
-		t.Fatal(err)
-	}
-	rec, err := j.Release(ctx, "r1")
-	if err != nil || rec.State != engine.ReleaseRolledBack {
-		t.Errorf("state %s (%v), want rolled-back", rec.State, err)
+	if err := j.Begin(ctx, record("r2", "web", os.Getpid(), t0), t0.Add(time.Second), false); err != nil {
+		t.Fatalf("the lease of a process that no longer runs (its pid reused) was not broken: %v", err)
 	}
 }

@@ -1,0 +1,450 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Control errors end a step early; they are not failures.
+var (
+	errRollback = errors.New("rollback requested")
+	errAbort    = errors.New("abort requested")
+	errPromote  = errors.New("promote requested")
+	errDetach   = errors.New("detached at an approval gate")
+)
+
+// TakenOverError says another writer fenced this release out.
+type TakenOverError struct {
+	Epoch  uint64 // the router's epoch, newer than ours; 0 when the journal lease was lost
+	Reason string
+}
+
+func (e *TakenOverError) Error() string { return e.Reason }
+
+// failure is a step's failure: it triggers the failure policy.
+type failure struct {
+	err          error
+	inconclusive bool // analysis without enough traffic: always pause
+}
+
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+func failf(format string, args ...any) error { return &failure{err: fmt.Errorf(format, args...)} }
+
+// Run carries the release out and returns how it ended. The error is nil
+// on success; with an empty Outcome it means nothing was changed (the plan
+// failed, the lease is held, the router is unreachable); otherwise it is
+// the failure that led to the outcome. Run may be called once.
+func (r *Release) Run(ctx context.Context) (Outcome, error) {
+	if !r.started.CompareAndSwap(false, true) {
+		return "", errors.New("release already ran")
+	}
+	r.runCtx = context.WithoutCancel(ctx)
+	outcome, err := r.start(ctx)
+	if outcome == "" && err != nil {
+		r.closeSubs()
+		return "", err
+	}
+	if outcome == "" {
+		switch r.kind {
+		case KindDeploy:
+			outcome, err = r.drive(ctx)
+		case KindRollback:
+			outcome, err = r.rollBack(ctx, "standalone rollback to "+orNothing(r.stable.Version))
+		}
+	}
+	r.finish(ctx, outcome, err)
+	return outcome, err
+}
+
+// start plans from the actual state, takes the journal lease and claims
+// the router epoch. It returns an empty Outcome to go on.
+func (r *Release) start(ctx context.Context) (Outcome, error) {
+	now := r.deps.Clock.Now()
+	table, stats, err := r.deps.Router.State(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read router state: %w", err)
+	}
+	if table.Epoch >= MaxEpoch || stats.Epoch >= MaxEpoch {
+		return "", fmt.Errorf("router epoch %d is at its limit: no writer can claim a newer one; reset the router's state file", max(table.Epoch, stats.Epoch))
+	}
+	r.epoch = max(table.Epoch, stats.Epoch) + 1
+	rec := ReleaseRecord{ID: r.id, Service: r.spec.Name, Kind: r.kind, To: r.target, Actor: r.opts.Actor,
+		Owner: r.deps.Owner, Started: now, State: ReleaseRunning, Epoch: r.epoch, RollsBack: r.rolls}
+	var obs Observed
+	if r.kind == KindDeploy {
+		obs, err = Observe(ctx, r.deps, r.spec, r.target.Version)
+		if err != nil {
+			return "", err
+		}
+		plan, err := PlanRelease(r.spec, r.target, obs)
+		if err != nil {
+			return "", err
+		}
+		r.plan = plan
+		r.stable = plan.Stable
+		if plan.Repair {
+			// The version being repaired is its own stable version: a
+			// rollback keeps what serves and undoes nothing else.
+			r.stable = VersionRef{Version: r.target.Version, Image: r.target.Image}
+		}
+		rec.From, rec.Strategy, rec.Steps = plan.From(), plan.Strategy, len(plan.Steps)
+		r.adopt(obs)
+	} else {
+		rec.From = []VersionRef{r.stable}
+		rec.To = Target{Version: r.stable.Version, Image: r.stable.Image}
+	}
+	r.update(func(s *Snapshot) {
+		s.From, s.To, s.Strategy, s.Plan = rec.From, r.target, rec.Strategy, r.plan
+		s.Started, s.Epoch, s.Actor, s.Table, s.Stats = now, r.epoch, r.opts.Actor, table, stats
+		s.Steps = stepViews(r.plan.Steps)
+	})
+	verb := "started"
+	if r.opts.ID != "" {
+		verb = "resumed"
+	}
+	msg := fmt.Sprintf("%s %s of %s: %s → %s by %s, writing with router epoch %d", verb, r.kind, r.spec.Name,
+		versionList(rec.From), r.target.Version, r.opts.Actor, r.epoch)
+	// The record, the lease and the first events are one journal write.
+	begun := []Event{r.stamp(Event{Kind: EventStarted, Message: msg, Epoch: r.epoch, State: ReleaseRunning})}
+	if r.kind == KindDeploy {
+		begun = append(begun, r.stamp(Event{Kind: EventPlanned, Message: r.plan.String(), Plan: r.plan.Lines(), State: ReleaseRunning}))
+	}
+	if r.deps.Journal != nil {
+		if err := r.deps.Journal.Begin(ctx, rec, now, r.kind == KindRollback, begun...); err != nil {
+			return "", err
+		}
+		r.stopBeat = r.keepLease()
+		if r.kind == KindRollback && r.rolls != "" {
+			// What the release being undone journaled as stopping is
+			// being stopped now: the swap must not give it traffic.
+			evs, err := r.deps.Journal.Events(ctx, r.rolls)
+			if err != nil {
+				return Failed, fmt.Errorf("read the events of %s: %w", r.rolls, err)
+			}
+			for _, ev := range evs {
+				if ev.Kind == EventStopping {
+					for _, id := range ev.IDs {
+						r.doomed[id] = true
+					}
+				}
+			}
+		}
+	}
+	r.setState(ReleaseRunning)
+	r.publish(begun...)
+	r.lastPoll = now
+	if r.kind == KindDeploy && r.deps.Puller != nil {
+		switch err := r.pull(ctx); {
+		case err == nil, errors.Is(err, errRollback):
+			// A rollback asked for during the pull is carried out by drive.
+		case errors.Is(err, errAbort):
+			return Aborted, nil
+		case ctx.Err() != nil:
+			return Aborted, ctx.Err()
+		default:
+			var taken *TakenOverError
+			if errors.As(err, &taken) {
+				return TakenOver, err
+			}
+			return Failed, err
+		}
+	}
+	if r.kind == KindDeploy {
+		// Claim the epoch now, so a rollback from another process claims a
+		// newer one and fences this release out (rule 7). The table is
+		// unchanged but for instances that no longer run: they lose their
+		// weight, as no table this release writes gives traffic to them.
+		// A pull may have taken minutes: claim on the table as it is now,
+		// and while paused change nothing but the epoch (rule 4).
+		if r.deps.Puller != nil {
+			if table, _, err = r.deps.Router.State(ctx); err != nil {
+				return Failed, failf("router: read state: %w", err)
+			}
+			if obs.Instances, err = r.deps.Platform.Instances(ctx, r.spec.Name); err != nil {
+				return Failed, failf("platform: list instances: %w", err)
+			}
+		}
+		claim := withoutDead(table, obs.Instances)
+		if r.paused {
+			claim = RouteTable{Backends: table.Backends}
+		}
+		if err := r.apply(ctx, claim); err != nil {
+			var taken *TakenOverError
+			if errors.As(err, &taken) {
+				return TakenOver, err
+			}
+			return Failed, err
+		}
+		r.refresh(ctx)
+	}
+	return "", nil
+}
+
+// adopt takes on the target's instances a previous run left: serving ones
+// carried traffic, so they passed health once, but what happened to them
+// while nobody watched is judged before the release advances (see
+// judgeAdopted); the others must pass health again before they get any.
+func (r *Release) adopt(obs Observed) {
+	for _, in := range obs.running(r.target.Version) {
+		p := &probe{inst: in}
+		if obs.weight(in.ID) > 0 {
+			p.healthy, p.adopted = true, true
+			r.trafficSeen = true
+		}
+		r.probes[in.ID] = p
+	}
+	// Serving target instances that no longer run are judged too: they
+	// crashed while the release was not watched.
+	for _, in := range obs.Instances {
+		if !r.plan.Repair && in.Version == r.target.Version && in.State != StateRunning && obs.weight(in.ID) > 0 {
+			r.probes[in.ID] = &probe{inst: in, healthy: true, adopted: true}
+			r.trafficSeen = true
+		}
+	}
+}
+
+func stepViews(steps []Step) []StepView {
+	out := make([]StepView, len(steps))
+	for i, s := range steps {
+		out[i] = StepView{Step: s, Description: s.String(), Status: StepPending}
+	}
+	return out
+}
+
+func versionList(vs []VersionRef) string {
+	if len(vs) == 0 {
+		return "nothing"
+	}
+	s := vs[0].Version
+	for _, v := range vs[1:] {
+		s += "+" + v.Version
+	}
+	return s
+}
+
+// finish records the outcome, releases the lease and ends subscriptions.
+func (r *Release) finish(ctx context.Context, outcome Outcome, err error) {
+	ctx = context.WithoutCancel(ctx)
+	r.fenceMu.Lock()
+	r.ended = true
+	r.fenceMu.Unlock()
+	if r.stopBeat != nil {
+		r.stopBeat()
+	}
+	// The last snapshot shows what runs now, not what ran at the last
+	// poll (a rolled-back canary would linger in the instances).
+	_ = r.refresh(ctx)
+	now := r.deps.Clock.Now()
+	state := outcome.State()
+	r.update(func(s *Snapshot) {
+		s.State, s.Outcome, s.Ended, s.Gate = state, outcome, now, nil
+		if err != nil {
+			s.LastError = err.Error()
+		}
+	})
+	ev := Event{Kind: EventFinished, Outcome: outcome, Message: fmt.Sprintf("%s %s → %s: %s", r.spec.Name, versionList(r.snap.From), r.target.Version, outcome)}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	_ = r.emit(ctx, ev)
+	if r.deps.Journal != nil {
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		_ = r.deps.Journal.End(ctx, r.id, r.deps.Owner, state, now, msg)
+		if r.kind == KindRollback && outcome == RolledBack && r.rolls != "" {
+			// The fenced release may already have ended as taken over: that
+			// is this rollback, which says better how it ended.
+			if rec, err := r.deps.Journal.Release(ctx, r.rolls); err == nil && (!rec.State.Finished() || rec.State == ReleaseTakenOver) {
+				_ = r.deps.Journal.End(ctx, r.rolls, r.deps.Owner, ReleaseRolledBack, now, "rolled back by "+r.id)
+			}
+		}
+	}
+	r.closeSubs()
+}
+
+// drive runs the plan's steps in order until the end or an interruption.
+func (r *Release) drive(ctx context.Context) (Outcome, error) {
+	r.step = 0
+	if r.plan.Repair {
+		// A repair is for lost instances: what died is what it replaces.
+		for _, p := range r.probes {
+			p.adopted = false
+		}
+	}
+	if err := r.judgeAdopted(ctx); err != nil {
+		if o, e, done := r.interrupted(ctx, err); done {
+			return o, e
+		}
+	}
+	for {
+		if err := r.checkpoint(ctx); err != nil {
+			if o, e, done := r.interrupted(ctx, err); done {
+				return o, e
+			}
+			continue
+		}
+		if r.want == CmdPromote {
+			r.want = ""
+			if err := r.promote(ctx); err != nil {
+				if o, e, done := r.interrupted(ctx, err); done {
+					return o, e
+				}
+			}
+			continue
+		}
+		if r.step >= len(r.plan.Steps) {
+			return Succeeded, nil
+		}
+		st := r.plan.Steps[r.step]
+		if st.Done {
+			r.setStep(StepSkipped)
+			_ = r.emit(ctx, Event{Kind: EventStepSkipped, Message: st.String() + ": " + skipReason(st)})
+			r.step++
+			continue
+		}
+		r.setStep(StepRunning)
+		err := r.emit(ctx, Event{Kind: EventStepStarted, Message: st.String()})
+		if err == nil {
+			err = r.exec(ctx, st)
+		} else {
+			err = &failure{err: err}
+		}
+		if err == nil {
+			r.setStep(StepDoneOK)
+			_ = r.emit(ctx, Event{Kind: EventStepDone, Message: st.String() + ": done"})
+			r.step++
+			continue
+		}
+		if o, e, done := r.interrupted(ctx, err); done {
+			return o, e
+		}
+	}
+}
+
+func skipReason(st Step) string {
+	if st.Note == "skipped by promote" {
+		return "skipped by promote"
+	}
+	return "already done"
+}
+
+func (r *Release) setStep(st StepStatus) {
+	now := r.deps.Clock.Now()
+	i := r.step
+	r.update(func(s *Snapshot) {
+		s.Step = i
+		if i < 0 || i >= len(s.Steps) {
+			return
+		}
+		steps := append([]StepView(nil), s.Steps...)
+		v := &steps[i]
+		v.Status = st
+		switch st {
+		case StepRunning:
+			v.Started, v.Ended = now, time.Time{}
+		default:
+			v.Ended = now
+		}
+		s.Steps = steps
+	})
+}
+
+// interrupted handles what stopped a step: a command, a takeover, a
+// cancelled context or a failure. done says Run should return.
+func (r *Release) interrupted(ctx context.Context, err error) (Outcome, error, bool) {
+	var taken *TakenOverError
+	switch {
+	case errors.Is(err, errRollback):
+		reason := "operator asked for a rollback"
+		var lastErr error
+		if r.pausedBy == "failure" {
+			lastErr = r.lastFailure
+		}
+		o, e := r.rollBack(ctx, reason)
+		if e == nil {
+			e = lastErr
+		}
+		return o, e, true
+	case errors.Is(err, errAbort):
+		r.want = ""
+		if r.pausedBy == "failure" {
+			return Failed, r.lastFailure, true
+		}
+		return Aborted, nil, true
+	case errors.Is(err, errDetach):
+		return WaitingForApproval, nil, true
+	case errors.Is(err, errPromote):
+		return "", nil, false // drive promotes before the next step
+	case errors.As(err, &taken):
+		r.setStep(StepFailed)
+		_ = r.emit(ctx, Event{Kind: EventTakenOver, Message: taken.Reason, Epoch: taken.Epoch})
+		return TakenOver, err, true
+	case ctx.Err() != nil:
+		r.setStep(StepFailed)
+		_ = r.emit(ctx, Event{Kind: EventCommand, Message: "stopped: " + ctx.Err().Error(), Error: ctx.Err().Error()})
+		if r.pausedBy == "failure" {
+			return Failed, r.lastFailure, true
+		}
+		return Aborted, ctx.Err(), true
+	}
+	// A failure: roll back or pause, per policy (rule 5).
+	r.setStep(StepFailed)
+	r.lastFailure = err
+	var f *failure
+	inconclusive := errors.As(err, &f) && f.inconclusive
+	action := r.spec.OnFailure.BeforeTraffic
+	when := "before traffic"
+	if r.hadTraffic() {
+		action, when = r.spec.OnFailure.AfterTraffic, "after traffic"
+	}
+	var msg string
+	switch {
+	case inconclusive:
+		action, msg = FailPause, "pausing: analysis was inconclusive; resume re-runs it, promote or rollback decide"
+	case r.paused:
+		action, msg = FailPause, "staying paused: the operator paused the release"
+	case action == FailRollback:
+		msg = "failed " + when + ": rolling back (on_failure." + policyKey(when) + ": rollback)"
+	default:
+		msg = "failed " + when + ": pausing for an operator (on_failure." + policyKey(when) + ": pause); resume retries the step"
+	}
+	_ = r.emit(ctx, Event{Kind: EventFailure, Message: msg, Error: err.Error()})
+	if action == FailRollback {
+		o, e := r.rollBack(ctx, err.Error())
+		if e == nil {
+			e = err
+		}
+		return o, e, true
+	}
+	r.pause(ctx, "failure", msg)
+	if r.opts.Detach || r.opts.DetachOnFailure {
+		return Failed, err, true
+	}
+	if werr := r.waitWhilePaused(ctx); werr != nil {
+		return r.interrupted(ctx, werr)
+	}
+	return "", nil, false
+}
+
+func policyKey(when string) string {
+	if when == "before traffic" {
+		return "before_traffic"
+	}
+	return "after_traffic"
+}
+
+// hadTraffic says whether the new version has been given any traffic.
+func (r *Release) hadTraffic() bool {
+	if r.trafficSeen {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.snap.Table.Weights()[r.target.Version] > 0
+}

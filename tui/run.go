@@ -1,0 +1,97 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
+
+	"github.com/cutover/cutover/engine"
+)
+
+// Options tune the console.
+type Options struct {
+	// Service is selected on the home screen at start.
+	Service string
+	// NoColor draws without colour (Run also honours NO_COLOR); glyphs
+	// and words still say every state.
+	NoColor bool
+	// Light starts with light-background colours until the terminal
+	// reports its background (dark is assumed otherwise).
+	Light bool
+	// Input and Output replace the terminal (tests).
+	Input  io.Reader
+	Output io.Writer
+	// Width and Height fix the size instead of asking the terminal (tests).
+	Width, Height int
+	// Now is the wall clock for relative times and the prompt guard; nil
+	// is time.Now. Tests pass a fixed time so frames are stable.
+	Now func() time.Time
+}
+
+// frameRate is how many times a second the renderer looks for a new frame.
+// Bubble Tea's default, 60, wakes the console 60 times a second for
+// nothing while it sits idle; nothing on screen moves faster than the
+// loading spinner (10 frames a second), and a key still shows within 50 ms.
+const frameRate = 20
+
+// Run opens the console on the terminal (or opts.Input/Output) and
+// returns when the operator leaves. A release still running then is
+// aborted where it stands, as the quit prompt says.
+func Run(ctx context.Context, b Backend, opts Options) error {
+	if os.Getenv("NO_COLOR") != "" {
+		opts.NoColor = true
+	}
+	m := New(b, opts)
+	m.env.ctx = ctx
+	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithFPS(frameRate)}
+	if opts.Input != nil {
+		popts = append(popts, tea.WithInput(opts.Input))
+	}
+	if opts.Output != nil {
+		popts = append(popts, tea.WithOutput(opts.Output))
+	}
+	if opts.Width > 0 && opts.Height > 0 {
+		popts = append(popts, tea.WithWindowSize(opts.Width, opts.Height))
+	}
+	if opts.NoColor {
+		popts = append(popts, tea.WithColorProfile(colorprofile.Ascii))
+	}
+	final, err := tea.NewProgram(m, popts...).Run()
+	if fm, ok := final.(Model); ok && fm.live.running() {
+		abortAndWait(fm.live.rel, 10*time.Second)
+	}
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	return nil
+}
+
+// abortAndWait stops a release the console leaves behind and waits a
+// little for it to record where it stopped.
+func abortAndWait(rel *engine.Release, limit time.Duration) {
+	ch, unsub := rel.Subscribe()
+	defer unsub()
+	if rel.Send(engine.CmdAbort) != nil {
+		return
+	}
+	timeout := time.After(limit)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-timeout:
+			return
+		}
+	}
+}
+
+// Frame is the console's current frame with its ANSI styles, for
+// screenshots: write it to a file and render it with freeze.
+func Frame(m Model) string { return m.View().Content }
