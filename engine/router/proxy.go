@@ -403,7 +403,7 @@ func (c *clientConn) exchange(e *entry, fresh bool) exchangeResult {
 		}
 		return c.badGateway(e, err)
 	}
-	return c.relayResponse(e, bc, true)
+	return c.relayResponse(e, bc)
 }
 
 // holdOut skips e's address for the hold-out after a connection failure,
@@ -497,9 +497,8 @@ func (c *clientConn) readResponseHead(bc *backendConn) error {
 }
 
 // relayResponse writes the response head read into c.res and relays its
-// body, then returns bc to its pool when it can carry another request
-// (sent: the whole request body reached the backend).
-func (c *clientConn) relayResponse(e *entry, bc *backendConn, sent bool) exchangeResult {
+// body, then returns bc to its pool when it can carry another request.
+func (c *clientConn) relayResponse(e *entry, bc *backendConn) exchangeResult {
 	s := c.s
 	req, res := &c.req, &c.res
 	if res.status == 101 {
@@ -510,14 +509,8 @@ func (c *clientConn) relayResponse(e *entry, bc *backendConn, sent bool) exchang
 		}
 		return c.tunnel(e, bc)
 	}
-	framing := res.body
-	closeAfter := !req.keepAlive() || s.shuttingDown.Load()
-	if (framing == bodyChunked || framing == bodyClose) && req.minor == 0 {
-		framing = bodyClose // an HTTP/1.0 client reads to the end
-		closeAfter = true
-	} else if framing == bodyClose {
-		framing = bodyChunked // keeps the client connection
-	}
+	framing := c.clientFraming()
+	closeAfter := !req.keepAlive() || s.shuttingDown.Load() || framing == bodyClose
 	c.writeResponseHead(e, framing, closeAfter)
 	cerr := c.relayResponseBody(bc, framing)
 	c.disarmWatch()
@@ -534,7 +527,7 @@ func (c *clientConn) relayResponse(e *entry, bc *backendConn, sent bool) exchang
 		c.finish(e, outcome{proxyErr: true})
 		return exchangeResult{done: true}
 	}
-	if sent && res.keepAlive() {
+	if res.keepAlive() {
 		e.up.put(bc, s.now())
 	} else {
 		bc.close()
@@ -907,7 +900,9 @@ func (u *bodyUpload) finish(grace time.Duration) copyErr {
 	return u.err
 }
 
-// clientFraming is how the body of c.res is sent to the client.
+// clientFraming is how the body of c.res is sent to the client: a body
+// without a length is chunked for an HTTP/1.1 client, which keeps its
+// connection, and read to the end by an HTTP/1.0 one.
 func (c *clientConn) clientFraming() bodyKind {
 	switch {
 	case c.res.body == bodyNone || c.res.body == bodyLength:
