@@ -86,11 +86,11 @@ func (s *service) dialRouter() error {
 	}
 	token := ""
 	if r.TokenFile != "" {
-		b, err := os.ReadFile(s.cfg.Resolve(r.TokenFile))
+		t, err := router.ReadTokenFile(s.cfg.Resolve(r.TokenFile))
 		if err != nil {
-			return fmt.Errorf("router %s: read token file: %w", r.Name, err)
+			return fmt.Errorf("router %s: %w", r.Name, err)
 		}
-		token = strings.TrimSpace(string(b))
+		token = t
 	}
 	c, err := router.Dial(addr, token)
 	if err != nil {
