@@ -48,7 +48,7 @@ type Router struct {
 	TokenFile string     `yaml:"token_file,omitempty"` // builtin: bearer token for a TCP admin address
 	Socket    string     `yaml:"socket,omitempty"`     // haproxy: runtime API socket (stats socket ... level admin)
 	Backend   string     `yaml:"backend,omitempty"`    // haproxy: the backend whose servers are the route table
-	Map       string     `yaml:"map,omitempty"`        // haproxy: the map file cutover keeps its record in
+	Map       string     `yaml:"map,omitempty"`        // haproxy: the map cutover keeps its record in, named as HAProxy's config names it
 }
 
 // RouterType says what kind of router a router is.

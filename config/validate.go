@@ -49,7 +49,7 @@ func validate(d *decoder, c *Config) {
 			// One HAProxy serves many backends; a backend, and the map
 			// that holds its record, belong to one router.
 			claim("routers."+name+".backend", "backend "+r.Backend+" at unix:"+c.Resolve(r.Socket), name)
-			claim("routers."+name+".map", "map "+c.Resolve(r.Map), name)
+			claim("routers."+name+".map", "map "+r.Map, name)
 			continue
 		}
 		network, admin := c.AdminAddr(r)
