@@ -251,20 +251,14 @@ func adminWord(s server) string {
 // servers HAProxy actually has, and the traffic figures of `show stat`.
 // It fails when HAProxy restarted since the last apply (RestartedError)
 // or its servers differ from the table (DriftError).
+//
+// Reads take no lock: one that overlaps an apply of this host may see the
+// new record beside the old servers, and only then is it made again under
+// the ledger's lock, after the apply. A reader polling State therefore
+// never holds a writer up.
 func (r *Router) State(ctx context.Context) (engine.RouteTable, engine.Stats, error) {
-	unlock, err := r.lock(ctx, false)
+	v, err := r.consistentView(ctx)
 	if err != nil {
-		return engine.RouteTable{}, engine.Stats{}, err
-	}
-	defer unlock()
-	v, err := r.read(ctx)
-	if err != nil {
-		return engine.RouteTable{}, engine.Stats{}, fmt.Errorf("read %s: %w", r.Describe(), err)
-	}
-	if err := r.restarted(v); err != nil {
-		return engine.RouteTable{}, engine.Stats{}, err
-	}
-	if err := r.drift(v); err != nil {
 		return engine.RouteTable{}, engine.Stats{}, err
 	}
 	st, err := r.rt.stats(ctx, r.opts.Backend)
@@ -272,6 +266,31 @@ func (r *Router) State(ctx context.Context) (engine.RouteTable, engine.Stats, er
 		return engine.RouteTable{}, engine.Stats{}, fmt.Errorf("read %s: %w", r.Describe(), err)
 	}
 	return v.rec.table(), statsOf(v, st), nil
+}
+
+// consistentView reads HAProxy and checks it against the ledger and the
+// record, again under the ledger's lock if the first reading differs.
+func (r *Router) consistentView(ctx context.Context) (view, error) {
+	check := func() (view, error) {
+		v, err := r.read(ctx)
+		if err != nil {
+			return v, fmt.Errorf("read %s: %w", r.Describe(), err)
+		}
+		if err := r.restarted(v); err != nil {
+			return v, err
+		}
+		return v, r.drift(v)
+	}
+	v, err := check()
+	if err == nil {
+		return v, nil
+	}
+	unlock, lerr := r.lock(ctx, false)
+	if lerr != nil {
+		return v, err
+	}
+	defer unlock()
+	return check()
 }
 
 // WaitDrained returns once none of the servers ids has a session or a

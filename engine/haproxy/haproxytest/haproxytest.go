@@ -129,12 +129,17 @@ func (h *HAProxy) Restart() {
 	h.start()
 }
 
+// RouterName is the name of the routers Router makes: "main", as a
+// cutover.yaml with one router calls it, so a cutover process given
+// state_dir StateDir shares their ledger.
+const RouterName = "main"
+
 // Router makes a cutover router for this HAProxy, with the ledger in
 // StateDir (routers made twice share it, as two cutover processes of one
 // host do).
 func (h *HAProxy) Router(t testing.TB) *haproxy.Router {
 	t.Helper()
-	r, err := haproxy.New(haproxy.Options{Name: "test", Socket: h.Setup.Socket, Backend: h.Setup.Backend, Map: h.Setup.Map, StateDir: h.StateDir})
+	r, err := haproxy.New(haproxy.Options{Name: RouterName, Socket: h.Setup.Socket, Backend: h.Setup.Backend, Map: h.Setup.Map, StateDir: h.StateDir})
 	if err != nil {
 		t.Fatal(err)
 	}
