@@ -304,14 +304,17 @@ func (r *Router) WaitDrained(ctx context.Context, ids []string) error {
 	tick := time.NewTicker(r.opts.PollInterval)
 	defer tick.Stop()
 	var busy []string
-	stillBusy := func() error {
-		return fmt.Errorf("wait for drain: still busy: %s: %w", strings.Join(busy, ", "), ctx.Err())
+	stillBusy := func(err error) error {
+		return fmt.Errorf("wait for drain: still busy: %s: %w", strings.Join(busy, ", "), err)
 	}
 	for {
 		st, err := r.rt.stats(ctx, r.opts.Backend)
 		if err != nil {
-			if ctx.Err() != nil && len(busy) > 0 {
-				return stillBusy() // the time ran out during a read
+			if cerr := expired(ctx); cerr != nil {
+				err = cerr // the time ran out during a read
+				if len(busy) > 0 {
+					return stillBusy(err)
+				}
 			}
 			return fmt.Errorf("wait for %s to drain: %w", strings.Join(ids, ", "), err)
 		}
@@ -326,10 +329,23 @@ func (r *Router) WaitDrained(ctx context.Context, ids []string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return stillBusy()
+			return stillBusy(ctx.Err())
 		case <-tick.C:
 		}
 	}
+}
+
+// expired is ctx's error, or DeadlineExceeded as soon as its deadline has
+// passed: a context's timer may not have fired yet when a read already
+// failed on the deadline.
+func expired(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // staleEpoch is the fence: a table older than HAProxy's record, or of
