@@ -38,12 +38,7 @@ type HAProxy struct {
 // cutover, and stops it when the test ends.
 func Start(t testing.TB) *HAProxy {
 	t.Helper()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		if os.Getenv(demotest.EnvRequire) == "1" {
-			t.Fatalf("HAProxy is required (%s=1): %v", demotest.EnvRequire, err)
-		}
-		t.Skipf("skipping: needs HAProxy 2.6+ (apt-get install haproxy): %v (set %s=1 to fail instead)", err, demotest.EnvRequire)
-	}
+	Require(t)
 	// Unix socket paths are limited to about 100 bytes: keep the dir short.
 	dir, err := os.MkdirTemp("", "cutover-haproxy-")
 	if err != nil {
@@ -73,6 +68,18 @@ func Start(t testing.TB) *HAProxy {
 		}
 	})
 	return h
+}
+
+// Require skips the test where HAProxy is not installed (fails it when
+// CUTOVER_REQUIRE_INTEGRATION=1).
+func Require(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		if os.Getenv(demotest.EnvRequire) == "1" {
+			t.Fatalf("HAProxy is required (%s=1): %v", demotest.EnvRequire, err)
+		}
+		t.Skipf("skipping: needs HAProxy 2.6+ (apt-get install haproxy): %v (set %s=1 to fail instead)", err, demotest.EnvRequire)
+	}
 }
 
 func (h *HAProxy) start() {
