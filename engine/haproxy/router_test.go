@@ -154,6 +154,7 @@ func TestRefusedAddressFailsWithHAProxysMessageAndChangesNothing(t *testing.T) {
 		if !errors.Is(err, engine.ErrInvalidTable) || !strings.Contains(err.Error(), says) {
 			t.Errorf("apply with %s: %v, want a refusal saying %q", addr, err, says)
 		}
+		t.Log(err)
 		if after := h.Servers(); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Errorf("servers after the refusal %v, want unchanged %v", after, before)
 		}
