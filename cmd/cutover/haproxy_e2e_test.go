@@ -122,6 +122,26 @@ func (e *haE2E) assertFleet(version string, n int) {
 	}
 }
 
+// release deploys version with strategy under the e2e load, expecting
+// exit, and checks that no request was lost and that 2 × fleet serve
+// after it. It returns the release's events and the load's counts.
+func (e *haE2E) release(t *testing.T, exit int, version, strategy, fleet string) ([]engine.Event, *load) {
+	t.Helper()
+	e.in(t)
+	l := startLoad(t, e.url(), 8)
+	out := e.mustRun(exit, "deploy", e.svc, version, "--strategy", strategy, "--output", "json")
+	l.assertNoFailures(t)
+	e.assertFleet(fleet, 2)
+	return decodeEvents(t, out), l
+}
+
+// in makes the harness report to the subtest t until it ends.
+func (e *haE2E) in(t *testing.T) {
+	parent := e.t
+	e.t = t
+	t.Cleanup(func() { e.t = parent })
+}
+
 func (e *haE2E) table() engine.RouteTable {
 	e.t.Helper()
 	table, _, err := e.router.State(context.Background())
@@ -141,36 +161,24 @@ func TestReleasesBehindHAProxyLoseNoRequest(t *testing.T) {
 	e.assertFleet("1.0.0", 2)
 
 	t.Run("rolling", func(t *testing.T) {
-		e.t = t
-		l := startLoad(t, e.url(), 8)
-		e.mustRun(exitOK, "deploy", e.svc, "1.1.0", "--strategy", "rolling")
-		l.assertNoFailures(t)
-		e.assertFleet("1.1.0", 2)
+		_, l := e.release(t, exitOK, "1.1.0", "rolling", "1.1.0")
 		if l.served("1.1.0") == 0 {
 			t.Error("no request reached 1.1.0")
 		}
 	})
 	t.Run("bluegreen", func(t *testing.T) {
-		e.t = t
-		l := startLoad(t, e.url(), 8)
-		out := e.mustRun(exitOK, "deploy", e.svc, "1.0.0", "--strategy", "bluegreen", "--output", "json")
-		l.assertNoFailures(t)
-		e.assertFleet("1.0.0", 2)
-		for _, ev := range decodeEvents(t, out) {
+		evs, _ := e.release(t, exitOK, "1.0.0", "bluegreen", "1.0.0")
+		for _, ev := range evs {
 			if w := tableWeights(ev); w["1.0.0"] > 0 && w["1.1.0"] > 0 {
 				t.Errorf("blue/green applied a split table: %v", w)
 			}
 		}
 	})
 	t.Run("canary", func(t *testing.T) {
-		e.t = t
-		l := startLoad(t, e.url(), 8)
-		out := e.mustRun(exitOK, "deploy", e.svc, "1.1.0", "--strategy", "canary", "--output", "json")
-		l.assertNoFailures(t)
-		e.assertFleet("1.1.0", 2)
+		evs, _ := e.release(t, exitOK, "1.1.0", "canary", "1.1.0")
 		var shares []float64
 		var passed *engine.AnalysisResult
-		for _, ev := range decodeEvents(t, out) {
+		for _, ev := range evs {
 			if ev.Kind == engine.EventApplied && ev.Table != nil {
 				shares = append(shares, ev.Table.Share("1.1.0"))
 			}
@@ -187,13 +195,9 @@ func TestReleasesBehindHAProxyLoseNoRequest(t *testing.T) {
 		t.Logf("analysis on HAProxy's counters: %s", passed.Message)
 	})
 	t.Run("analysis rollback", func(t *testing.T) {
-		e.t = t
-		l := startLoad(t, e.url(), 8)
-		out := e.mustRun(exitRolledBack, "deploy", e.svc, "1.4.0-errors", "--strategy", "canary", "--output", "json")
-		l.assertNoFailures(t)
-		e.assertFleet("1.1.0", 2)
+		evs, l := e.release(t, exitRolledBack, "1.4.0-errors", "canary", "1.1.0")
 		var failed *engine.AnalysisResult
-		for _, ev := range decodeEvents(t, out) {
+		for _, ev := range evs {
 			if ev.Kind == engine.EventGateFailed && ev.Analysis != nil {
 				failed = ev.Analysis
 			}
@@ -207,7 +211,7 @@ func TestReleasesBehindHAProxyLoseNoRequest(t *testing.T) {
 		}
 	})
 	t.Run("emergency rollback", func(t *testing.T) {
-		e.t = t
+		e.in(t)
 		e.configure(haCanaryHold, "rollback")
 		l := startLoad(t, e.url(), 8)
 		deploy, events := e.startDeploy("1.0.0")
@@ -268,8 +272,11 @@ func TestHAProxyRestartedMidReleasePausesTheRelease(t *testing.T) {
 	if s := e.h.Servers(); len(s) != 0 {
 		t.Errorf("cutover wrote on top of the restarted HAProxy: servers %v", s)
 	}
-	if out, _, _ := e.run("status", e.svc); !strings.Contains(out, "HAProxy restarted") {
+	if out, _, _ := e.run("status", e.svc); !strings.Contains(out, "HAProxy restarted") || strings.Contains(out, "does not answer") {
 		t.Errorf("status does not tell of the restart:\n%s", out)
+	}
+	if _, errs, code := e.run("rollback", e.svc); code != exitError || !strings.Contains(errs, "cutover router restore main") {
+		t.Errorf("rollback before the restore: exit %d, %q; want a refusal saying to restore", code, errs)
 	}
 
 	out := e.mustRun(exitOK, "router", "restore", "main")

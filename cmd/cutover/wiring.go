@@ -148,9 +148,16 @@ func (s *service) checkRouter(ctx context.Context) error {
 	return nil
 }
 
-// routerDown explains a router that does not answer.
+// routerDown explains a router that does not answer. An HAProxy that
+// answers but no longer holds cutover's table (restarted, drifted) is not
+// down: its error says what happened and what to run.
 func (s *service) routerDown(err error) error {
 	if r := s.cfg.Routers[s.svc.Router]; r != nil && r.Type == config.RouterHAProxy {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if s.router != nil && s.router.Ping(ctx) == nil {
+			return fmt.Errorf("router %s (%s): %w", s.svc.Router, s.routerAdmin, err)
+		}
 		return fmt.Errorf("router %s (%s) does not answer: %w; check that HAProxy runs with `stats socket %s level admin`, has backend %s and loads map %s, or check routers.%s in %s",
 			s.svc.Router, s.routerAdmin, err, s.cfg.Resolve(r.Socket), r.Backend, r.Map, s.svc.Router, s.cfg.File)
 	}

@@ -49,6 +49,33 @@ func get(t *testing.T, h *haproxytest.HAProxy, query string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
+// slowRequest sends a request that takes d through HAProxy and returns
+// once backend id has it in flight; the channel then gets its status (0
+// if it failed).
+func slowRequest(t *testing.T, h *haproxytest.HAProxy, r engine.Router, id string, d time.Duration) <-chan int {
+	t.Helper()
+	done := make(chan int, 1)
+	go func() {
+		res, err := http.Get(h.URL() + "?sleep=" + d.String())
+		if err != nil {
+			done <- 0
+			return
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		done <- res.StatusCode
+	}()
+	for {
+		_, st := state(t, r)
+		for _, b := range st.Backends {
+			if b.ID == id && b.InFlight == 1 {
+				return done
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func apply(t *testing.T, r engine.Router, tab engine.RouteTable) {
 	t.Helper()
 	if err := r.Apply(context.Background(), tab); err != nil {
@@ -218,19 +245,8 @@ func TestWaitDrainedWaitsForTheRequestInFlight(t *testing.T) {
 	r := h.Router(t)
 	a, b := backend(t, "a"), backend(t, "b")
 	apply(t, r, engine.RouteTable{Epoch: 1, Backends: []engine.Backend{{ID: "a", Addr: a, Version: "1.0.0", Weight: 10000}}})
-	done := make(chan int, 1)
-	go func() {
-		code, _ := get(t, h, "?sleep=1s")
-		done <- code
-	}()
+	done := slowRequest(t, h, r, "a", time.Second)
 	ctx := context.Background()
-	for {
-		_, st := state(t, r)
-		if len(st.Backends) == 1 && st.Backends[0].InFlight == 1 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 	apply(t, r, engine.RouteTable{Epoch: 1, Backends: []engine.Backend{
 		{ID: "a", Addr: a, Version: "1.0.0", Weight: 0}, {ID: "b", Addr: b, Version: "1.1.0", Weight: 10000}}})
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
@@ -354,17 +370,7 @@ func TestServerLeavingWithARequestInFlightFinishesItAndGoesLater(t *testing.T) {
 	r := h.Router(t)
 	a, b := backend(t, "a"), backend(t, "b")
 	apply(t, r, engine.RouteTable{Epoch: 1, Backends: []engine.Backend{{ID: "a", Addr: a, Version: "1.0.0", Weight: 10000}}})
-	done := make(chan int, 1)
-	go func() {
-		code, _ := get(t, h, "?sleep=500ms")
-		done <- code
-	}()
-	for {
-		if _, st := state(t, r); st.Backends[0].InFlight == 1 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	done := slowRequest(t, h, r, "a", 500*time.Millisecond)
 	only := engine.RouteTable{Epoch: 1, Backends: []engine.Backend{{ID: "b", Addr: b, Version: "1.1.0", Weight: 10000}}}
 	apply(t, r, only)
 	if s := h.Servers()["a"]; !strings.HasSuffix(s, " a5") && !strings.HasSuffix(s, " a1") {
