@@ -111,9 +111,10 @@ func newRouterRestoreCmd() *cobra.Command {
   - HAProxy's servers differ from cutover's record in the map (an apply cut
     short, or a change by hand): the recorded table is applied again.
 
-It refuses when HAProxy holds a newer table than the one kept here, and says
-so when there is nothing to restore. A builtin router needs none of this: it
-loads its table from its state file when it starts.`,
+When HAProxy's map holds a table at least as new as the one kept here (applied
+from elsewhere since), that is the table checked and applied again. It says so
+when there is nothing to restore. A builtin router needs none of this: it loads
+its table from its state file when it starts.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := loadConfigFlag(cmd)

@@ -53,8 +53,9 @@ func (r *Router) Apply(ctx context.Context, t engine.RouteTable) error {
 // Restore applies cutover's table again to an HAProxy that lost it: after
 // a restart, the last table this host applied (with its epoch and
 // writer, so the release that wrote it can go on); when the servers
-// drifted from the record in the map, the record's table. It says what it
-// did, and refuses when HAProxy holds a newer table than the ledger's.
+// drifted from the record in the map, the record's table (also when that
+// record is newer than this host's last table: it is the latest word).
+// It says what it did, or returns ErrNothingToRestore.
 func (r *Router) Restore(ctx context.Context) (string, error) {
 	unlock, err := r.lock(ctx, true)
 	if err != nil {
