@@ -19,7 +19,6 @@ import (
 	"github.com/cutover/cutover/engine/docker"
 	"github.com/cutover/cutover/engine/ecr"
 	"github.com/cutover/cutover/engine/journal"
-	"github.com/cutover/cutover/engine/router"
 	"github.com/cutover/cutover/tui"
 )
 
@@ -34,7 +33,7 @@ type consoleBackend struct {
 
 	mu       sync.Mutex
 	platform *docker.Platform
-	routers  map[string]*router.Client
+	routers  map[string]routerConn
 	ecrs     map[string]*ecr.Registry // by service: keeps each ECR login token cached
 }
 
@@ -49,7 +48,7 @@ func newConsoleBackend(cfg *config.Config) (*consoleBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &consoleBackend{cfg: cfg, journal: j, labels: labels, routers: map[string]*router.Client{}, ecrs: map[string]*ecr.Registry{}}, nil
+	return &consoleBackend{cfg: cfg, journal: j, labels: labels, routers: map[string]routerConn{}, ecrs: map[string]*ecr.Registry{}}, nil
 }
 
 // Close releases the connections.

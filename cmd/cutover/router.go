@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/config"
+	"github.com/cutover/cutover/engine/haproxy"
 	"github.com/cutover/cutover/engine/router"
 )
 
@@ -88,7 +90,61 @@ SIGTERM or SIGINT: stop accepting, let requests in flight finish (up to
 	fl.Int64Var(&f.maxReplayBody, "max-replay-body", router.DefaultMaxReplayBody, "largest request body (bytes) kept so the request can be retried")
 	fl.DurationVar(&f.dialTimeout, "dial-timeout", router.DefaultDialTimeout, "timeout for connecting to a backend")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.AddCommand(newRouterRestoreCmd())
 	return cmd
+}
+
+// newRouterRestoreCmd applies cutover's table again to an HAProxy router
+// that lost it. HAProxy keeps runtime changes only until it restarts or
+// reloads; cutover notices (every read checks) and stops rather than
+// write on top of HAProxy's config. This is the operator's way back.
+func newRouterRestoreCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "restore NAME",
+		Short: "Apply cutover's table again to an HAProxy router that lost it",
+		Long: `restore applies cutover's route table again to the HAProxy of routers.NAME
+(type haproxy) when HAProxy no longer holds it:
+
+  - HAProxy restarted or reloaded: its servers, weights and cutover's record
+    are gone. The last table this host applied (kept in the state directory)
+    is applied again, with its epoch and writer, so a release paused on the
+    restart can be resumed, or rolled back.
+  - HAProxy's servers differ from cutover's record in the map (an apply cut
+    short, or a change by hand): the recorded table is applied again.
+
+When HAProxy's map holds a table at least as new as the one kept here (applied
+from elsewhere since), that is the table checked and applied again. It says so
+when there is nothing to restore. A builtin router needs none of this: it loads
+its table from its state file when it starts.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfigFlag(cmd)
+			if err != nil {
+				return err
+			}
+			r, ok := cfg.Routers[args[0]]
+			if !ok {
+				return withCode(exitUsage, fmt.Errorf("router %q is not in %s; it has %s", args[0], cfg.File, strings.Join(cfg.RouterNames(), ", ")))
+			}
+			if r.Type != config.RouterHAProxy {
+				return withCode(exitUsage, fmt.Errorf("router %s is type %s: it loads its table from its state file when it starts; restore is for haproxy routers", r.Name, r.Type))
+			}
+			h, err := openHAProxy(cfg, r)
+			if err != nil {
+				return err
+			}
+			what, err := h.Restore(cmd.Context())
+			if errors.Is(err, haproxy.ErrNothingToRestore) {
+				fmt.Fprintln(cmd.OutOrStdout(), err)
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("router %s: %w", r.Name, err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), what)
+			return nil
+		},
+	}
 }
 
 // routerFromConfig fills the flags not given from the config's router name.
@@ -100,6 +156,10 @@ func routerFromConfig(cmd *cobra.Command, name string, f *routerFlags) error {
 	r, ok := cfg.Routers[name]
 	if !ok {
 		return withCode(exitUsage, fmt.Errorf("router %q is not in %s; it has %s", name, cfg.File, strings.Join(cfg.RouterNames(), ", ")))
+	}
+	if r.Type == config.RouterHAProxy {
+		return withCode(exitUsage, fmt.Errorf("router %s is type haproxy: HAProxy is its data plane, driven over unix:%s; run HAProxy, not `cutover router` (`cutover router restore %s` applies cutover's table to it again after a restart)",
+			name, cfg.Resolve(r.Socket), name))
 	}
 	fl := cmd.Flags()
 	if !fl.Changed("listen") {
