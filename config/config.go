@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/goccy/go-yaml"
 )
 
@@ -40,14 +41,29 @@ type Config struct {
 	Dir string `yaml:"-"`
 }
 
-// Router is one `cutover router` process: the public address clients hit and
-// the admin endpoint the engine drives it through.
+// Router is what a service's traffic goes through: a `cutover router`
+// process (type builtin: the public address clients hit and the admin
+// endpoint the engine drives it through) or an HAProxy backend (type
+// haproxy: driven through HAProxy's runtime API).
 type Router struct {
-	Name      string `yaml:"-"`
-	Listen    string `yaml:"listen"`               // public host:port
-	Admin     string `yaml:"admin"`                // "unix:PATH" or host:port
-	TokenFile string `yaml:"token_file,omitempty"` // bearer token for a TCP admin address
+	Name      string     `yaml:"-"`
+	Type      RouterType `yaml:"type"`
+	Listen    string     `yaml:"listen"`               // public host:port
+	Admin     string     `yaml:"admin,omitempty"`      // builtin: "unix:PATH" or host:port
+	TokenFile string     `yaml:"token_file,omitempty"` // builtin: bearer token for a TCP admin address
+	Socket    string     `yaml:"socket,omitempty"`     // haproxy: runtime API socket (stats socket ... level admin)
+	Backend   string     `yaml:"backend,omitempty"`    // haproxy: the backend whose servers are the route table
+	Map       string     `yaml:"map,omitempty"`        // haproxy: the map cutover keeps its record in, named as HAProxy's config names it
 }
+
+// RouterType says what kind of router a router is.
+type RouterType string
+
+// Router types.
+const (
+	RouterBuiltin RouterType = "builtin" // cutover's own router process
+	RouterHAProxy RouterType = "haproxy" // an HAProxy 2.6+ backend, over its runtime API
+)
 
 // Prometheus is a Prometheus server analysis queries are sent to.
 type Prometheus struct {
@@ -74,6 +90,8 @@ type Service struct {
 	Env          map[string]string `yaml:"env,omitempty"`
 	Command      []string          `yaml:"command,omitempty"`
 	Network      string            `yaml:"network,omitempty"`
+	Platform     PlatformType      `yaml:"platform"`
+	Swarm        *Swarm            `yaml:"swarm,omitempty"` // only with platform swarm
 	Router       string            `yaml:"router"`
 	Health       Health            `yaml:"health"`
 	StartTimeout time.Duration     `yaml:"start_timeout"` // launch until healthy
@@ -82,6 +100,47 @@ type Service struct {
 	OnFailure    OnFailure         `yaml:"on_failure"`
 	Strategy     Strategy          `yaml:"strategy"`
 	Analysis     Analysis          `yaml:"analysis"` // limits for analysis steps that do not override them
+}
+
+// PlatformType says where a service's instances run.
+type PlatformType string
+
+// Platforms.
+const (
+	PlatformDocker PlatformType = "docker" // containers on the local Docker engine
+	PlatformSwarm  PlatformType = "swarm"  // services on a Docker Swarm, through a manager
+)
+
+// Swarm holds what a service on Docker Swarm needs besides what every
+// service has: where its tasks may run and what they may use. The
+// service's network is then an overlay network.
+type Swarm struct {
+	// Constraints are placement constraints, as `docker service create
+	// --constraint` takes them: node.role==worker, node.labels.zone!=b.
+	Constraints  []string  `yaml:"constraints,omitempty"`
+	Limits       Resources `yaml:"limits,omitempty"`       // most one task may use
+	Reservations Resources `yaml:"reservations,omitempty"` // a node must have this free to take a task
+}
+
+// Resources is an amount of CPU and memory.
+type Resources struct {
+	CPUs float64 `yaml:"cpus,omitempty"` // cores; 0.5 is half of one
+	// Memory is bytes with an optional unit, as docker reads it: 512m,
+	// 1g, 268435456 (k, m, g and t are powers of 1024).
+	Memory string `yaml:"memory,omitempty"`
+}
+
+// MemoryBytes is Memory in bytes; 0 when unset (validation has refused
+// what does not parse).
+func (r Resources) MemoryBytes() int64 {
+	if r.Memory == "" {
+		return 0
+	}
+	n, err := units.RAMInBytes(r.Memory)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // SourceType says where candidate images are listed from.

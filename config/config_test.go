@@ -69,6 +69,7 @@ func TestMinimalFileGetsDefaults(t *testing.T) {
 		Name:     "web",
 		Image:    "cutover-demo",
 		Source:   Source{Type: SourceDocker},
+		Platform: PlatformDocker,
 		Replicas: 1,
 		Port:     8080,
 		Router:   "main",
@@ -137,8 +138,18 @@ func TestExampleFileIsValidAndUsesEveryFeature(t *testing.T) {
 	if api.Source.Type != SourceECR || api.Source.Repository != "api" || api.Source.RegistryID != "123456789012" {
 		t.Errorf("api source = %+v, want ecr with repository defaulted to the image", api.Source)
 	}
+	if api.Platform != PlatformSwarm || api.Network != "api-net" {
+		t.Errorf("api platform %q network %q, want swarm on api-net", api.Platform, api.Network)
+	}
+	if sw := api.Swarm; sw == nil || len(sw.Constraints) != 2 || sw.Limits.CPUs != 1 || sw.Limits.MemoryBytes() != 512<<20 ||
+		sw.Reservations.CPUs != 0.25 || sw.Reservations.MemoryBytes() != 128<<20 {
+		t.Errorf("api swarm settings = %+v, want two constraints, limits 1 CPU 512m, reservations 0.25 CPU 128m", sw)
+	}
 	if network, addr := c.AdminAddr(c.Routers["edge"]); network != "tcp" || addr != "127.0.0.1:9090" {
 		t.Errorf("edge admin = %s %s", network, addr)
+	}
+	if lb := c.Routers["lb"]; lb.Type != RouterHAProxy || lb.Admin != "" || lb.Backend != "shop" || c.Routers["edge"].Type != RouterBuiltin {
+		t.Errorf("lb = %+v, want an haproxy router with no admin address, and edge builtin", lb)
 	}
 }
 

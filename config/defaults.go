@@ -40,7 +40,7 @@ func DefaultAnalysis() Analysis {
 
 func intPtr(i int) *int { return &i }
 
-func (r *Router) setDefaults() { r.Listen = DefaultListen }
+func (r *Router) setDefaults() { r.Type, r.Listen = RouterBuiltin, DefaultListen }
 
 // Defaults of the analysis queries and webhooks: the engine's where it
 // has them.
@@ -64,6 +64,7 @@ func (q *Query) setDefaults() {
 func (s *Service) setDefaults() {
 	*s = Service{
 		Source:   Source{Type: SourceDocker},
+		Platform: PlatformDocker,
 		Replicas: 1,
 		Port:     DefaultPort,
 		Health: Health{
@@ -99,7 +100,7 @@ func applyDefaults(d *decoder, c *Config) {
 	}
 	for name, r := range c.Routers {
 		r.Name = name
-		if r.Admin == "" {
+		if r.Admin == "" && r.Type == RouterBuiltin {
 			r.Admin = "unix:" + filepath.Join(c.RawStateDir, "router-"+name+".sock")
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
+
 	"github.com/cutover/cutover/engine"
 )
 
@@ -64,6 +66,13 @@ func validate(d *decoder, c *Config) {
 	for _, name := range c.RouterNames() {
 		r := c.Routers[name]
 		claim("routers."+name+".listen", r.Listen, name)
+		if r.Type == RouterHAProxy {
+			// One HAProxy serves many backends; a backend, and the map
+			// that holds its record, belong to one router.
+			claim("routers."+name+".backend", "backend "+r.Backend+" at unix:"+c.Resolve(r.Socket), name)
+			claim("routers."+name+".map", "map "+r.Map, name)
+			continue
+		}
 		network, admin := c.AdminAddr(r)
 		claim("routers."+name+".admin", network+":"+admin, name)
 		if network == "tcp" {
@@ -96,9 +105,42 @@ func (v validator) name(path, name string) {
 	}
 }
 
+// haproxyNameRE is what HAProxy accepts as a backend name.
+var haproxyNameRE = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
+
 func (v validator) router(p string, r *Router) {
 	v.name(p, r.Name)
 	v.hostPort(p+".listen", r.Listen)
+	switch r.Type {
+	case RouterBuiltin:
+		for key, val := range map[string]string{"socket": r.Socket, "backend": r.Backend, "map": r.Map} {
+			if val != "" {
+				v.errorf(p+"."+key, "only used with type haproxy")
+			}
+		}
+	case RouterHAProxy:
+		for key, val := range map[string]string{"admin": r.Admin, "token_file": r.TokenFile} {
+			if val != "" {
+				v.errorf(p+"."+key, "only used with type builtin: cutover drives HAProxy through its runtime API (socket)")
+			}
+		}
+		if r.Socket == "" {
+			v.errorf(p+".socket", "required for type haproxy: the path of HAProxy's runtime API socket (stats socket PATH level admin)")
+		}
+		switch {
+		case r.Backend == "":
+			v.errorf(p+".backend", "required for type haproxy: the HAProxy backend whose servers cutover sets")
+		case !haproxyNameRE.MatchString(r.Backend):
+			v.errorf(p+".backend", "%q is not an HAProxy backend name (letters, digits, '.', '-', '_', ':')", r.Backend)
+		}
+		if r.Map == "" {
+			v.errorf(p+".map", "required for type haproxy: the map file cutover keeps its record in, as HAProxy's config loads it")
+		}
+		return
+	default:
+		v.errorf(p+".type", "want builtin or haproxy, got %q", r.Type)
+		return
+	}
 	if sock, ok := strings.CutPrefix(r.Admin, "unix:"); ok {
 		if sock == "" {
 			v.errorf(p+".admin", "want unix:PATH or host:port, got %q", r.Admin)
@@ -125,6 +167,7 @@ func (v validator) hostPort(path, addr string) {
 func (v validator) service(c *Config, p string, s *Service) {
 	v.name(p, s.Name)
 	v.source(p, s)
+	v.platform(p, s)
 	if s.Replicas < 1 {
 		v.errorf(p+".replicas", "must be at least 1, got %d", s.Replicas)
 	}
@@ -172,6 +215,32 @@ func (v validator) service(c *Config, p string, s *Service) {
 	}
 	v.canary(st+".canary", s.Strategy.Canary, max(s.Replicas, 1))
 	v.analysis(p+".analysis", s.Analysis, false)
+	if r := c.Routers[s.Router]; r != nil && r.Type == RouterHAProxy {
+		v.measurable(p, s, r)
+	}
+}
+
+// measurable refuses the analysis limits an HAProxy router cannot
+// measure. HAProxy keeps no latency distribution: only averages of its
+// last 1024 requests and maxima, from which no p99 can be told, so a p99
+// limit would be judged on nothing. Each limit is reported where it was
+// written: a step's inherited limits at the service.
+func (v validator) measurable(p string, s *Service, r *Router) {
+	why := fmt.Sprintf("router %s is type haproxy, which keeps no latency distribution (only averages of its last 1024 requests), so a p99 cannot be measured; set 0 or use a builtin router", r.Name)
+	check := func(path string, a Analysis, ownOnly bool) {
+		if a.MaxP99 > 0 && (!ownOnly || v.d.present(path+".max_p99")) {
+			v.errorf(path+".max_p99", "%s", why)
+		}
+		if a.MaxP99VsStable > 0 && (!ownOnly || v.d.present(path+".max_p99_vs_stable")) {
+			v.errorf(path+".max_p99_vs_stable", "%s", why)
+		}
+	}
+	check(p+".analysis", s.Analysis, false)
+	for i, st := range s.Strategy.Canary.Steps {
+		if st.Analysis != nil {
+			check(indexPath(p+".strategy.canary.steps", i)+".analysis", *st.Analysis, true)
+		}
+	}
 }
 
 func (v validator) source(p string, s *Service) {
@@ -215,6 +284,54 @@ func (v validator) source(p string, s *Service) {
 	last := s.Image[strings.LastIndex(s.Image, "/")+1:]
 	if strings.ContainsAny(last, ":@") {
 		v.errorf(p+".image", "want a repository without a tag or digest (the tag is picked at release time), got %q", s.Image)
+	}
+}
+
+// constraintRE is a Swarm placement constraint: an attribute, == or !=,
+// and a value.
+var constraintRE = regexp.MustCompile(`^\s*[A-Za-z0-9_.\-]+\s*(==|!=)\s*\S`)
+
+func (v validator) platform(p string, s *Service) {
+	switch s.Platform {
+	case PlatformDocker:
+		if v.d.present(p + ".swarm") {
+			v.errorf(p+".swarm", "only used with platform: swarm")
+		}
+		return
+	case PlatformSwarm:
+	default:
+		v.errorf(p+".platform", "want docker or swarm, got %q", s.Platform)
+		return
+	}
+	if s.Swarm == nil {
+		return
+	}
+	sp := p + ".swarm"
+	for i, c := range s.Swarm.Constraints {
+		if !constraintRE.MatchString(c) {
+			v.errorf(indexPath(sp+".constraints", i), "want a constraint such as node.labels.zone==a or node.role!=manager, got %q", c)
+		}
+	}
+	v.resources(sp+".limits", s.Swarm.Limits)
+	v.resources(sp+".reservations", s.Swarm.Reservations)
+	lim, res := s.Swarm.Limits, s.Swarm.Reservations
+	if lim.CPUs > 0 && res.CPUs > lim.CPUs {
+		v.errorf(sp+".reservations.cpus", "%g is above the limit of %g: a task may never use what its node must keep for it", res.CPUs, lim.CPUs)
+	}
+	if l, r := lim.MemoryBytes(), res.MemoryBytes(); l > 0 && r > l {
+		v.errorf(sp+".reservations.memory", "%s is above the limit of %s: a task may never use what its node must keep for it", res.Memory, lim.Memory)
+	}
+}
+
+func (v validator) resources(p string, r Resources) {
+	if r.CPUs < 0 {
+		v.errorf(p+".cpus", "must not be negative, got %g", r.CPUs)
+	}
+	if r.Memory == "" {
+		return
+	}
+	if n, err := units.RAMInBytes(r.Memory); err != nil || n <= 0 {
+		v.errorf(p+".memory", "want bytes with an optional unit such as 512m or 1g, got %q", r.Memory)
 	}
 }
 

@@ -42,6 +42,7 @@ const (
 	EventLaunched      EventKind = "launched"       // Instance set
 	EventHealthy       EventKind = "healthy"        // Instance passed its checks
 	EventUnhealthy     EventKind = "unhealthy"      // Instance failed: crashed, restarted or failed checks
+	EventReplaced      EventKind = "replaced"       // the platform replaced an instance by itself (Swarm): Instance is the newcomer
 	EventApplying      EventKind = "applying"       // about to apply Table
 	EventApplied       EventKind = "applied"        // Table is live
 	EventDraining      EventKind = "draining"       // waiting for in-flight requests of Instances

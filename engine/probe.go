@@ -236,6 +236,7 @@ func (r *Release) settle(ctx context.Context, deadline time.Time) error {
 				if p.passes >= r.spec.Health.Successes {
 					p.healthy = true
 					r.showProbe(id, p)
+					in = r.whereNow(ctx, p)
 					_ = r.emit(ctx, Event{Kind: EventHealthy, Instance: &in, Health: &h, Message: fmt.Sprintf("%s (%s) is healthy", in.Name, in.Version)})
 					continue
 				}

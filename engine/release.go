@@ -130,6 +130,8 @@ type Release struct {
 	rollingBack bool
 	lastFailure error
 	probes      map[string]*probe // instances this release watches, by id
+	seen        map[string]bool   // every instance id the release has listed; nil before the first listing
+	newcomers   map[string]*newcomer
 	lastPoll    time.Time
 	lastProbe   time.Time
 
@@ -198,7 +200,7 @@ func newRelease(deps Deps, spec ServiceSpec, opts Options, kind ReleaseKind) *Re
 	}
 	r := &Release{deps: deps, spec: spec, opts: opts, kind: kind, runCtx: context.Background(),
 		cmds: make(chan Order, 16), lostCh: make(chan struct{}), doomed: map[string]bool{},
-		probes: map[string]*probe{}, subs: map[int]*subscriber{}, step: -1}
+		probes: map[string]*probe{}, newcomers: map[string]*newcomer{}, subs: map[int]*subscriber{}, step: -1}
 	r.id = opts.ID
 	if r.id == "" {
 		r.id = newID(spec.Name, deps.Clock.Now())

@@ -49,6 +49,8 @@ type ServiceSpec struct {
 	Command      []string
 	Network      string
 	Labels       map[string]string // extra labels on launched instances
+	Placement    []string          // Swarm placement constraints
+	Resources    Resources         // Swarm limits and reservations
 	Health       HealthCheck
 	StartTimeout time.Duration // launch → healthy
 	DrainTimeout time.Duration // weight 0 → no requests in flight

@@ -19,7 +19,6 @@ import (
 	"github.com/cutover/cutover/engine/docker"
 	"github.com/cutover/cutover/engine/ecr"
 	"github.com/cutover/cutover/engine/journal"
-	"github.com/cutover/cutover/engine/router"
 	"github.com/cutover/cutover/tui"
 )
 
@@ -35,7 +34,7 @@ type consoleBackend struct {
 
 	mu       sync.Mutex
 	platform *docker.Platform
-	routers  map[string]*router.Client
+	routers  map[string]routerConn
 	ecrs     map[string]*ecr.Registry // by service: keeps each ECR login token cached
 }
 
@@ -54,7 +53,7 @@ func newConsoleBackend(cfg *config.Config) (*consoleBackend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	return &consoleBackend{cfg: cfg, journal: j, labels: labels, hooks: h, routers: map[string]*router.Client{}, ecrs: map[string]*ecr.Registry{}}, nil
+	return &consoleBackend{cfg: cfg, journal: j, labels: labels, hooks: h, routers: map[string]routerConn{}, ecrs: map[string]*ecr.Registry{}}, nil
 }
 
 // Close releases the connections, after the last notifications.

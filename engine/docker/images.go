@@ -94,6 +94,26 @@ func (p *Platform) ImageInfo(ctx context.Context, ref string) (engine.Image, err
 	return img, nil
 }
 
+// Pinned names ref's image exactly, for another engine that must run the
+// same image: repo@digest when it came from a registry (any node can pull
+// that), else the local image ID (such an image exists on this host
+// only). digest is what instances of it are labelled with, as ImageInfo says.
+func (p *Platform) Pinned(ctx context.Context, ref string) (pinned, digest string, err error) {
+	info, err := p.cli.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return "", "", &MissingImageError{Ref: ref}
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	repo, _ := splitRef(ref)
+	digest = digestOf(info.ID, info.RepoDigests, repo)
+	if digest == info.ID {
+		return info.ID, digest, nil
+	}
+	return repo + "@" + digest, digest, nil
+}
+
 // Pull pulls ref onto the host. auth is the base64 X-Registry-Auth value
 // (what ECR's token becomes), empty for anonymous pulls. progress, if not
 // nil, receives each status line ("<layer>: Downloading ...").

@@ -242,6 +242,24 @@ func (p *Platform) Crash(id string) {
 	}
 }
 
+// Replace removes an instance and starts another of its version in its
+// place, with a new id and address, as Swarm does with a task that died or
+// whose node was lost. The newcomer acts as its version's behaviour says.
+func (p *Platform) Replace(id string) (engine.Instance, bool) {
+	p.mu.Lock()
+	old, ok := p.insts[id]
+	if ok {
+		delete(p.insts, id)
+	}
+	p.mu.Unlock()
+	if !ok {
+		return engine.Instance{}, false
+	}
+	in, _ := p.launch(engine.InstanceSpec{Service: old.in.Service, Version: old.in.Version, Image: old.in.Image,
+		ReleaseID: old.in.ReleaseID}, false)
+	return in, true
+}
+
 // Get returns an instance by id.
 func (p *Platform) Get(id string) (engine.Instance, bool) {
 	p.mu.Lock()

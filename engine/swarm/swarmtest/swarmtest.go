@@ -1,0 +1,302 @@
+// Package swarmtest gives tests a single-node Docker Swarm on the local
+// engine, and leaves the engine as it found it.
+//
+// Use it with a TestMain, which also builds the demo images (demotest):
+//
+//	func TestMain(m *testing.M) { os.Exit(swarmtest.Main(m)) }
+//
+// If the engine is in no swarm, Main makes one (a manager whose control
+// ports listen on loopback, advertising the host's own address, see
+// advertiseAddr) and, when the last test process
+// using it ends, leaves it and removes the networks the swarm added. Test
+// processes running at once share it: they count themselves in a state
+// file under a file lock, and the last one out leaves. A swarm that was
+// there before is used and never left. A test process killed before its
+// end (or crashed) leaves the swarm behind; the next run finds it marked
+// as made here, uses it, and leaves it when it ends.
+package swarmtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+
+	"github.com/cutover/cutover/engine/demo/demotest"
+	"github.com/cutover/cutover/engine/instances"
+	"github.com/cutover/cutover/engine/journal"
+	cswarm "github.com/cutover/cutover/engine/swarm"
+)
+
+// stateDir holds the shared state of the test processes on this host.
+var stateDir = filepath.Join(os.TempDir(), "cutover-swarmtest")
+
+// shared is what the test processes on this host agree on.
+type shared struct {
+	// Made says the swarm is ours: the engine was in none before, so the
+	// last user leaves it and removes the networks it added.
+	Made bool `json:"made"`
+	// Before lists the networks there were before the swarm, so only those
+	// it added (ingress, docker_gwbridge) are removed.
+	Before []string `json:"before_networks,omitempty"`
+	Users  []int    `json:"users"`
+}
+
+// setup is why Main could not provide a swarm, for Platform to report.
+var setup error
+
+// Main runs the package's tests on a swarm (see the package comment),
+// with the demo images built once, and tears both down at the end.
+func Main(m *testing.M) int {
+	setup = join()
+	code := demotest.Main(m)
+	if setup == nil {
+		if err := leave(); err != nil {
+			fmt.Fprintln(os.Stderr, "swarmtest:", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	return code
+}
+
+// Platform returns the swarm platform, or skips the test (fails it when
+// CUTOVER_REQUIRE_INTEGRATION=1) when there is no Docker engine or no
+// swarm could be made.
+func Platform(t testing.TB) *cswarm.Platform {
+	t.Helper()
+	d := demotest.Docker(t)
+	if setup != nil {
+		if os.Getenv(demotest.EnvRequire) == "1" {
+			t.Fatalf("a swarm is required (%s=1): %v", demotest.EnvRequire, setup)
+		}
+		t.Skipf("skipping: needs a swarm on the Docker engine: %v (set %s=1 to fail instead)", setup, demotest.EnvRequire)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	p, err := cswarm.NewWithDocker(ctx, d, cswarm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Network creates an attachable overlay network for the test and removes
+// it when the test ends, after Swarm has let go of it.
+func Network(t testing.TB, cli *client.Client) string {
+	t.Helper()
+	name := fmt.Sprintf("cutover-test-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	ctx := context.Background()
+	if _, err := cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "overlay", Attachable: true, Labels: demotest.Labels()}); err != nil {
+		t.Fatalf("create overlay network: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := removeNetwork(cli, name); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return name
+}
+
+// removeNetwork removes a network, waiting for Swarm to take the last task
+// containers off it (it does so a few seconds after their service goes).
+func removeNetwork(cli *client.Client, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		err := cli.NetworkRemove(ctx, name)
+		if err == nil || cerrdefs.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove network %s: %w", name, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// join counts this process in, making the swarm if there is none.
+func join() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	return locked(func(st *shared) error {
+		info, err := cli.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("Docker engine: %w", err)
+		}
+		switch info.Swarm.LocalNodeState {
+		case swarm.LocalNodeStateActive:
+			if !info.Swarm.ControlAvailable {
+				return errors.New("the engine is a swarm worker; tests need a manager")
+			}
+		case swarm.LocalNodeStateInactive:
+			before, err := networkNames(ctx, cli)
+			if err != nil {
+				return err
+			}
+			port, err := instances.FreePort("127.0.0.1")
+			if err != nil {
+				return err
+			}
+			req := swarm.InitRequest{ListenAddr: "127.0.0.1:" + port, AdvertiseAddr: advertiseAddr()}
+			if _, err := cli.SwarmInit(ctx, req); err != nil {
+				return fmt.Errorf("docker swarm init: %w", err)
+			}
+			*st = shared{Made: true, Before: before}
+		default:
+			return fmt.Errorf("the engine's swarm state is %q (%s)", info.Swarm.LocalNodeState, info.Swarm.Error)
+		}
+		st.Users = append(st.Users, os.Getpid())
+		return nil
+	})
+}
+
+// leave counts this process out; the last one out of a swarm made here
+// leaves it and removes what it added.
+func leave() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	var errs []error
+	errs = append(errs, removeOwnServices(ctx, cli))
+	errs = append(errs, locked(func(st *shared) error {
+		st.Users = slices.DeleteFunc(st.Users, func(pid int) bool { return pid == os.Getpid() })
+		if len(st.Users) > 0 || !st.Made {
+			return nil
+		}
+		if err := cli.SwarmLeave(ctx, true); err != nil {
+			return fmt.Errorf("docker swarm leave: %w", err)
+		}
+		after, err := networkNames(ctx, cli)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, n := range after {
+			if !slices.Contains(st.Before, n) && (n == "docker_gwbridge" || n == "ingress") {
+				errs = append(errs, removeNetwork(cli, n))
+			}
+		}
+		*st = shared{}
+		return errors.Join(errs...)
+	}))
+	return errors.Join(errs...)
+}
+
+// removeOwnServices removes swarm services this process's tests left
+// behind (a test that failed before its cleanup was registered).
+func removeOwnServices(ctx context.Context, cli *client.Client) error {
+	f := filters.NewArgs()
+	for k, v := range demotest.Labels() {
+		f.Add("label", k+"="+v)
+	}
+	list, err := cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: f})
+	if err != nil {
+		return fmt.Errorf("list leftover test services: %w", err)
+	}
+	var errs []error
+	for _, s := range list {
+		if err := cli.ServiceRemove(ctx, s.ID); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove leftover test service %s: %w", s.Spec.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// locked runs fn on the shared state under an exclusive file lock, with
+// the users that died since (killed test processes) taken out.
+func locked(fn func(*shared) error) error {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(stateDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	path := filepath.Join(stateDir, "state.json")
+	var st shared
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &st); err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+	}
+	st.Users = slices.DeleteFunc(st.Users, func(pid int) bool { return !journal.ProcessAlive(pid) })
+	if err := fn(&st); err != nil {
+		return err
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+func networkNames(ctx context.Context, cli *client.Client) ([]string, error) {
+	list, err := cli.NetworkList(ctx, network.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	var names []string
+	for _, n := range list {
+		names = append(names, n.Name)
+	}
+	return names, nil
+}
+
+// advertiseAddr is the address the test node announces, which is where the
+// router reaches its tasks: the host's own (the source address of its
+// default route), as every node of a real swarm has, so connections go
+// through the kernel's port mapping. Through 127.0.0.1 they would go
+// through Docker's userland proxy, which accepts a connection for a task
+// that is shutting down and then resets it: a POST sent in that moment is
+// lost, where the kernel refuses the connection and the router sends the
+// request elsewhere. Nothing listens on that address for it: the control
+// ports stay on loopback. Without a default route, 127.0.0.1.
+func advertiseAddr() string {
+	c, err := net.Dial("udp", "203.0.113.1:9") // no packet is sent: this only asks for the route
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP.String()
+}
+
+// NodeAddr is the address of the test swarm's node, as the router reaches
+// its tasks.
+func NodeAddr(t testing.TB, cli *client.Client) string {
+	t.Helper()
+	info, err := cli.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Swarm.NodeAddr
+}
