@@ -267,9 +267,7 @@ func (v validator) source(p string, s *Service) {
 			v.errorf(sp+".registry_id", "want a 12-digit AWS account ID, got %q", src.RegistryID)
 		}
 		if src.Endpoint != "" {
-			if u, err := url.Parse(src.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				v.errorf(sp+".endpoint", "want an http(s) URL, got %q", src.Endpoint)
-			}
+			v.httpURL(sp+".endpoint", src.Endpoint)
 		}
 	default:
 		v.errorf(sp+".type", "want docker or ecr, got %q", src.Type)
