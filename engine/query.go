@@ -154,9 +154,10 @@ type QueryCheck struct {
 	Reason  string  `json:"reason,omitempty"`
 }
 
-// OK says the check is not failing now: what a glance at it needs.
+// OK says the check holds now: not settled against the canary, and its
+// last measurement (if any) passed — an error or no data is not a pass.
 func (c QueryCheck) OK() bool {
-	return c.Verdict != VerdictFailed && c.Verdict != VerdictInconclusive && c.Last != MeasuredFailed
+	return c.Verdict != VerdictFailed && c.Verdict != VerdictInconclusive && (c.Last == "" || c.Last == MeasuredPassed)
 }
 
 // Summary is one line: "error-rate 0.031 ≤ 0.05", "error-rate 0.6,
