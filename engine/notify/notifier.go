@@ -78,7 +78,7 @@ type queue struct {
 	backoff  time.Duration
 
 	events  chan engine.Event
-	closing chan struct{} // closed by Close: no more retries, drain and stop
+	closing chan struct{} // closed by Close: deliver what is queued, then stop
 	stop    context.Context
 	abort   context.CancelFunc // Close's deadline passed: give up what is in flight
 	done    chan struct{}
