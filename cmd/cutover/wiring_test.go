@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,5 +73,47 @@ func TestStatusPrintsTheRunningAnalysis(t *testing.T) {
 `
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+// Secret and token files are read before a release starts: a missing one
+// is named; with none missing, the hooks carry a metrics source, a caller
+// and a notifier.
+func TestOpenHooksReadsTheSecretFilesUpFront(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := `prometheus: {url: "http://127.0.0.1:9090", token_file: prom.token}
+notifications:
+  - {url: "http://127.0.0.1:9000/hook", secret_file: hook.secret, template: '{"text": {{json .Summary}}}'}
+services:
+  web: {image: a}
+`
+	write("cutover.yaml", file)
+	cfg, err := config.Load(filepath.Join(dir, "cutover.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openHooks(cfg, nil); err == nil || !strings.Contains(err.Error(), "prometheus.token_file") {
+		t.Fatalf("missing token file: %v", err)
+	}
+	write("prom.token", "t0ken\n")
+	write("hook.secret", "  \n")
+	if _, err := openHooks(cfg, nil); err == nil || !strings.Contains(err.Error(), "notifications[0].secret_file") || !strings.Contains(err.Error(), "is empty") {
+		t.Fatalf("empty secret file: %v", err)
+	}
+	write("hook.secret", "s3cret\n")
+	h, err := openHooks(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.close()
+	var d engine.Deps
+	h.apply(&d)
+	if d.Metrics == nil || d.Webhooks == nil || d.Notifier == nil {
+		t.Errorf("deps %+v: want all three hooks", d)
 	}
 }
