@@ -124,15 +124,17 @@ func (p *Platform) Pull(ctx context.Context, ref, auth string, progress func(str
 	}
 	defer rc.Close()
 	// A failed pull may still answer 200 and tell its failure in the stream.
-	if err := readPullStream(rc, progress); err != nil {
+	if err := ReadStream(rc, progress); err != nil {
 		return fmt.Errorf("pull %s: %w", ref, err)
 	}
 	return nil
 }
 
-// pullMessage is one line of Docker's JSON progress stream.
-type pullMessage struct {
+// streamMessage is one line of the JSON message stream Docker answers
+// pulls, builds and imports with.
+type streamMessage struct {
 	ID          string `json:"id"`
+	Stream      string `json:"stream"`
 	Status      string `json:"status"`
 	Progress    string `json:"progress"`
 	Error       string `json:"error"`
@@ -141,33 +143,40 @@ type pullMessage struct {
 	} `json:"errorDetail"`
 }
 
-func readPullStream(r io.Reader, progress func(string)) error {
+// ReadStream consumes Docker's JSON message stream (a pull, a build, an
+// import), passing each line's text to progress ("<layer>: Downloading
+// 12MB/40MB", a build's output), and returns the failure the stream
+// reports: a failed pull or import still answers 200 and tells its
+// failure inside the stream.
+func ReadStream(r io.Reader, progress func(string)) error {
 	dec := json.NewDecoder(r)
 	for {
-		var m pullMessage
+		var m streamMessage
 		if err := dec.Decode(&m); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
-			return fmt.Errorf("read progress: %w", err)
+			return fmt.Errorf("read Docker's messages: %w", err)
 		}
 		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
-			return errors.New(m.ErrorDetail.Message)
+			return errors.New(strings.TrimSpace(m.ErrorDetail.Message))
 		}
 		if m.Error != "" {
-			return errors.New(m.Error)
+			return errors.New(strings.TrimSpace(m.Error))
 		}
 		if progress == nil {
 			continue
 		}
-		line := m.Status
+		line := strings.TrimSpace(m.Stream + m.Status)
 		if m.ID != "" {
 			line = m.ID + ": " + line
 		}
 		if m.Progress != "" {
 			line += " " + m.Progress
 		}
-		progress(line)
+		if line != "" {
+			progress(line)
+		}
 	}
 }
 

@@ -37,7 +37,7 @@ func TestPullStreamErrorsAreSurfaced(t *testing.T) {
 {"errorDetail":{"message":"unauthorized: authentication required"},"error":"unauthorized: authentication required"}
 `
 	var lines []string
-	err := readPullStream(strings.NewReader(stream), func(s string) { lines = append(lines, s) })
+	err := ReadStream(strings.NewReader(stream), func(s string) { lines = append(lines, s) })
 	if err == nil || err.Error() != "unauthorized: authentication required" {
 		t.Errorf("error = %v, want the stream's error", err)
 	}
