@@ -109,10 +109,7 @@ func (c *tmuxConsole) shot(name string) {
 
 func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv(demotest.EnvRequire) == "1" {
-			t.Fatalf("tmux is required (%s=1): %v", demotest.EnvRequire, err)
-		}
-		t.Skip("skipping: needs tmux (apt-get install tmux)")
+		demotest.Missing(t, "tmux (apt-get install tmux): %v", err)
 	}
 	bin := demotest.Binary(t)
 	p := demotest.Docker(t)
@@ -120,7 +117,7 @@ func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 	if insts, err := p.Instances(ctx, demoService); err == nil {
 		for _, in := range insts {
 			if in.State == engine.StateRunning {
-				t.Skipf("skipping: a demo service already runs on this Docker host (%s); this test would replace it", in.Name)
+				demotest.Missing(t, "a Docker host where no demo service runs: %s runs, and this test would replace it", in.Name)
 			}
 		}
 	}
@@ -306,10 +303,7 @@ func (e *statusError) Error() string { return http.StatusText(e.code) }
 
 func TestDeployAsksAtApprovalGatesOnATerminal(t *testing.T) {
 	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv(demotest.EnvRequire) == "1" {
-			t.Fatalf("tmux is required (%s=1): %v", demotest.EnvRequire, err)
-		}
-		t.Skip("skipping: needs tmux (apt-get install tmux)")
+		demotest.Missing(t, "tmux (apt-get install tmux): %v", err)
 	}
 	e := newE2E(t, `type: canary
       canary:

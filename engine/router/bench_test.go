@@ -47,6 +47,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/demo/demotest"
 	"github.com/cutover/cutover/engine/router"
 )
 
@@ -320,7 +321,7 @@ type benchRow struct {
 // (added_p50_us, added_p99_us).
 func BenchmarkProxyThroughput(b *testing.B) {
 	if _, err := exec.LookPath("wrk"); err != nil {
-		b.Skip("wrk not installed (apt-get install wrk): no load generator")
+		demotest.Missing(b, "wrk (apt-get install wrk) for a load generator: %v", err)
 	}
 	env := benchSetup(b, false)
 	loadBefore := benchLoadAvg()
@@ -481,7 +482,7 @@ func benchDur(d time.Duration) string {
 func benchStartHAProxy(b *testing.B, env *benchEnv) string {
 	b.Helper()
 	if _, err := exec.LookPath("haproxy"); err != nil {
-		b.Skip("haproxy not installed (apt-get install haproxy): no HAProxy leg")
+		demotest.Missing(b, "haproxy (apt-get install haproxy) for the HAProxy leg: %v", err)
 	}
 	addr := benchFreeAddr(b)
 	cfg := fmt.Sprintf(`global
@@ -518,7 +519,7 @@ backend be
 func benchStartNginx(b *testing.B, env *benchEnv) string {
 	b.Helper()
 	if _, err := exec.LookPath("nginx"); err != nil {
-		b.Skip("nginx not installed (apt-get install nginx-light): no nginx leg")
+		demotest.Missing(b, "nginx (apt-get install nginx-light) for the nginx leg: %v", err)
 	}
 	addr := benchFreeAddr(b)
 	prefix := filepath.Join(env.dir, "nginx")
