@@ -380,7 +380,12 @@ func (e *e2e) start(o procOptions, args ...string) *proc {
 		_ = cmd.Process.Kill()
 		<-p.done
 		if e.t.Failed() {
-			e.t.Logf("%s: stderr:\n%s", strings.Join(args, " "), tail(p.stderr.String(), 30))
+			var evs []string
+			for _, ev := range p.printed() {
+				msg, _, _ := strings.Cut(ev.Message, "\n")
+				evs = append(evs, fmt.Sprintf("%s %s step %d: %s %s", ev.At.Format("15:04:05.000"), ev.Kind, ev.Step, msg, ev.Error))
+			}
+			e.t.Logf("%s: events:\n%s\nstderr:\n%s", strings.Join(args, " "), tail(strings.Join(evs, "\n"), 40), tail(p.stderr.String(), 30))
 		}
 	})
 	ch := make(chan engine.Event, 4096)
