@@ -73,6 +73,18 @@ func (c *tmuxConsole) waitFor(within time.Duration, texts ...string) string {
 	}
 }
 
+// waitGone waits until the screen no longer shows text.
+func (c *tmuxConsole) waitGone(within time.Duration, text string) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for strings.Contains(c.screen(), text) {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("screen still shows %q after %v:\n%s", text, within, c.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // settle waits d before a screenshot, so figures and sparklines have
 // filled in; without screenshots it waits only a little.
 func (c *tmuxConsole) settle(d time.Duration) {
@@ -243,10 +255,14 @@ func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 	// Roll back: the prompt names the effect and changes nothing by itself.
 	c.key("r")
 	c.waitFor(5*time.Second, "Roll back demo to 1.0.0?")
-	c.key("Enter") // Enter does not confirm
-	time.Sleep(300 * time.Millisecond)
-	if got := table().Share("1.1.0"); got != 0.5 {
-		t.Fatalf("Enter on the rollback prompt changed the traffic: 1.1.0 at %.2f", got)
+	// Enter does not confirm. It is sent after the guard within which the
+	// prompt ignores every key, so the prompt does take it: it closes.
+	time.Sleep(400 * time.Millisecond)
+	c.key("Enter")
+	c.waitGone(5*time.Second, "Roll back demo to 1.0.0?")
+	time.Sleep(500 * time.Millisecond) // a rollback it set off would have swapped the table by now
+	if got := table().Share("1.1.0"); got != 0.5 || strings.Contains(c.screen(), "rolling back") {
+		t.Fatalf("Enter on the rollback prompt rolled back: 1.1.0 at %.2f\n%s", got, c.screen())
 	}
 	c.key("r")
 	c.waitFor(5*time.Second, "Roll back demo to 1.0.0?")
