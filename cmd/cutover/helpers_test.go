@@ -13,10 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -67,6 +67,9 @@ type e2eService struct {
 	proxy     bool   // put holdProxies between the binary and Docker and the router
 }
 
+// routerListening finds the address in the router's start line.
+var routerListening = regexp.MustCompile(`msg="router started" listen=(\S+)`)
+
 // services counts the services this test process made, so that names made
 // in the same microsecond by parallel tests still differ.
 var services atomic.Int64
@@ -114,18 +117,15 @@ func newE2EWith(t *testing.T, s e2eService) *e2e {
 	if s.proxy {
 		e.docker = newDockerProxy(t, e.platform)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.listen = l.Addr().String()
-	l.Close()
 	state := filepath.Join(e.dir, ".cutover")
 	if err := os.MkdirAll(state, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(state, "router-main.sock")
-	cmd := exec.Command(e.bin, "router", "--listen", e.listen, "--admin", "unix:"+sock,
+	// The router picks its port and logs it: a port picked here and freed
+	// could be taken by any connection of the parallel tests before the
+	// router binds it.
+	cmd := exec.Command(e.bin, "router", "--listen", "127.0.0.1:0", "--admin", "unix:"+sock,
 		"--state", filepath.Join(state, "router-main.json"))
 	logf, err := os.Create(filepath.Join(e.dir, "router.log"))
 	if err != nil {
@@ -147,6 +147,14 @@ func newE2EWith(t *testing.T, s e2eService) *e2e {
 	e.router, err = waitRouter(context.Background(), "unix:"+sock, 10*time.Second)
 	if err != nil {
 		t.Fatalf("router did not come up: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); e.listen == ""; time.Sleep(10 * time.Millisecond) {
+		b, _ := os.ReadFile(logf.Name())
+		if m := routerListening.FindSubmatch(b); m != nil {
+			e.listen = string(m[1])
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the router logged no address it listens on:\n%s", b)
+		}
 	}
 	t.Cleanup(func() { e.router.Close() })
 

@@ -73,6 +73,8 @@ func newHoldProxy(t *testing.T, target string) *holdProxy {
 			},
 		},
 		FlushInterval: -1, // Docker's logs and pulls stream
+		// A caller killed mid-call is what these tests do: no log for it.
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) },
 	}
 	srv := &http.Server{Handler: p}
 	go srv.Serve(l)
