@@ -243,7 +243,7 @@ func get(t *testing.T, c *http.Client, url string, header ...string) (int, strin
 // transport error and wrong body is a failure.
 func startLoad(t *testing.T, url string) *demotest.Load {
 	t.Helper()
-	return demotest.StartLoad(t, demotest.LoadSpec{Rate: 1000, Get: url + "/", Post: url + "/echo", Slow: url + "/slow?ms=300",
+	return demotest.StartLoad(t, demotest.LoadSpec{Rate: 300, Get: url + "/", Post: url + "/echo", Slow: url + "/slow?ms=300",
 		CountBy: "X-Backend",
 		CheckPost: func(sent string, answer []byte) error {
 			if string(answer) != sent {
