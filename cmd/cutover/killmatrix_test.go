@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/demo/demotest"
 )
 
 // envKillMatrix set to "full" runs every case of the kill matrix; without
@@ -161,11 +162,10 @@ func TestKilledDeployRecoversAtEveryStep(t *testing.T) {
 // as it must with no request lost.
 func killAndRecover(t *testing.T, strategy string, kp killPoint, recovery string) {
 	begun := time.Now()
-	e := newE2EWith(t, e2eService{strategy: strategy, replicas: 2, successes: 1, stopGrace: "1s", drain: "2s", proxy: true})
+	e := newE2EWith(t, quickService(strategy, 2, true))
 	e.deployV1()
 	up := time.Since(begun)
-	l := e.startLoad()
-	l.WaitMore(t, 200) // the load is in full flow before the release begins
+	l := e.flowingLoad()
 
 	args := []string{"deploy", e.svc, "1.1.0", "-o", "json"}
 	if !kp.approval {
@@ -295,6 +295,49 @@ func (e *e2e) history() []engine.ReleaseRecord {
 	return recs
 }
 
+// quickService is the service of the emergency-path tests: timings short
+// enough that a case takes seconds.
+func quickService(strategy string, replicas int, proxy bool) e2eService {
+	return e2eService{strategy: strategy, replicas: replicas, successes: 1, stopGrace: "1s", drain: "2s", proxy: proxy}
+}
+
+// flowingLoad starts the load and waits until it flows, so it runs from
+// before the release begins.
+func (e *e2e) flowingLoad() *demotest.Load {
+	e.t.Helper()
+	l := e.startLoad()
+	l.WaitMore(e.t, 200)
+	return l
+}
+
+// deployHeld starts `cutover deploy --auto` of 1.1.0 through the test's
+// proxies and waits until h holds its call.
+func (e *e2e) deployHeld(h *heldCall) *proc {
+	e.t.Helper()
+	p := e.start(procOptions{viaProxy: true}, "deploy", e.svc, "1.1.0", "--auto", "-o", "json")
+	waitHeld(e.t, h, p, 90*time.Second)
+	return p
+}
+
+// exits waits for p to end and fails the test unless it exits with want.
+func (p *proc) exits(want int) {
+	p.t.Helper()
+	if code := p.wait(2 * time.Minute); code != want {
+		p.t.Errorf("%s: exit %d, want %d\n%s", strings.Join(p.args, " "), code, want, tail(p.stderr.String(), 20))
+	}
+}
+
+// count counts the events of kind.
+func count(evs []engine.Event, kind engine.EventKind) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
 // takeoverYAML is blue/green with nothing between the switch and retiring
 // blue: one launch step of all replicas, one retire step of all of blue.
 const takeoverYAML = `type: bluegreen
@@ -305,38 +348,26 @@ const takeoverYAML = `type: bluegreen
 // container must not survive; no third is launched; stable is untouched.
 func TestRollbackTakesOverMidLaunchBatch(t *testing.T) {
 	parallelE2E(t)
-	e := newE2EWith(t, e2eService{strategy: takeoverYAML, replicas: 3, successes: 1, stopGrace: "1s", drain: "2s", proxy: true})
+	e := newE2EWith(t, quickService(takeoverYAML, 3, true))
 	e.deployV1()
 	stable := e.ids("1.0.0")
-	l := e.startLoad()
-	l.WaitMore(t, 200)
+	l := e.flowingLoad()
 
 	second := e.docker.hold(dockerCall("start"), 2, false)
-	deploy := e.start(procOptions{viaProxy: true}, "deploy", e.svc, "1.1.0", "--auto", "-o", "json")
-	waitHeld(t, second, deploy, 90*time.Second)
+	deploy := e.deployHeld(second)
 	rb := e.start(procOptions{}, "rollback", e.svc, "-o", "json")
 	// The rollback holds the lease once it says it is rolling back: the
 	// launch under way then returns, after the takeover.
 	waitEvent(t, rb.events, func(ev engine.Event) bool { return ev.Kind == engine.EventRollingBack }, 30*time.Second)
 	second.let()
 
-	if code := rb.wait(2 * time.Minute); code != exitOK {
-		t.Fatalf("rollback: exit %d, want 0\n%s", code, tail(rb.stderr.String(), 20))
-	}
-	if code := deploy.wait(time.Minute); code != exitTakenOver {
-		t.Errorf("deploy: exit %d, want %d (taken over)", code, exitTakenOver)
-	}
+	rb.exits(exitOK)
+	deploy.exits(exitTakenOver)
 	e.assertFleet("1.0.0", 3)
 	if got := e.ids("1.0.0"); !slices.Equal(got, stable) {
 		t.Errorf("stable instances %v after the takeover, want the same %v: none stopped or replaced", got, stable)
 	}
-	launching := 0
-	for _, ev := range deploy.printed() {
-		if ev.Kind == engine.EventLaunching {
-			launching++
-		}
-	}
-	if launching != 2 {
+	if launching := count(deploy.printed(), engine.EventLaunching); launching != 2 {
 		t.Errorf("the deploy began %d launches, want 2: none after the takeover", launching)
 	}
 	l.WaitMore(t, 200)
@@ -349,26 +380,20 @@ func TestRollbackTakesOverMidLaunchBatch(t *testing.T) {
 // gives no traffic to the one being stopped, and stable is made whole.
 func TestRollbackTakesOverMidSlowStopBatch(t *testing.T) {
 	parallelE2E(t)
-	e := newE2EWith(t, e2eService{strategy: takeoverYAML, replicas: 3, successes: 1, stopGrace: "1s", drain: "2s", proxy: true})
+	e := newE2EWith(t, quickService(takeoverYAML, 3, true))
 	e.deployV1()
 	stable := e.ids("1.0.0")
-	l := e.startLoad()
-	l.WaitMore(t, 200)
+	l := e.flowingLoad()
 
 	slow := e.docker.hold(dockerCall("stop"), 1, false)
-	deploy := e.start(procOptions{viaProxy: true}, "deploy", e.svc, "1.1.0", "--auto", "-o", "json")
-	waitHeld(t, slow, deploy, 90*time.Second)
+	deploy := e.deployHeld(slow)
 	rb := e.start(procOptions{}, "rollback", e.svc, "-o", "json")
 	waitEvent(t, rb.events, func(ev engine.Event) bool { return ev.Kind == engine.EventApplied }, 30*time.Second)
 	l.WaitMore(t, 100) // traffic flows on stable while the stop is still held
 	slow.let()
 
-	if code := rb.wait(2 * time.Minute); code != exitOK {
-		t.Fatalf("rollback: exit %d, want 0\n%s", code, tail(rb.stderr.String(), 20))
-	}
-	if code := deploy.wait(time.Minute); code != exitTakenOver {
-		t.Errorf("deploy: exit %d, want %d (taken over)", code, exitTakenOver)
-	}
+	rb.exits(exitOK)
+	deploy.exits(exitTakenOver)
 	e.assertFleet("1.0.0", 3)
 	now := e.ids("1.0.0")
 	for _, id := range stable {
@@ -385,13 +410,7 @@ func TestRollbackTakesOverMidSlowStopBatch(t *testing.T) {
 			}
 		}
 	}
-	stopping := 0
-	for _, ev := range deploy.printed() {
-		if ev.Kind == engine.EventStopping {
-			stopping++
-		}
-	}
-	if stopping != 1 {
+	if stopping := count(deploy.printed(), engine.EventStopping); stopping != 1 {
 		t.Errorf("the deploy began %d stops, want 1: none after the takeover", stopping)
 	}
 	l.WaitMore(t, 200)
@@ -415,10 +434,9 @@ const twoGatesYAML = `type: canary
 // the other, is TestApproveOfAGatePassedMeanwhileIsRefused.)
 func TestDoubleApprovePassesOneGate(t *testing.T) {
 	parallelE2E(t)
-	e := newE2EWith(t, e2eService{strategy: twoGatesYAML, replicas: 2, successes: 1, stopGrace: "1s", drain: "2s"})
+	e := newE2EWith(t, quickService(twoGatesYAML, 2, false))
 	e.deployV1()
-	l := e.startLoad()
-	l.WaitMore(t, 200)
+	l := e.flowingLoad()
 	out := e.mustRun(exitWaiting, "deploy", e.svc, "1.1.0", "--detach", "-o", "json")
 	gate := -1
 	for _, ev := range decodeEvents(t, out) {
@@ -543,18 +561,16 @@ func TestRollbackFencesASwitchOnItsWayToTheRouter(t *testing.T) {
 		"the rollback's removeBackends then applies epoch 3 with every weight 0, the router refuses it (400), " +
 		"the rollback exits 2 and the traffic is left 100% on removed containers")
 	parallelE2E(t)
-	e := newE2EWith(t, e2eService{strategy: takeoverYAML, replicas: 2, successes: 1, stopGrace: "1s", drain: "2s", proxy: true})
+	e := newE2EWith(t, quickService(takeoverYAML, 2, true))
 	e.deployV1()
-	l := e.startLoad()
-	l.WaitMore(t, 200)
+	l := e.flowingLoad()
 
 	toGreen := e.admin.hold(func(r *http.Request, body []byte) bool {
 		var table engine.RouteTable
 		return r.Method == http.MethodPut && r.URL.Path == "/v1/table" &&
 			json.Unmarshal(body, &table) == nil && table.Weights()["1.1.0"] > 0
 	}, 1, false)
-	deploy := e.start(procOptions{viaProxy: true}, "deploy", e.svc, "1.1.0", "--auto", "-o", "json")
-	waitHeld(t, toGreen, deploy, 90*time.Second)
+	deploy := e.deployHeld(toGreen)
 	rb := e.start(procOptions{}, "rollback", e.svc, "-o", "json")
 	stopped := 0
 	waitEvent(t, rb.events, func(ev engine.Event) bool {
@@ -565,12 +581,8 @@ func TestRollbackFencesASwitchOnItsWayToTheRouter(t *testing.T) {
 	}, time.Minute)
 	toGreen.let() // the switch reaches the router after the rollback removed green
 
-	if code := rb.wait(2 * time.Minute); code != exitOK {
-		t.Errorf("rollback: exit %d, want 0\n%s", code, tail(rb.stderr.String(), 20))
-	}
-	if code := deploy.wait(time.Minute); code != exitTakenOver {
-		t.Errorf("deploy: exit %d, want %d (taken over)", code, exitTakenOver)
-	}
+	rb.exits(exitOK)
+	deploy.exits(exitTakenOver)
 	e.assertFleet("1.0.0", 2)
 	l.WaitMore(t, 200)
 	l.AssertNoFailures(t)
@@ -610,10 +622,9 @@ func TestApproveOfAGatePassedMeanwhileIsRefused(t *testing.T) {
 		"release at the 50% gate with 25% of the traffic. When its plan is stale too (a slower machine), it passes " +
 		"gate 1 a second time and both approves report the gate approved (seen in TestDoubleApprovePassesOneGate)")
 	parallelE2E(t)
-	e := newE2EWith(t, e2eService{strategy: twoGatesYAML, replicas: 2, successes: 1, stopGrace: "1s", drain: "2s", proxy: true})
+	e := newE2EWith(t, quickService(twoGatesYAML, 2, true))
 	e.deployV1()
-	l := e.startLoad()
-	l.WaitMore(t, 200)
+	l := e.flowingLoad()
 	e.mustRun(exitWaiting, "deploy", e.svc, "1.1.0", "--detach")
 	if got := e.waitingAt(); got != "canary step 1" {
 		t.Fatalf("deploy --detach waits at %q, want canary step 1", got)
