@@ -56,7 +56,7 @@ func promCanary(query string) string {
 // newPromE2E is a service whose router Prometheus scrapes every second.
 func newPromE2E(t *testing.T, strategy string, top string) *e2e {
 	t.Helper()
-	return newE2EWith(t, e2eSetup{strategy: strategy, adminTCP: true, top: func(e *e2e) string {
+	return newE2EWith(t, e2eService{strategy: strategy, adminTCP: true, top: func(e *e2e) string {
 		prom := promtest.Start(t, promtest.Target{Job: e.svc, Addr: e.adminAddr, TokenFile: e.tokenFile})
 		return fmt.Sprintf("prometheus: {url: %q}\n%s", prom.URL, top)
 	}})
@@ -65,10 +65,11 @@ func newPromE2E(t *testing.T, strategy string, top string) *e2e {
 func TestPromQLErrorRateFailsTheErroringCanaryAndPassesAGoodOne(t *testing.T) {
 	e := newPromE2E(t, promCanary(errorRateQuery), "")
 	e.deployV1()
-	l := startLoad(t, e.url(), 8)
+	l := e.startLoad("1.4.0-errors")
 
 	// The good canary: status shows the window's figures while it runs.
-	deploy, events := e.startDeploy("1.1.0")
+	deploy := e.startDeploy("1.1.0")
+	events := deploy.events
 	progress := waitEvent(t, events, func(ev engine.Event) bool { return ev.Kind == engine.EventAnalysisProgress }, 90*time.Second)
 	if q := progress.Analysis.Queries; len(q) != 1 || q[0].Last != engine.MeasuredPassed {
 		t.Errorf("progress %+v: want the query measured and passing", progress.Analysis)
@@ -83,7 +84,7 @@ func TestPromQLErrorRateFailsTheErroringCanaryAndPassesAGoodOne(t *testing.T) {
 	if q := passed.Analysis.Queries[0]; q.Verdict != engine.VerdictPassed || q.Measurements < 5 || q.Measured != "0" {
 		t.Errorf("good canary's query %+v: want every measurement at 0", q)
 	}
-	if code := waitExit(t, deploy, 60*time.Second); code != exitOK {
+	if code := deploy.wait(60*time.Second); code != exitOK {
 		t.Fatalf("deploy 1.1.0: exit %d", code)
 	}
 	e.assertFleet("1.1.0", 3)
@@ -91,7 +92,7 @@ func TestPromQLErrorRateFailsTheErroringCanaryAndPassesAGoodOne(t *testing.T) {
 	// The erroring canary fails on the query, at its first measurement
 	// past the demo's 20 good requests, and rolls back.
 	out := e.mustRun(exitRolledBack, "deploy", e.svc, "1.4.0-errors", "--auto", "--output", "json")
-	l.assertNoFailures(t)
+	l.AssertNoFailures(t)
 	e.assertFleet("1.1.0", 3)
 	var failed *engine.AnalysisResult
 	for _, ev := range decodeEvents(t, out) {
@@ -116,9 +117,9 @@ func TestPromQLQueryWithNoDataPausesTheReleaseAsInconclusive(t *testing.T) {
 	nothing := `sum(rate(cutover_router_version_requests_total{job="{{.Service}}",version="{{.Canary}}",class="no-such-class"}[{{.Window}}]))`
 	e := newPromE2E(t, promCanary(nothing), "")
 	e.deployV1()
-	l := startLoad(t, e.url(), 8)
+	l := e.startLoad()
 	_, errs, code := e.run("deploy", e.svc, "1.1.0", "--auto")
-	l.assertNoFailures(t)
+	l.AssertNoFailures(t)
 	if code != exitFailed || !strings.Contains(errs, "inconclusive") || !strings.Contains(errs, "no data") {
 		t.Fatalf("deploy: exit %d, stderr %q; want %d (paused) saying the query had no data", code, errs, exitFailed)
 	}
@@ -209,12 +210,12 @@ func hookCanary(confirm string) string {
 
 func TestWebhookReceiverSeesEveryEventOfAReleaseInOrderSigned(t *testing.T) {
 	r := newHookReceiver(t, "hook-secret", 0)
-	e := newE2EWith(t, e2eSetup{strategy: hookCanary(r.srv.URL + "/confirm"), top: hookTop(t, r.srv.URL, "hook-secret")})
+	e := newE2EWith(t, e2eService{strategy: hookCanary(r.srv.URL + "/confirm"), top: hookTop(t, r.srv.URL, "hook-secret")})
 	e.deployV1()
 	before := len(r.received()) // the first deploy's events
-	l := startLoad(t, e.url(), 8)
+	l := e.startLoad()
 	out := e.mustRun(exitOK, "deploy", e.svc, "1.1.0", "--output", "json")
-	l.assertNoFailures(t)
+	l.AssertNoFailures(t)
 	e.assertFleet("1.1.0", 3)
 
 	var want []string
@@ -249,7 +250,7 @@ func TestWebhookGateThatSaysNoRollsTheCanaryBack(t *testing.T) {
 	}))
 	defer no.Close()
 	r := newHookReceiver(t, "hook-secret", 0)
-	e := newE2EWith(t, e2eSetup{strategy: hookCanary(no.URL + "/confirm"), top: hookTop(t, r.srv.URL, "hook-secret")})
+	e := newE2EWith(t, e2eService{strategy: hookCanary(no.URL + "/confirm"), top: hookTop(t, r.srv.URL, "hook-secret")})
 	e.deployV1()
 	out := e.mustRun(exitRolledBack, "deploy", e.svc, "1.1.0", "--output", "json")
 	e.assertFleet("1.0.0", 3)
@@ -271,11 +272,11 @@ func TestWebhookGateThatSaysNoRollsTheCanaryBack(t *testing.T) {
 // missed is in history.
 func TestADownReceiverLeavesTheReleaseAloneAndItsFailuresInHistory(t *testing.T) {
 	down := "http://" + freeAddr(t)
-	e := newE2EWith(t, e2eSetup{strategy: canaryYAML, top: hookTop(t, down, "hook-secret")})
+	e := newE2EWith(t, e2eService{strategy: canaryYAML, top: hookTop(t, down, "hook-secret")})
 	e.deployV1()
-	l := startLoad(t, e.url(), 8)
+	l := e.startLoad()
 	out := e.mustRun(exitOK, "deploy", e.svc, "1.1.0", "--output", "json")
-	l.assertNoFailures(t)
+	l.AssertNoFailures(t)
 	e.assertFleet("1.1.0", 3)
 	id := decodeEvents(t, out)[0].Release
 	hist := e.mustRun(exitOK, "history", e.svc)
@@ -321,7 +322,7 @@ func BenchmarkReleaseTimingWithHealthyDownAndSlowReceivers(b *testing.B) {
 	}
 	envs := map[string]*e2e{}
 	for _, k := range kinds {
-		envs[k] = newE2EWith(b, e2eSetup{strategy: strategy, top: hookTop(b, urls[k], "s")})
+		envs[k] = newE2EWith(b, e2eService{strategy: strategy, top: hookTop(b, urls[k], "s")})
 		envs[k].deployV1()
 	}
 	release, process := map[string][]time.Duration{}, map[string][]time.Duration{}

@@ -73,6 +73,18 @@ func (c *tmuxConsole) waitFor(within time.Duration, texts ...string) string {
 	}
 }
 
+// waitGone waits until the screen no longer shows text.
+func (c *tmuxConsole) waitGone(within time.Duration, text string) {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for strings.Contains(c.screen(), text) {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("screen still shows %q after %v:\n%s", text, within, c.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // settle waits d before a screenshot, so figures and sparklines have
 // filled in; without screenshots it waits only a little.
 func (c *tmuxConsole) settle(d time.Duration) {
@@ -109,10 +121,7 @@ func (c *tmuxConsole) shot(name string) {
 
 func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv(demotest.EnvRequire) == "1" {
-			t.Fatalf("tmux is required (%s=1): %v", demotest.EnvRequire, err)
-		}
-		t.Skip("skipping: needs tmux (apt-get install tmux)")
+		demotest.Missing(t, "tmux (apt-get install tmux): %v", err)
 	}
 	bin := demotest.Binary(t)
 	p := demotest.Docker(t)
@@ -120,7 +129,7 @@ func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 	if insts, err := p.Instances(ctx, demoService); err == nil {
 		for _, in := range insts {
 			if in.State == engine.StateRunning {
-				t.Skipf("skipping: a demo service already runs on this Docker host (%s); this test would replace it", in.Name)
+				demotest.Missing(t, "a Docker host where no demo service runs: %s runs, and this test would replace it", in.Name)
 			}
 		}
 	}
@@ -246,10 +255,14 @@ func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 	// Roll back: the prompt names the effect and changes nothing by itself.
 	c.key("r")
 	c.waitFor(5*time.Second, "Roll back demo to 1.0.0?")
-	c.key("Enter") // Enter does not confirm
-	time.Sleep(300 * time.Millisecond)
-	if got := table().Share("1.1.0"); got != 0.5 {
-		t.Fatalf("Enter on the rollback prompt changed the traffic: 1.1.0 at %.2f", got)
+	// Enter does not confirm. It is sent after the guard within which the
+	// prompt ignores every key, so the prompt does take it: it closes.
+	time.Sleep(400 * time.Millisecond)
+	c.key("Enter")
+	c.waitGone(5*time.Second, "Roll back demo to 1.0.0?")
+	time.Sleep(500 * time.Millisecond) // a rollback it set off would have swapped the table by now
+	if got := table().Share("1.1.0"); got != 0.5 || strings.Contains(c.screen(), "rolling back") {
+		t.Fatalf("Enter on the rollback prompt rolled back: 1.1.0 at %.2f\n%s", got, c.screen())
 	}
 	c.key("r")
 	c.waitFor(5*time.Second, "Roll back demo to 1.0.0?")
@@ -306,10 +319,7 @@ func (e *statusError) Error() string { return http.StatusText(e.code) }
 
 func TestDeployAsksAtApprovalGatesOnATerminal(t *testing.T) {
 	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv(demotest.EnvRequire) == "1" {
-			t.Fatalf("tmux is required (%s=1): %v", demotest.EnvRequire, err)
-		}
-		t.Skip("skipping: needs tmux (apt-get install tmux)")
+		demotest.Missing(t, "tmux (apt-get install tmux): %v", err)
 	}
 	e := newE2E(t, `type: canary
       canary:

@@ -24,7 +24,7 @@ func TestDemoQuickStart(t *testing.T) {
 	p := demotest.Docker(t)
 	ctx := context.Background()
 	if insts, err := p.Instances(ctx, demoService); err == nil && len(insts) > 0 {
-		t.Skipf("skipping: a demo service already runs on this Docker host (%s); this test would replace it", insts[0].Name)
+		demotest.Missing(t, "a Docker host where no demo service runs: %s runs, and this test would replace it", insts[0].Name)
 	}
 	dir := t.TempDir()
 	run := func(args ...string) (string, int) {

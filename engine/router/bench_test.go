@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/demo/demotest"
 	"github.com/cutover/cutover/engine/router"
 )
 
@@ -402,7 +403,7 @@ type benchRow struct {
 // proxy adds over those direct runs (added_p50_us, added_p99_us).
 func BenchmarkProxyThroughput(b *testing.B) {
 	if _, err := exec.LookPath("wrk"); err != nil {
-		b.Skip("wrk not installed (apt-get install wrk): no load generator")
+		demotest.Missing(b, "wrk (apt-get install wrk) for a load generator: %v", err)
 	}
 	env := benchSetup(b, true)
 	loadBefore := benchLoadAvg()
@@ -549,7 +550,7 @@ func benchDur(d time.Duration) string {
 func benchStartHAProxy(b *testing.B, env *benchEnv, ups []benchUpstream) string {
 	b.Helper()
 	if _, err := exec.LookPath("haproxy"); err != nil {
-		b.Skip("haproxy not installed (apt-get install haproxy): no HAProxy leg")
+		demotest.Missing(b, "haproxy (apt-get install haproxy) for the HAProxy leg: %v", err)
 	}
 	addr := benchFreeAddr(b)
 	var servers strings.Builder
@@ -589,7 +590,7 @@ backend be
 func benchStartNginx(b *testing.B, env *benchEnv, ups []benchUpstream) string {
 	b.Helper()
 	if _, err := exec.LookPath("nginx"); err != nil {
-		b.Skip("nginx not installed (apt-get install nginx-light): no nginx leg")
+		demotest.Missing(b, "nginx (apt-get install nginx-light) for the nginx leg: %v", err)
 	}
 	addr := benchFreeAddr(b)
 	prefix, err := os.MkdirTemp(env.dir, "nginx-")

@@ -70,6 +70,19 @@ func Labels() map[string]string {
 	return map[string]string{engine.LabelTest: "1", labelPID: strconv.Itoa(os.Getpid()), labelHost: host}
 }
 
+// Missing ends a test that cannot run here because what it needs (a tool,
+// a file, a quiet Docker host) is missing or busy: it skips, saying what,
+// or fails when CUTOVER_REQUIRE_INTEGRATION=1, so that in CI a test that
+// did not run never passes for one that did.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	what := fmt.Sprintf(format, args...)
+	if os.Getenv(EnvRequire) == "1" {
+		t.Fatalf("needs %s (%s=1: required)", what, EnvRequire)
+	}
+	t.Skipf("skipping: needs %s (set %s=1 to fail instead)", what, EnvRequire)
+}
+
 // Docker connects to the Docker host of the environment, or skips the test
 // (fails it when CUTOVER_REQUIRE_INTEGRATION=1) if none answers.
 func Docker(t testing.TB) *docker.Platform {
@@ -78,10 +91,7 @@ func Docker(t testing.TB) *docker.Platform {
 	defer cancel()
 	p, err := docker.New(ctx)
 	if err != nil {
-		if os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("Docker is required (%s=1): %v", EnvRequire, err)
-		}
-		t.Skipf("skipping: needs a Docker engine: %v (set %s=1 to fail instead)", err, EnvRequire)
+		Missing(t, "a Docker engine: %v", err)
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
