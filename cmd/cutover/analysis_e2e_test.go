@@ -84,7 +84,7 @@ func TestPromQLErrorRateFailsTheErroringCanaryAndPassesAGoodOne(t *testing.T) {
 	if q := passed.Analysis.Queries[0]; q.Verdict != engine.VerdictPassed || q.Measurements < 5 || q.Measured != "0" {
 		t.Errorf("good canary's query %+v: want every measurement at 0", q)
 	}
-	if code := deploy.wait(60*time.Second); code != exitOK {
+	if code := deploy.wait(60 * time.Second); code != exitOK {
 		t.Fatalf("deploy 1.1.0: exit %d", code)
 	}
 	e.assertFleet("1.1.0", 3)

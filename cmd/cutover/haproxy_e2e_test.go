@@ -246,7 +246,7 @@ func TestReleasesBehindHAProxyLoseNoRequest(t *testing.T) {
 		if swap > 500*time.Millisecond {
 			t.Errorf("rollback's table swap took %v, want milliseconds", swap)
 		}
-		if code := deploy.wait(30*time.Second); code != exitTakenOver {
+		if code := deploy.wait(30 * time.Second); code != exitTakenOver {
 			t.Errorf("deploy exited %d, want %d (taken over)", code, exitTakenOver)
 		}
 		l.AssertNoFailures(t)
@@ -272,7 +272,7 @@ func TestHAProxyRestartedMidReleasePausesTheRelease(t *testing.T) {
 	if !strings.Contains(failure.Error, "HAProxy restarted") || !strings.Contains(failure.Message, "pausing") {
 		t.Errorf("failure event %q (%q), want the restart, and a pause", failure.Error, failure.Message)
 	}
-	if code := deploy.wait(30*time.Second); code != exitFailed {
+	if code := deploy.wait(30 * time.Second); code != exitFailed {
 		t.Errorf("deploy exited %d, want %d (paused by a failure)", code, exitFailed)
 	}
 	if s := e.h.Servers(); len(s) != 0 {
