@@ -153,10 +153,9 @@ func (r *Release) swapToStable(ctx context.Context, reason string, by *Actor) er
 	if !ok {
 		return flush(errNoSwap)
 	}
-	if sameTable(table, cur) {
-		r.swapped = true
-		return flush(nil)
-	}
+	// Written even when the table already is all on stable: the write is
+	// what claims this release's epoch at the router, fencing out a table
+	// the old writer has on its way there.
 	if err := r.write(ctx, table, evs...); err != nil {
 		return err
 	}

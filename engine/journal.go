@@ -133,6 +133,12 @@ func (r *ReleaseRecord) Fold(ev Event) {
 		r.State = ev.State
 	}
 	r.Step = ev.Step
+	switch {
+	case ev.Kind == EventStarted && ev.Epoch > 0:
+		r.Epoch = ev.Epoch // claimed once the run held its lease
+	case ev.Kind == EventPlanned:
+		r.Steps = len(ev.Plan)
+	}
 }
 
 // Summary says what the release moved: "1.0.0 → 1.1.0", "first deploy

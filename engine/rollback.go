@@ -80,16 +80,23 @@ func (r *Release) restoreStable(ctx context.Context, reason string) error {
 	if sv == "" {
 		return nil
 	}
-	running := 0
-	if insts, _, err = r.observe(ctx); err != nil {
+	// Stable's whole fleet back in rotation: relaunch what was retired,
+	// and give weight again to instances a rolling batch had taken out of
+	// rotation before its retire (probed first, as launchTo does).
+	running, idle := 0, 0
+	if insts, cur, err = r.observe(ctx); err != nil {
 		return err
 	}
+	w := weightsByID(cur)
 	for _, in := range insts {
 		if in.Version == sv && in.State == StateRunning && !r.doomed[in.ID] {
 			running++
+			if w[in.ID] == 0 {
+				idle++
+			}
 		}
 	}
-	if running >= r.spec.Replicas {
+	if running >= r.spec.Replicas && idle == 0 {
 		return nil
 	}
 	if err := r.launchTo(ctx, r.stable, r.spec.Replicas); err != nil {

@@ -124,17 +124,8 @@ var killSubset = map[string]bool{
 	"canary/stop/resume":              true,
 }
 
-// bugKeptOut is a known engine bug the rolling cases below show.
-const bugKeptOut = "known bug: a rollback after a rolling batch took a stable instance out of rotation " +
-	"(weight 0, to be retired) keeps that instance running but never gives it weight back: the rollback " +
-	"exits 0 with 2 × 1.0.0 running and the table [1.0.0/a=0 1.0.0/b=10000], half the capacity serving"
-
 // knownBugs are cases the engine fails now; each goes once the bug is fixed.
-var knownBugs = map[string]string{
-	"rolling/shift/rollback":  bugKeptOut,
-	"rolling/drain/rollback":  bugKeptOut,
-	"rolling/retire/rollback": bugKeptOut,
-}
+var knownBugs = map[string]string{}
 
 func TestKilledDeployRecoversAtEveryStep(t *testing.T) {
 	full := os.Getenv(envKillMatrix) == "full"
@@ -555,11 +546,6 @@ func TestApproveJudgesACanaryThatCrashedAtTheGate(t *testing.T) {
 // rollback's epoch fences the old writer out), so the traffic stays on
 // stable, where the rollback put it, and nothing is lost.
 func TestRollbackFencesASwitchOnItsWayToTheRouter(t *testing.T) {
-	t.Skip("known bug: a rollback whose swap finds the router's table already all on stable writes no table, " +
-		"so the router's epoch stays the deploy's and the deploy's switch, sent before the takeover, is accepted " +
-		"after the rollback removed green (router log: epoch=2 backends=4 applied after the rollback began); " +
-		"the rollback's removeBackends then applies epoch 3 with every weight 0, the router refuses it (400), " +
-		"the rollback exits 2 and the traffic is left 100% on removed containers")
 	parallelE2E(t)
 	e := newE2EWith(t, quickService(takeoverYAML, 2, true))
 	e.deployV1()
@@ -615,12 +601,6 @@ func (e *e2e) waitingAt() string {
 // other approve is done: any delay of that process (a busy machine) does
 // the same.
 func TestApproveOfAGatePassedMeanwhileIsRefused(t *testing.T) {
-	t.Skip("known bug: engine.Release.start reads the router's table before Journal.Begin takes the lease and claims " +
-		"the epoch with that table: the late approve applies the table it read before the first approve ran " +
-		"(epoch 3: 1.0.0 75%, 1.1.0 25%; the router accepts it, the first approve wrote epoch 3 as the same writer), " +
-		"plans from a fresh read (the 50% shift 'already done'), refuses its approval and exits 4, leaving the " +
-		"release at the 50% gate with 25% of the traffic. When its plan is stale too (a slower machine), it passes " +
-		"gate 1 a second time and both approves report the gate approved (seen in TestDoubleApprovePassesOneGate)")
 	parallelE2E(t)
 	e := newE2EWith(t, quickService(twoGatesYAML, 2, true))
 	e.deployV1()
