@@ -108,7 +108,7 @@ var killStrategies = []struct {
 }
 
 // killSubset is the default run: every kind of step, every strategy and
-// both recoveries (shift twice: its rolling case is a known bug).
+// both recoveries.
 var killSubset = map[string]bool{
 	"rolling/launch-created/rollback": true,
 	"rolling/shift/rollback":          true,
@@ -124,9 +124,6 @@ var killSubset = map[string]bool{
 	"canary/stop/resume":              true,
 }
 
-// knownBugs are cases the engine fails now; each goes once the bug is fixed.
-var knownBugs = map[string]string{}
-
 func TestKilledDeployRecoversAtEveryStep(t *testing.T) {
 	full := os.Getenv(envKillMatrix) == "full"
 	for _, st := range killStrategies {
@@ -136,9 +133,6 @@ func TestKilledDeployRecoversAtEveryStep(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					if !full && !killSubset[name] {
 						t.Skipf("not in the default subset; %s=full runs every case", envKillMatrix)
-					}
-					if bug := knownBugs[name]; bug != "" {
-						t.Skip(bug)
 					}
 					parallelE2E(t)
 					killAndRecover(t, st.yaml, kp, recovery)
