@@ -20,6 +20,7 @@ import (
 	"github.com/cutover/cutover/engine/ecr"
 	"github.com/cutover/cutover/engine/journal"
 	"github.com/cutover/cutover/engine/router"
+	"github.com/cutover/cutover/engine/swarm"
 	"github.com/cutover/cutover/tui"
 )
 
@@ -33,7 +34,8 @@ type consoleBackend struct {
 	labels  map[string]string
 
 	mu       sync.Mutex
-	platform *docker.Platform
+	platform *docker.Platform           // services on platform docker share it
+	swarms   map[string]*swarm.Platform // by service: each gives its nodes its own registry login
 	routers  map[string]*router.Client
 	ecrs     map[string]*ecr.Registry // by service: keeps each ECR login token cached
 }
@@ -49,7 +51,8 @@ func newConsoleBackend(cfg *config.Config) (*consoleBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &consoleBackend{cfg: cfg, journal: j, labels: labels, routers: map[string]*router.Client{}, ecrs: map[string]*ecr.Registry{}}, nil
+	return &consoleBackend{cfg: cfg, journal: j, labels: labels, routers: map[string]*router.Client{}, ecrs: map[string]*ecr.Registry{},
+		swarms: map[string]*swarm.Platform{}}, nil
 }
 
 // Close releases the connections.
@@ -58,6 +61,9 @@ func (b *consoleBackend) Close() {
 	defer b.mu.Unlock()
 	if b.platform != nil {
 		b.platform.Close()
+	}
+	for _, sw := range b.swarms {
+		sw.Close()
 	}
 	for _, c := range b.routers {
 		c.Close()
@@ -74,14 +80,6 @@ func (b *consoleBackend) service(ctx context.Context, name string) (*service, er
 	s.spec.Labels = b.labels
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.platform == nil {
-		p, err := docker.New(ctx)
-		if err != nil {
-			return nil, err
-		}
-		b.platform = p
-	}
-	s.platform = b.platform
 	if svc.Source.Type == config.SourceECR {
 		if s.ecr = b.ecrs[name]; s.ecr == nil {
 			if _, err := s.ecrRegistry(ctx); err != nil {
@@ -89,6 +87,9 @@ func (b *consoleBackend) service(ctx context.Context, name string) (*service, er
 			}
 			b.ecrs[name] = s.ecr
 		}
+	}
+	if err := b.connect(ctx, s); err != nil {
+		return nil, err
 	}
 	if c, ok := b.routers[svc.Router]; ok {
 		s.router = c
@@ -101,6 +102,33 @@ func (b *consoleBackend) service(ctx context.Context, name string) (*service, er
 	}
 	b.routers[svc.Router] = s.router
 	return s, nil
+}
+
+// connect gives s the platform of its service: the Docker host shared by
+// the services on platform docker, or the service's own swarm platform.
+// b.mu is held.
+func (b *consoleBackend) connect(ctx context.Context, s *service) error {
+	if s.svc.Platform == config.PlatformSwarm {
+		sw := b.swarms[s.svc.Name]
+		if sw == nil {
+			var err error
+			if _, sw, err = connectHost(ctx, s.svc, s.nodeLogin()); err != nil {
+				return err
+			}
+			b.swarms[s.svc.Name] = sw
+		}
+		s.platform, s.swarm = sw.Docker(), sw
+		return nil
+	}
+	if b.platform == nil {
+		p, err := docker.New(ctx)
+		if err != nil {
+			return err
+		}
+		b.platform = p
+	}
+	s.platform = b.platform
+	return nil
 }
 
 // Services lists every configured service's state; a service whose state

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -43,5 +44,37 @@ func TestSpecOfCarriesEveryCanaryStepAndInheritedAnalysisLimits(t *testing.T) {
 	}
 	if steps[0].Gate.Pause != 30*time.Second {
 		t.Errorf("step 1 pause %v, want 30s", steps[0].Gate.Pause)
+	}
+}
+
+// The example's service on Swarm: its constraints, limits and reservations
+// reach the engine in Swarm's units, its network unchanged; a service on
+// Docker gets none.
+func TestSpecOfCarriesTheSwarmBlock(t *testing.T) {
+	cfg, err := config.Load("../../config/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := cfg.Service("api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := specOf(api)
+	if want := []string{"node.role==worker", "node.labels.zone!=b"}; !slices.Equal(spec.Placement, want) {
+		t.Errorf("placement %q, want %q", spec.Placement, want)
+	}
+	want := engine.Resources{LimitCPUs: 1, LimitMemory: 512 << 20, ReserveCPUs: 0.25, ReserveMemory: 128 << 20}
+	if spec.Resources != want {
+		t.Errorf("resources %+v, want %+v", spec.Resources, want)
+	}
+	if spec.Network != "api-net" {
+		t.Errorf("network %q, want the service's overlay network api-net", spec.Network)
+	}
+	web, err := cfg.Service("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec := specOf(web); spec.Placement != nil || spec.Resources != (engine.Resources{}) {
+		t.Errorf("a service on docker got placement %q and resources %+v", spec.Placement, spec.Resources)
 	}
 }
