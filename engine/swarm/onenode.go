@@ -31,7 +31,7 @@ type OneNode struct {
 // the address the router reaches tasks at (see Platform). The engine must
 // be in no swarm.
 func Init(ctx context.Context, cli *client.Client, advertise string) (OneNode, error) {
-	before, err := networkNames(ctx, cli)
+	o, err := Snapshot(ctx, cli)
 	if err != nil {
 		return OneNode{}, err
 	}
@@ -42,6 +42,17 @@ func Init(ctx context.Context, cli *client.Client, advertise string) (OneNode, e
 	req := swarm.InitRequest{ListenAddr: "127.0.0.1:" + port, AdvertiseAddr: advertise}
 	if _, err := cli.SwarmInit(ctx, req); err != nil {
 		return OneNode{}, fmt.Errorf("docker swarm init --advertise-addr %s: %w", advertise, err)
+	}
+	return o, nil
+}
+
+// Snapshot is what Leave needs to put the engine back as it is now, in no
+// swarm: for a swarm made by other means than Init (a test that fails
+// half-way through making one).
+func Snapshot(ctx context.Context, cli *client.Client) (OneNode, error) {
+	before, err := networkNames(ctx, cli)
+	if err != nil {
+		return OneNode{}, err
 	}
 	return OneNode{NetworksBefore: before}, nil
 }

@@ -118,7 +118,8 @@ func Platform(t testing.TB) *cswarm.Platform {
 
 // WithoutSwarm runs fn with the engine in no swarm and no test process
 // using one, holding the others off (their Platform waits) until fn
-// returns, and fails the test if fn left the engine in a swarm. A swarm
+// returns. If fn left the engine in a swarm (or failed half-way), the test
+// fails and the engine is taken out of it. A swarm
 // this process made and alone uses is left first; the next Platform makes
 // it again. It skips the test when the engine is in a swarm it cannot
 // leave: one that was there before, or one other test processes use.
@@ -148,13 +149,25 @@ func WithoutSwarm(t testing.TB, fn func(cli *client.Client)) {
 			skip = fmt.Sprintf("the engine is in a swarm these tests did not make (state %s)", info.Swarm.LocalNodeState)
 			return nil
 		}
+		found, err := cswarm.Snapshot(ctx, cli)
+		if err != nil {
+			return err
+		}
+		// Even when fn fails half-way (t.Fatal ends it here), the engine
+		// goes back to no swarm before the lock is let go.
+		defer func() {
+			info, err := cli.Info(ctx)
+			switch {
+			case err != nil:
+				t.Errorf("Docker engine: %v", err)
+			case info.Swarm.LocalNodeState != swarm.LocalNodeStateInactive:
+				t.Errorf("the test left the engine in a swarm (state %s), which it found in none; leaving it", info.Swarm.LocalNodeState)
+				if err := found.Leave(ctx, cli); err != nil {
+					t.Errorf("put the engine back in no swarm: %v", err)
+				}
+			}
+		}()
 		fn(cli)
-		if info, err = cli.Info(ctx); err != nil {
-			return fmt.Errorf("Docker engine: %w", err)
-		}
-		if s := info.Swarm.LocalNodeState; s != swarm.LocalNodeStateInactive {
-			return fmt.Errorf("the test left the engine in a swarm (state %s), which it found in none", s)
-		}
 		return nil
 	})
 	if err != nil {
