@@ -378,6 +378,23 @@ func consoleCanaryApproveAndRollback(t *testing.T, onSwarm bool) {
 		t.Errorf("the canary's history does not say where its instance ran (%q):\n%s", "is healthy on "+node, h)
 	}
 
+	if onSwarm {
+		// The headless commands drive the same swarm: a blue/green deploy
+		// left at its approval gate, then the emergency rollback.
+		cmd := exec.Command(bin, "deploy", "demo", "1.1.0", "--strategy", "bluegreen", "--detach")
+		cmd.Env, cmd.Dir = env, dir
+		if out, errs, code := runCmd(t, cmd); code != exitWaiting || !strings.Contains(out, "(1.1.0) is healthy on "+node) {
+			t.Fatalf("blue/green deploy on swarm: exit %d, want %d at its approval gate, the node named\n%s%s", code, exitWaiting, tail(out, 20), errs)
+		}
+		if got := containers(); got["1.1.0"] != 4 || got["1.0.0"] != 4 {
+			t.Errorf("instances at the blue/green gate %v, want 4 × 1.0.0 and 4 × 1.1.0", got)
+		}
+		run("rollback", "demo")
+		if got := containers(); got["1.1.0"] != 0 || got["1.0.0"] != 4 || table().Share("1.0.0") != 1 {
+			t.Errorf("after cutover rollback: instances %v, table %+v; want 4 × 1.0.0 with all the traffic", got, table())
+		}
+	}
+
 	out = run("demo", "--down")
 	downed = true
 	if insts, err := fleet.Instances(ctx, demoService); err != nil || len(insts) != 0 {
