@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/registry"
+
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/ecr/ecrtest"
 )
 
 // The example config's canary, converted into the engine's settings: each
@@ -76,5 +82,47 @@ func TestSpecOfCarriesTheSwarmBlock(t *testing.T) {
 	}
 	if spec := specOf(web); spec.Placement != nil || spec.Resources != (engine.Resources{}) {
 		t.Errorf("a service on docker got placement %q and resources %+v", spec.Placement, spec.Resources)
+	}
+}
+
+// A swarm service from ECR gives its nodes the registry's login for its
+// own registry only, and makes the registry when a launch first asks, not
+// when the command starts (a rollback's swap never waits for AWS).
+func TestSwarmNodesGetTheServicesECRLoginOnFirstLaunch(t *testing.T) {
+	endpoint := ecrtest.Endpoint(t)
+	ctx := context.Background()
+	cfg, err := config.Load(ecrConfig(t, endpoint, "api", "    platform: swarm\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := cfg.Service("api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &service{cfg: cfg, svc: svc}
+	login := s.nodeLogin()
+	if login == nil || s.ecr != nil {
+		t.Fatalf("node login %v, registry made up front %v: want a login and no registry yet", login, s.ecr)
+	}
+	if h, err := login.RegistryAuth(ctx, "registry.example.com/api@sha256:0123"); err != nil || h != "" {
+		t.Errorf("login for another registry's image: %q, %v; want none", h, err)
+	}
+	auth, err := s.ecr.Auth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := login.RegistryAuth(ctx, auth.Registry+"/api@sha256:0123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got registry.AuthConfig
+	if b, err := base64.URLEncoding.DecodeString(h); err != nil || json.Unmarshal(b, &got) != nil ||
+		got.Username != "AWS" || got.Password != auth.Password || got.ServerAddress != auth.Registry {
+		t.Errorf("login for the service's own image: %+v (%v); want AWS's token for %s", got, err, auth.Registry)
+	}
+
+	svc.Platform = config.PlatformDocker
+	if login := s.nodeLogin(); login != nil {
+		t.Errorf("a docker service has a node login %v", login)
 	}
 }
