@@ -190,6 +190,9 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 		return err
 	}
 	defer closeFleet()
+	if fleet == nil {
+		return errors.New("demo: the engine left its swarm while the demo was being set up")
+	}
 	target := engine.Target{Image: img.Digest, Version: "1.0.0", Digest: img.Digest}
 	rel, err := engine.New(engine.Deps{Platform: fleet, Router: client, Journal: j},
 		spec, target, engine.Options{Actor: actor(), AutoApprove: true})
@@ -324,7 +327,7 @@ func demoDown(cmd *cobra.Command, f demoFlags) error {
 	fleet, onSwarm, closeFleet, err := demoFleetPlatform(ctx, plat, p)
 	defer closeFleet()
 	var insts []engine.Instance
-	if err == nil {
+	if err == nil && fleet != nil {
 		insts, err = fleet.Instances(ctx, demoService)
 	}
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/docker"
 	"github.com/cutover/cutover/engine/swarm"
 )
 
@@ -86,9 +87,10 @@ func onSwarm(cfg string) string {
 }
 
 // demoFleetPlatform is where the demo's instances run, from the demo's
-// config: on Swarm for a demo made with --swarm, else d itself. close
-// releases what it connected.
-func demoFleetPlatform(ctx context.Context, d engine.Platform, p demoPaths) (plat engine.Platform, onSwarm bool, close func(), err error) {
+// config: on Swarm for a demo made with --swarm, else d itself. It is nil
+// when the engine has left the demo's swarm since, taking its services
+// with it. close releases what it connected.
+func demoFleetPlatform(ctx context.Context, d *docker.Platform, p demoPaths) (plat engine.Platform, onSwarm bool, close func(), err error) {
 	cfg, err := config.Load(p.config)
 	if err != nil {
 		return d, false, func() {}, nil // no demo config (any more): the Docker demo's containers, if any
@@ -96,6 +98,9 @@ func demoFleetPlatform(ctx context.Context, d engine.Platform, p demoPaths) (pla
 	svc, err := cfg.Service(demoService)
 	if err != nil || svc.Platform != config.PlatformSwarm {
 		return d, false, func() {}, nil
+	}
+	if info, err := d.Client().Info(ctx); err == nil && info.Swarm.LocalNodeState == dswarm.LocalNodeStateInactive {
+		return nil, true, func() {}, nil
 	}
 	dp, sw, err := connectHost(ctx, svc, nil)
 	if err != nil {
