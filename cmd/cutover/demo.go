@@ -60,8 +60,8 @@ func newDemoCmd() *cobra.Command {
 
 With --swarm the fleet runs on Docker Swarm (platform: swarm), each instance
 a Swarm service; everything else is the same. An engine in no swarm is made
-a one-node swarm (docker swarm init --advertise-addr 127.0.0.1), which
---down leaves; a swarm the engine is in already is used and left alone.
+a one-node swarm (docker swarm init --advertise-addr 127.0.0.1), and
+--down takes it out again; a swarm the engine is in already is used and kept.
 
 "cutover demo --down" removes everything it made. The binary must be static
 (CGO_ENABLED=0) to run inside the images.`,
