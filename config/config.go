@@ -37,14 +37,29 @@ type Config struct {
 	Dir string `yaml:"-"`
 }
 
-// Router is one `cutover router` process: the public address clients hit and
-// the admin endpoint the engine drives it through.
+// Router is what a service's traffic goes through: a `cutover router`
+// process (type builtin: the public address clients hit and the admin
+// endpoint the engine drives it through) or an HAProxy backend (type
+// haproxy: driven through HAProxy's runtime API).
 type Router struct {
-	Name      string `yaml:"-"`
-	Listen    string `yaml:"listen"`               // public host:port
-	Admin     string `yaml:"admin"`                // "unix:PATH" or host:port
-	TokenFile string `yaml:"token_file,omitempty"` // bearer token for a TCP admin address
+	Name      string     `yaml:"-"`
+	Type      RouterType `yaml:"type"`
+	Listen    string     `yaml:"listen"`               // public host:port
+	Admin     string     `yaml:"admin,omitempty"`      // builtin: "unix:PATH" or host:port
+	TokenFile string     `yaml:"token_file,omitempty"` // builtin: bearer token for a TCP admin address
+	Socket    string     `yaml:"socket,omitempty"`     // haproxy: runtime API socket (stats socket ... level admin)
+	Backend   string     `yaml:"backend,omitempty"`    // haproxy: the backend whose servers are the route table
+	Map       string     `yaml:"map,omitempty"`        // haproxy: the map cutover keeps its record in, named as HAProxy's config names it
 }
+
+// RouterType says what kind of router a router is.
+type RouterType string
+
+// Router types.
+const (
+	RouterBuiltin RouterType = "builtin" // cutover's own router process
+	RouterHAProxy RouterType = "haproxy" // an HAProxy 2.6+ backend, over its runtime API
+)
 
 // Service is one thing cutover releases.
 type Service struct {

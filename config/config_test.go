@@ -138,6 +138,9 @@ func TestExampleFileIsValidAndUsesEveryFeature(t *testing.T) {
 	if network, addr := c.AdminAddr(c.Routers["edge"]); network != "tcp" || addr != "127.0.0.1:9090" {
 		t.Errorf("edge admin = %s %s", network, addr)
 	}
+	if lb := c.Routers["lb"]; lb.Type != RouterHAProxy || lb.Admin != "" || lb.Backend != "shop" || c.Routers["edge"].Type != RouterBuiltin {
+		t.Errorf("lb = %+v, want an haproxy router with no admin address, and edge builtin", lb)
+	}
 }
 
 func TestMarshalRoundTripsToEqualConfig(t *testing.T) {

@@ -40,7 +40,7 @@ func DefaultAnalysis() Analysis {
 
 func intPtr(i int) *int { return &i }
 
-func (r *Router) setDefaults() { r.Listen = DefaultListen }
+func (r *Router) setDefaults() { r.Type, r.Listen = RouterBuiltin, DefaultListen }
 
 func (s *Service) setDefaults() {
 	*s = Service{
@@ -81,7 +81,7 @@ func applyDefaults(d *decoder, c *Config) {
 	}
 	for name, r := range c.Routers {
 		r.Name = name
-		if r.Admin == "" {
+		if r.Admin == "" && r.Type == RouterBuiltin {
 			r.Admin = "unix:" + filepath.Join(c.RawStateDir, "router-"+name+".sock")
 		}
 	}

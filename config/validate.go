@@ -47,6 +47,13 @@ func validate(d *decoder, c *Config) {
 	for _, name := range c.RouterNames() {
 		r := c.Routers[name]
 		claim("routers."+name+".listen", r.Listen, name)
+		if r.Type == RouterHAProxy {
+			// One HAProxy serves many backends; a backend, and the map
+			// that holds its record, belong to one router.
+			claim("routers."+name+".backend", "backend "+r.Backend+" at unix:"+c.Resolve(r.Socket), name)
+			claim("routers."+name+".map", "map "+r.Map, name)
+			continue
+		}
 		network, admin := c.AdminAddr(r)
 		claim("routers."+name+".admin", network+":"+admin, name)
 		if network == "tcp" {
@@ -79,9 +86,42 @@ func (v validator) name(path, name string) {
 	}
 }
 
+// haproxyNameRE is what HAProxy accepts as a backend name.
+var haproxyNameRE = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
+
 func (v validator) router(p string, r *Router) {
 	v.name(p, r.Name)
 	v.hostPort(p+".listen", r.Listen)
+	switch r.Type {
+	case RouterBuiltin:
+		for key, val := range map[string]string{"socket": r.Socket, "backend": r.Backend, "map": r.Map} {
+			if val != "" {
+				v.errorf(p+"."+key, "only used with type haproxy")
+			}
+		}
+	case RouterHAProxy:
+		for key, val := range map[string]string{"admin": r.Admin, "token_file": r.TokenFile} {
+			if val != "" {
+				v.errorf(p+"."+key, "only used with type builtin: cutover drives HAProxy through its runtime API (socket)")
+			}
+		}
+		if r.Socket == "" {
+			v.errorf(p+".socket", "required for type haproxy: the path of HAProxy's runtime API socket (stats socket PATH level admin)")
+		}
+		switch {
+		case r.Backend == "":
+			v.errorf(p+".backend", "required for type haproxy: the HAProxy backend whose servers cutover sets")
+		case !haproxyNameRE.MatchString(r.Backend):
+			v.errorf(p+".backend", "%q is not an HAProxy backend name (letters, digits, '.', '-', '_', ':')", r.Backend)
+		}
+		if r.Map == "" {
+			v.errorf(p+".map", "required for type haproxy: the map file cutover keeps its record in, as HAProxy's config loads it")
+		}
+		return
+	default:
+		v.errorf(p+".type", "want builtin or haproxy, got %q", r.Type)
+		return
+	}
 	if sock, ok := strings.CutPrefix(r.Admin, "unix:"); ok {
 		if sock == "" {
 			v.errorf(p+".admin", "want unix:PATH or host:port, got %q", r.Admin)
@@ -156,6 +196,32 @@ func (v validator) service(c *Config, p string, s *Service) {
 	}
 	v.canary(st+".canary", s.Strategy.Canary, max(s.Replicas, 1))
 	v.analysis(p+".analysis", s.Analysis, false)
+	if r := c.Routers[s.Router]; r != nil && r.Type == RouterHAProxy {
+		v.measurable(p, s, r)
+	}
+}
+
+// measurable refuses the analysis limits an HAProxy router cannot
+// measure. HAProxy keeps no latency distribution: only averages of its
+// last 1024 requests and maxima, from which no p99 can be told, so a p99
+// limit would be judged on nothing. Each limit is reported where it was
+// written: a step's inherited limits at the service.
+func (v validator) measurable(p string, s *Service, r *Router) {
+	why := fmt.Sprintf("router %s is type haproxy, which keeps no latency distribution (only averages of its last 1024 requests), so a p99 cannot be measured; set 0 or use a builtin router", r.Name)
+	check := func(path string, a Analysis, ownOnly bool) {
+		if a.MaxP99 > 0 && (!ownOnly || v.d.present(path+".max_p99")) {
+			v.errorf(path+".max_p99", "%s", why)
+		}
+		if a.MaxP99VsStable > 0 && (!ownOnly || v.d.present(path+".max_p99_vs_stable")) {
+			v.errorf(path+".max_p99_vs_stable", "%s", why)
+		}
+	}
+	check(p+".analysis", s.Analysis, false)
+	for i, st := range s.Strategy.Canary.Steps {
+		if st.Analysis != nil {
+			check(indexPath(p+".strategy.canary.steps", i)+".analysis", *st.Analysis, true)
+		}
+	}
 }
 
 func (v validator) source(p string, s *Service) {

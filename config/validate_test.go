@@ -17,6 +17,16 @@ func svc(body ...string) string {
 	return b.String()
 }
 
+// haproxyRouter is a router main of type haproxy on lines 1-6, plus the
+// extra lines given.
+func haproxyRouter(extra ...string) string {
+	s := "routers:\n  main:\n    type: haproxy\n    socket: /run/haproxy/admin.sock\n    backend: web\n    map: /etc/haproxy/cutover.map\n"
+	for _, l := range extra {
+		s += "    " + l + "\n"
+	}
+	return s
+}
+
 func TestEveryRuleReportsFileLineAndPath(t *testing.T) {
 	cases := []struct {
 		name, src, want string
@@ -113,6 +123,22 @@ func TestEveryRuleReportsFileLineAndPath(t *testing.T) {
 			`cutover.yaml:2: services.web.router: router "main" already serves service "api"; a router serves one service: add a router for web`},
 		{"router name", "routers:\n  Main: {}\n" + svc("image: a"),
 			`cutover.yaml:2: routers.Main: name "Main" must be lowercase letters, digits and dashes, starting and ending with a letter or digit (at most 63)`},
+		{"router type", "routers:\n  main: {type: nginx}\n" + svc("image: a"),
+			`cutover.yaml:2: routers.main.type: want builtin or haproxy, got "nginx"`},
+		{"haproxy key on a builtin router", "routers:\n  main:\n    socket: /run/haproxy/admin.sock\n" + svc("image: a"),
+			"cutover.yaml:3: routers.main.socket: only used with type haproxy"},
+		{"builtin key on an haproxy router", haproxyRouter("token_file: /etc/token") + svc("image: a"),
+			"cutover.yaml:7: routers.main.token_file: only used with type builtin: cutover drives HAProxy through its runtime API (socket)"},
+		{"haproxy router without a socket", "routers:\n  main: {type: haproxy, backend: web, map: /m}\n" + svc("image: a"),
+			"cutover.yaml:2: routers.main.socket: required for type haproxy: the path of HAProxy's runtime API socket (stats socket PATH level admin)"},
+		{"haproxy backend name", "routers:\n  main: {type: haproxy, socket: /s, map: /m, backend: \"web be\"}\n" + svc("image: a"),
+			`cutover.yaml:2: routers.main.backend: "web be" is not an HAProxy backend name (letters, digits, '.', '-', '_', ':')`},
+		{"one haproxy backend for two routers", "routers:\n  a: {type: haproxy, listen: \":1\", socket: /s, backend: be, map: /m1}\n  b: {type: haproxy, listen: \":2\", socket: /s, backend: be, map: /m2}\n" + svc("image: a", "router: a"),
+			`cutover.yaml:3: routers.b.backend: backend be at unix:/s is already an address of router "a"`},
+		{"p99 behind haproxy", haproxyRouter() + svc("image: a", "analysis: {max_p99: 500ms}"),
+			"cutover.yaml:10: services.web.analysis.max_p99: router main is type haproxy, which keeps no latency distribution (only averages of its last 1024 requests), so a p99 cannot be measured; set 0 or use a builtin router"},
+		{"step p99 vs stable behind haproxy", haproxyRouter() + svc("image: a", "strategy:", "  canary:", "    steps:", "      - analysis: {max_p99_vs_stable: 2}"),
+			"cutover.yaml:13: services.web.strategy.canary.steps[0].analysis.max_p99_vs_stable: router main is type haproxy, which keeps no latency distribution (only averages of its last 1024 requests), so a p99 cannot be measured; set 0 or use a builtin router"},
 		{"source type", svc("image: a", "source: {type: gcr}"),
 			`cutover.yaml:4: services.web.source.type: want docker or ecr, got "gcr"`},
 		{"ecr field on docker", svc("image: a", "source:", "  region: us-east-1"),

@@ -19,7 +19,6 @@ import (
 	"github.com/cutover/cutover/engine/docker"
 	"github.com/cutover/cutover/engine/ecr"
 	"github.com/cutover/cutover/engine/journal"
-	"github.com/cutover/cutover/engine/router"
 	"github.com/cutover/cutover/engine/swarm"
 	"github.com/cutover/cutover/tui"
 )
@@ -36,7 +35,7 @@ type consoleBackend struct {
 	mu       sync.Mutex
 	platform *docker.Platform           // services on platform docker share it
 	swarms   map[string]*swarm.Platform // by service: each gives its nodes its own registry login
-	routers  map[string]*router.Client
+	routers  map[string]routerConn
 	ecrs     map[string]*ecr.Registry // by service: keeps each ECR login token cached
 }
 
@@ -51,7 +50,7 @@ func newConsoleBackend(cfg *config.Config) (*consoleBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &consoleBackend{cfg: cfg, journal: j, labels: labels, routers: map[string]*router.Client{}, ecrs: map[string]*ecr.Registry{},
+	return &consoleBackend{cfg: cfg, journal: j, labels: labels, routers: map[string]routerConn{}, ecrs: map[string]*ecr.Registry{},
 		swarms: map[string]*swarm.Platform{}}, nil
 }
 

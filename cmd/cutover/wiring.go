@@ -16,6 +16,7 @@ import (
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/docker"
 	"github.com/cutover/cutover/engine/ecr"
+	"github.com/cutover/cutover/engine/haproxy"
 	"github.com/cutover/cutover/engine/journal"
 	"github.com/cutover/cutover/engine/router"
 	"github.com/cutover/cutover/engine/swarm"
@@ -30,7 +31,7 @@ type service struct {
 	platform *docker.Platform // the Docker host: its images, pulls and, on platform docker, the instances
 	swarm    *swarm.Platform  // on platform swarm, the instances, through platform's engine (a manager)
 	dock     *dockerConn      // a connection still being made (openServiceFast)
-	router   *router.Client
+	router   routerConn
 	journal  engine.Journal
 	ecrMu    sync.Mutex    // ecr is made on first use, which may be a Swarm launch
 	ecr      *ecr.Registry // the service's ECR registry (source type ecr), made on first use
@@ -78,11 +79,38 @@ func openServiceWith(ctx context.Context, cmd *cobra.Command, name string, fast 
 	return s, nil
 }
 
-// dialRouter connects the admin client of the service's router.
+// routerConn is a service's router as the commands use it: the engine's
+// Router, a check that it answers, and Close.
+type routerConn interface {
+	engine.Router
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// builtinRouter is the admin client of a `cutover router`.
+type builtinRouter struct{ *router.Client }
+
+// Ping checks that the router answers its admin API.
+func (b builtinRouter) Ping(ctx context.Context) error {
+	_, err := b.Health(ctx)
+	return err
+}
+
+// dialRouter connects the service's router: the admin client of a
+// builtin router, or the runtime API adapter of an HAProxy backend.
 func (s *service) dialRouter() error {
 	r, ok := s.cfg.Routers[s.svc.Router]
 	if !ok {
 		return fmt.Errorf("%s: router %q is not in %s", s.svc.Name, s.svc.Router, s.cfg.File)
+	}
+	s.routerListen = r.Listen
+	if r.Type == config.RouterHAProxy {
+		h, err := openHAProxy(s.cfg, r)
+		if err != nil {
+			return err
+		}
+		s.router, s.routerAdmin = h, h.Describe()
+		return nil
 	}
 	network, addr := s.cfg.AdminAddr(r)
 	if network == "unix" {
@@ -90,33 +118,53 @@ func (s *service) dialRouter() error {
 	}
 	token := ""
 	if r.TokenFile != "" {
-		b, err := os.ReadFile(s.cfg.Resolve(r.TokenFile))
+		t, err := router.ReadTokenFile(s.cfg.Resolve(r.TokenFile))
 		if err != nil {
-			return fmt.Errorf("router %s: read token file: %w", r.Name, err)
+			return fmt.Errorf("router %s: %w", r.Name, err)
 		}
-		token = strings.TrimSpace(string(b))
+		token = t
 	}
 	c, err := router.Dial(addr, token)
 	if err != nil {
 		return fmt.Errorf("router %s at %s: %w", r.Name, addr, err)
 	}
-	s.router = c
+	s.router = builtinRouter{c}
 	s.routerAdmin = addr
-	s.routerListen = r.Listen
 	return nil
+}
+
+// openHAProxy makes the adapter of an haproxy router; its ledger (lock
+// and last table) lives in the config's state directory.
+func openHAProxy(cfg *config.Config, r *config.Router) (*haproxy.Router, error) {
+	h, err := haproxy.New(haproxy.Options{Name: r.Name, Socket: cfg.Resolve(r.Socket), Backend: r.Backend, Map: r.Map, StateDir: cfg.StateDir()})
+	if err != nil {
+		return nil, fmt.Errorf("router %s: %w", r.Name, err)
+	}
+	return h, nil
 }
 
 // checkRouter makes sure the service's router answers, so a release or a
 // plan fails up front, with what to do, rather than at its first step.
 func (s *service) checkRouter(ctx context.Context) error {
-	if _, err := s.router.Health(ctx); err != nil {
+	if err := s.router.Ping(ctx); err != nil {
 		return s.routerDown(err)
 	}
 	return nil
 }
 
-// routerDown explains a router that does not answer.
+// routerDown explains a router that does not answer. An HAProxy that
+// answers but no longer holds cutover's table (restarted, drifted) is not
+// down: its error says what happened and what to run.
 func (s *service) routerDown(err error) error {
+	if r := s.cfg.Routers[s.svc.Router]; r != nil && r.Type == config.RouterHAProxy {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if s.router != nil && s.router.Ping(ctx) == nil {
+			return fmt.Errorf("router %s (%s): %w", s.svc.Router, s.routerAdmin, err)
+		}
+		return fmt.Errorf("router %s (%s) does not answer: %w; check that HAProxy runs with `stats socket %s level admin`, has backend %s and loads map %s, or check routers.%s in %s",
+			s.svc.Router, s.routerAdmin, err, s.cfg.Resolve(r.Socket), r.Backend, r.Map, s.svc.Router, s.cfg.File)
+	}
 	return fmt.Errorf("router %s (%s) does not answer: %w; start it with `cutover router %s`, or check routers.%s in %s",
 		s.svc.Router, s.routerAdmin, err, s.svc.Router, s.svc.Router, s.cfg.File)
 }
