@@ -42,12 +42,8 @@ func (r *Release) notice(ctx context.Context, insts []Instance, table RouteTable
 			continue
 		}
 		r.newcomers[in.ID] = &newcomer{probe: probe{inst: in}, deadline: r.deps.Clock.Now().Add(r.spec.StartTimeout)}
-		where := ""
-		if in.Node != "" {
-			where = " on " + in.Node
-		}
 		_ = r.emit(ctx, Event{Kind: EventReplaced, Instance: &in,
-			Message: fmt.Sprintf("%s (%s) appeared%s: the platform replaced an instance; it takes a lost one's share once healthy", in.Name, in.Version, where)})
+			Message: fmt.Sprintf("%s (%s) appeared%s: the platform replaced an instance; it takes a lost one's share once healthy", in.Name, in.Version, in.onNode())})
 	}
 }
 
@@ -74,7 +70,7 @@ func (r *Release) probeNewcomers(ctx context.Context) error {
 			n.healthy = true
 			r.probes[id] = &n.probe
 			ready = true
-			_ = r.emit(ctx, Event{Kind: EventHealthy, Instance: &in, Health: &h, Message: fmt.Sprintf("%s (%s) is healthy", in.Name, in.Version)})
+			_ = r.emit(ctx, Event{Kind: EventHealthy, Instance: &in, Health: &h, Message: fmt.Sprintf("%s (%s) is healthy%s", in.Name, in.Version, in.onNode())})
 		case h.Status == HealthCrashed || !r.deps.Clock.Now().Before(n.deadline):
 			delete(r.newcomers, id)
 			_ = r.emit(ctx, Event{Kind: EventUnhealthy, Instance: &in, Health: &h,

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/cutover/cutover/engine"
@@ -79,4 +80,42 @@ func TestReplacementThatNeverPassesHealthGetsNoTraffic(t *testing.T) {
 	}
 	mustWait(t, run, engine.Succeeded)
 	assertSafe(t, env)
+}
+
+// On a platform with several nodes, the events an operator reads in the
+// history say where each instance runs: launched, healthy and replaced.
+func TestLaunchedHealthyAndReplacedEventsSayTheNode(t *testing.T) {
+	spec := canarySpec(engine.CanaryStep{Weight: 25, Gate: approval()}, engine.CanaryStep{Weight: 100})
+	env := enginetest.NewEnv()
+	env.SeedServing(svc, "1.0.0", 4)
+	env.Platform.PlaceOn("node-a", "node-b", "node-c")
+	rel, err := engine.New(env.Deps(), spec, target, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := env.Start(t, rel)
+	if _, ok := run.Until(gateWaiting(engine.GateApproval)); !ok {
+		t.Fatalf("no approval gate; events:\n%s", messages(run.Events()))
+	}
+	newcomer, _ := env.Platform.Replace(env.Platform.Running("1.0.0")[0].ID)
+	if _, ok := run.Until(kind(engine.EventApplied)); !ok {
+		t.Fatalf("no table applied after the replacement; events:\n%s", messages(run.Events()))
+	}
+	said := map[engine.EventKind]int{}
+	for _, ev := range run.Events() {
+		switch ev.Kind {
+		case engine.EventLaunched, engine.EventHealthy, engine.EventReplaced:
+			if ev.Instance == nil || ev.Instance.Node == "" || !strings.Contains(ev.Message, " on "+ev.Instance.Node) {
+				t.Errorf("%s event %q does not say the node of %+v", ev.Kind, ev.Message, ev.Instance)
+			}
+			said[ev.Kind]++
+		}
+	}
+	if said[engine.EventLaunched] != 1 || said[engine.EventHealthy] != 2 || said[engine.EventReplaced] != 1 {
+		t.Errorf("launched, healthy and replaced events: %v; want the canary launched, it and the newcomer %s healthy, one replacement", said, newcomer.ID)
+	}
+	if err := run.Release.Send(engine.CmdApprove); err != nil {
+		t.Fatal(err)
+	}
+	mustWait(t, run, engine.Succeeded)
 }

@@ -107,6 +107,15 @@ type Health struct {
 	Restarts int `json:"restarts,omitempty"`
 }
 
+// onNode is " on NODE" for an instance whose node is known, else "":
+// how events say where an instance runs.
+func (in Instance) onNode() string {
+	if in.Node == "" {
+		return ""
+	}
+	return " on " + in.Node
+}
+
 // Platform runs instances. Adapters (Docker, Swarm) implement it; the engine
 // decides what to run and when.
 type Platform interface {

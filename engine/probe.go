@@ -237,7 +237,7 @@ func (r *Release) settle(ctx context.Context, deadline time.Time) error {
 					p.healthy = true
 					r.showProbe(id, p)
 					in = r.whereNow(ctx, p)
-					_ = r.emit(ctx, Event{Kind: EventHealthy, Instance: &in, Health: &h, Message: fmt.Sprintf("%s (%s) is healthy", in.Name, in.Version)})
+					_ = r.emit(ctx, Event{Kind: EventHealthy, Instance: &in, Health: &h, Message: fmt.Sprintf("%s (%s) is healthy%s", in.Name, in.Version, in.onNode())})
 					continue
 				}
 			default:

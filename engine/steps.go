@@ -131,9 +131,7 @@ func (r *Release) launchTo(ctx context.Context, v VersionRef, total int) error {
 		if in.Addr != "" {
 			msg += " at " + in.Addr // a Swarm task has none until it runs
 		}
-		if in.Node != "" {
-			msg += " on " + in.Node
-		}
+		msg += in.onNode()
 		launched := Event{Kind: EventLaunched, Instance: &in, Message: msg}
 		err = r.intent(ctx, launched)
 		if err == nil {

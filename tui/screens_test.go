@@ -121,12 +121,27 @@ func TestEveryScreenRendersAtBothSizes(t *testing.T) {
 				h := h4analysis(t, sz.w, sz.h)
 				h.golden()
 			})
+			t.Run("live_on_two_nodes", func(t *testing.T) {
+				h := newHarness(t, sz.w, sz.h)
+				h.b.env.Platform.PlaceOn("node-1", "node-2")
+				h.startCanary(gateIs(engine.GateApproval))
+				h.pushFigures(45)
+				h.golden()
+			})
 			t.Run("history", func(t *testing.T) {
 				h := h4history(t, sz.w, sz.h)
 				h.golden()
 			})
 			t.Run("history_events", func(t *testing.T) {
 				h := h4history(t, sz.w, sz.h)
+				h.press("enter")
+				rec, _ := h.m.history.selected()
+				evs, _ := h.b.Events(context.Background(), rec.ID)
+				h.send(eventsMsg{rec.ID, evs, nil})
+				h.golden()
+			})
+			t.Run("history_events_on_two_nodes", func(t *testing.T) {
+				h := h4history(t, sz.w, sz.h, "node-1", "node-2")
 				h.press("enter")
 				rec, _ := h.m.history.selected()
 				evs, _ := h.b.Events(context.Background(), rec.ID)
@@ -184,10 +199,14 @@ func h4analysis(t *testing.T, w, hh int) *harness {
 
 func ptr(f float64) *float64 { return &f }
 
-// h4history runs one canary to success so the journal has a record.
-func h4history(t *testing.T, w, hh int) *harness {
+// h4history runs one canary to success so the journal has a record, on
+// nodes when some are named.
+func h4history(t *testing.T, w, hh int, nodes ...string) *harness {
 	t.Helper()
 	h := newHarness(t, w, hh)
+	if len(nodes) > 0 {
+		h.b.env.Platform.PlaceOn(nodes...)
+	}
 	h.startCanary(gateIs(engine.GateApproval))
 	if err := h.m.live.rel.Send(engine.CmdApprove); err != nil {
 		t.Fatal(err)
@@ -246,4 +265,43 @@ func TestStrategyEditsReachThePlan(t *testing.T) {
 	if v := h.view(); !strings.Contains(v, "1.1.0 30%") || !strings.Contains(v, "pause 1m") {
 		t.Fatalf("plan does not show the edits:\n%s", v)
 	}
+}
+
+// A task Swarm replaced mid-release: the live log and the release's
+// history say so, and where the newcomer runs.
+func TestReplacedTaskShowsWithItsNodeInTheLogAndHistory(t *testing.T) {
+	h := newHarness(t, 120, 40)
+	h.b.env.Platform.PlaceOn("node-1", "node-2")
+	h.startCanary(gateIs(engine.GateApproval))
+	newcomer, _ := h.b.env.Platform.Replace(h.b.env.Platform.Running("1.0.0")[0].ID)
+	if _, ok := h.rn.Until(kindIs(engine.EventApplied)); !ok {
+		t.Fatalf("the table did not follow the replacement: %v", h.rn.Events())
+	}
+	h.rn.Idle()
+	h.syncLive()
+	want := fmt.Sprintf("replaced: %s (1.0.0) appeared on %s", newcomer.Name, newcomer.Node)
+	if v := h.view(); !strings.Contains(v, want) || !strings.Contains(v, "NODE") {
+		t.Errorf("live view lacks %q or its NODE column:\n%s", want, v)
+	}
+	if err := h.m.live.rel.Send(engine.CmdApprove); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := h.rn.Wait(); o != engine.Succeeded {
+		t.Fatalf("outcome %s, %v", o, err)
+	}
+	h.press("esc")
+	h.press("h")
+	recs, err := h.b.History(context.Background(), svc, 10)
+	h.send(historyMsg{svc, recs, err})
+	h.press("enter")
+	evs, _ := h.b.Events(context.Background(), recs[0].ID)
+	h.send(eventsMsg{recs[0].ID, evs, nil})
+	want = fmt.Sprintf("replaced      %s (1.0.0) appeared on %s", newcomer.Name, newcomer.Node)
+	for range evs {
+		if strings.Contains(h.view(), want) {
+			return
+		}
+		h.press("down")
+	}
+	t.Errorf("the release's history never shows %q:\n%s", want, h.view())
 }

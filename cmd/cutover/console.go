@@ -19,6 +19,7 @@ import (
 	"github.com/cutover/cutover/engine/docker"
 	"github.com/cutover/cutover/engine/ecr"
 	"github.com/cutover/cutover/engine/journal"
+	"github.com/cutover/cutover/engine/swarm"
 	"github.com/cutover/cutover/tui"
 )
 
@@ -33,7 +34,8 @@ type consoleBackend struct {
 	hooks   *hooks
 
 	mu       sync.Mutex
-	platform *docker.Platform
+	platform *docker.Platform           // services on platform docker share it
+	swarms   map[string]*swarm.Platform // by service: each gives its nodes its own registry login
 	routers  map[string]routerConn
 	ecrs     map[string]*ecr.Registry // by service: keeps each ECR login token cached
 }
@@ -53,7 +55,8 @@ func newConsoleBackend(cfg *config.Config) (*consoleBackend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	return &consoleBackend{cfg: cfg, journal: j, labels: labels, hooks: h, routers: map[string]routerConn{}, ecrs: map[string]*ecr.Registry{}}, nil
+	return &consoleBackend{cfg: cfg, journal: j, labels: labels, hooks: h, routers: map[string]routerConn{}, ecrs: map[string]*ecr.Registry{},
+		swarms: map[string]*swarm.Platform{}}, nil
 }
 
 // Close releases the connections, after the last notifications.
@@ -63,6 +66,9 @@ func (b *consoleBackend) Close() {
 	defer b.mu.Unlock()
 	if b.platform != nil {
 		b.platform.Close()
+	}
+	for _, sw := range b.swarms {
+		sw.Close()
 	}
 	for _, c := range b.routers {
 		c.Close()
@@ -79,14 +85,6 @@ func (b *consoleBackend) service(ctx context.Context, name string) (*service, er
 	s.spec.Labels = b.labels
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.platform == nil {
-		p, err := docker.New(ctx)
-		if err != nil {
-			return nil, err
-		}
-		b.platform = p
-	}
-	s.platform = b.platform
 	if svc.Source.Type == config.SourceECR {
 		if s.ecr = b.ecrs[name]; s.ecr == nil {
 			if _, err := s.ecrRegistry(ctx); err != nil {
@@ -94,6 +92,9 @@ func (b *consoleBackend) service(ctx context.Context, name string) (*service, er
 			}
 			b.ecrs[name] = s.ecr
 		}
+	}
+	if err := b.connect(ctx, s); err != nil {
+		return nil, err
 	}
 	if c, ok := b.routers[svc.Router]; ok {
 		s.router = c
@@ -106,6 +107,33 @@ func (b *consoleBackend) service(ctx context.Context, name string) (*service, er
 	}
 	b.routers[svc.Router] = s.router
 	return s, nil
+}
+
+// connect gives s the platform of its service: the Docker host shared by
+// the services on platform docker, or the service's own swarm platform.
+// b.mu is held.
+func (b *consoleBackend) connect(ctx context.Context, s *service) error {
+	if s.svc.Platform == config.PlatformSwarm {
+		sw := b.swarms[s.svc.Name]
+		if sw == nil {
+			var err error
+			if _, sw, err = connectHost(ctx, s.svc, s.nodeLogin()); err != nil {
+				return err
+			}
+			b.swarms[s.svc.Name] = sw
+		}
+		s.platform, s.swarm = sw.Docker(), sw
+		return nil
+	}
+	if b.platform == nil {
+		p, err := docker.New(ctx)
+		if err != nil {
+			return err
+		}
+		b.platform = p
+	}
+	s.platform = b.platform
+	return nil
 }
 
 // Services lists every configured service's state; a service whose state

@@ -41,6 +41,7 @@ type demoFlags struct {
 	down    bool
 	traffic int
 	router  string // builtin or haproxy
+	swarm   bool
 }
 
 func newDemoCmd() *cobra.Command {
@@ -61,6 +62,11 @@ func newDemoCmd() *cobra.Command {
     requests per second; 0 for none) so the router's figures and analysis
     gates have something to measure.
 
+With --swarm the fleet runs on Docker Swarm (platform: swarm), each instance
+a Swarm service; everything else is the same. An engine in no swarm is made
+a one-node swarm (docker swarm init --advertise-addr 127.0.0.1), and
+--down takes it out again; a swarm the engine is in already is used and kept.
+
 "cutover demo --down" removes everything it made. The binary must be static
 (CGO_ENABLED=0) to run inside the images.`,
 		Args: cobra.NoArgs,
@@ -76,6 +82,7 @@ func newDemoCmd() *cobra.Command {
 	fl.BoolVar(&f.down, "down", false, "remove everything the demo made")
 	fl.IntVar(&f.traffic, "traffic", 20, "background requests per second sent to the router (0: none)")
 	fl.StringVar(&f.router, "router", string(config.RouterBuiltin), "the router to run: builtin (cutover router) or haproxy (HAProxy from the PATH)")
+	fl.BoolVar(&f.swarm, "swarm", false, "run the fleet on Docker Swarm, making a one-node swarm if the engine is in none")
 	return cmd
 }
 
@@ -145,6 +152,12 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 	}
 	defer plat.Close()
 	start := time.Now()
+	swarmAbout := ""
+	if f.swarm {
+		if swarmAbout, err = demoSwarm(ctx, plat.Client(), p); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(out, "building demo images FROM scratch around %s ...\n", exePath())
 	refs, err := demo.BuildImages(ctx, plat.Client(), "", demo.Repo, labels, demo.Variants())
 	if err != nil {
@@ -158,7 +171,11 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 	if err != nil {
 		return fmt.Errorf("demo: find a free port for the router: %w", err)
 	}
-	if err := os.WriteFile(p.config, []byte(demoConfig(listen, kind, p)), 0o644); err != nil {
+	text := demoConfig(listen, kind, p)
+	if f.swarm {
+		text = onSwarm(text)
+	}
+	if err := os.WriteFile(p.config, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("demo: write config: %w", err)
 	}
 	cfg, err := config.Load(p.config)
@@ -201,8 +218,16 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 	if err != nil {
 		return err
 	}
+	fleet, _, closeFleet, err := demoFleetPlatform(ctx, plat, p)
+	if err != nil {
+		return err
+	}
+	defer closeFleet()
+	if fleet == nil {
+		return errors.New("demo: the engine left its swarm while the demo was being set up")
+	}
 	target := engine.Target{Image: img.Digest, Version: "1.0.0", Digest: img.Digest}
-	rel, err := engine.New(engine.Deps{Platform: plat, Router: client, Journal: j},
+	rel, err := engine.New(engine.Deps{Platform: fleet, Router: client, Journal: j},
 		spec, target, engine.Options{Actor: actor(), AutoApprove: true})
 	if err != nil {
 		return err
@@ -241,6 +266,9 @@ The demo is up (%s).
   history:   %s history demo
   clean up:  %s demo --down%s
 `, time.Since(start).Round(100*time.Millisecond), listen, background, c, c, c, c, c, c, c, invokedAs(), dirArg(f.dir))
+	if f.swarm {
+		fmt.Fprint(out, demoSwarmHint(ctx, plat.Client(), swarmAbout))
+	}
 	return nil
 }
 
@@ -337,21 +365,36 @@ func demoDown(cmd *cobra.Command, f demoFlags) error {
 		return err
 	}
 	defer plat.Close()
-	insts, err := plat.Instances(ctx, demoService)
+	fleet, onSwarm, closeFleet, err := demoFleetPlatform(ctx, plat, p)
+	defer closeFleet()
+	var insts []engine.Instance
+	if err == nil && fleet != nil {
+		insts, err = fleet.Instances(ctx, demoService)
+	}
 	if err != nil {
 		errs = append(errs, err)
 	}
 	for _, in := range insts {
-		if err := plat.Stop(ctx, in.ID, time.Second); err != nil {
+		if err := fleet.Stop(ctx, in.ID, time.Second); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	fmt.Fprintf(out, "removed %d demo containers\n", len(insts))
+	if onSwarm {
+		fmt.Fprintf(out, "removed %d demo swarm services\n", len(insts))
+		if err := waitTaskContainers(ctx, plat.Client()); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		fmt.Fprintf(out, "removed %d demo containers\n", len(insts))
+	}
 	n, err := removeDemoImages(ctx, plat)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	fmt.Fprintf(out, "removed %d demo images\n", n)
+	if err := leaveDemoSwarm(ctx, plat.Client(), p, out); err != nil {
+		errs = append(errs, err)
+	}
 	if b, err := os.ReadFile(p.config); err == nil && bytes.HasPrefix(b, []byte(demoHeader)) {
 		if err := os.Remove(p.config); err != nil {
 			errs = append(errs, err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,9 +20,8 @@ func TestDemoBehindHAProxyStartsAndStopsIt(t *testing.T) {
 	haproxytest.Require(t)
 	bin := demotest.Binary(t)
 	p := demotest.Docker(t)
-	ctx := context.Background()
-	if insts, err := p.Instances(ctx, demoService); err == nil && len(insts) > 0 {
-		t.Skipf("skipping: a demo service already runs on this Docker host (%s); this test would replace it", insts[0].Name)
+	if name := runningDemo(t, p.Client()); name != "" {
+		t.Skipf("skipping: a demo service already runs on this Docker host (%s); this test would replace it", name)
 	}
 	dir, err := os.MkdirTemp("", "cutover-demo-") // short: HAProxy's socket goes under it
 	if err != nil {

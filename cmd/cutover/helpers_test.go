@@ -31,10 +31,11 @@ import (
 	"github.com/cutover/cutover/engine/docker"
 	"github.com/cutover/cutover/engine/ecr/ecrtest"
 	"github.com/cutover/cutover/engine/router"
+	"github.com/cutover/cutover/engine/swarm/swarmtest"
 )
 
 func TestMain(m *testing.M) {
-	code := demotest.Main(m)
+	code := swarmtest.Main(m) // the demo images; a swarm for the tests that ask
 	ecrtest.Stop()
 	os.Exit(code)
 }

@@ -57,12 +57,10 @@ deploy process died mid-release.`,
 // status gathers the service's state; probe says whether to probe each
 // instance's health (status does, the console's home view does not).
 func (s *service) status(ctx context.Context, probe bool) (serviceStatus, error) {
-	p, err := s.docker()
-	if err != nil {
+	if err := s.connected(); err != nil {
 		return serviceStatus{Service: s.svc.Name}, err
 	}
 	deps := s.deps()
-	deps.Platform = p
 	st, err := engine.ReadStatus(ctx, deps, engine.StatusOptions{
 		Now: time.Now(), Host: hostname(), Alive: journal.OwnerAlive, Probe: probe, Spec: s.spec})
 	st.Router.Listen, st.Router.Admin = s.routerListen, s.routerAdmin

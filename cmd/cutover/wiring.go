@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 	"github.com/cutover/cutover/engine/haproxy"
 	"github.com/cutover/cutover/engine/journal"
 	"github.com/cutover/cutover/engine/router"
+	"github.com/cutover/cutover/engine/swarm"
 )
 
 // service is what a headless command needs to act on one service: its
@@ -26,11 +28,13 @@ type service struct {
 	cfg      *config.Config
 	svc      *config.Service
 	spec     engine.ServiceSpec
-	platform *docker.Platform
-	dock     *dockerConn // a connection still being made (openServiceFast)
+	platform *docker.Platform // the Docker host: its images, pulls and, on platform docker, the instances
+	swarm    *swarm.Platform  // on platform swarm, the instances, through platform's engine (a manager)
+	dock     *dockerConn      // a connection still being made (openServiceFast)
 	router   routerConn
 	journal  engine.Journal
 	hooks    *hooks        // Prometheus, webhook gates, notifications: for commands that run releases
+	ecrMu    sync.Mutex    // ecr is made on first use, which may be a Swarm launch
 	ecr      *ecr.Registry // the service's ECR registry (source type ecr), made on first use
 	// routerAdmin and routerListen say where the router is, for messages.
 	routerAdmin  string
@@ -65,8 +69,8 @@ func openServiceWith(ctx context.Context, cmd *cobra.Command, name string, fast 
 		return nil, err
 	}
 	if fast {
-		s.dock = connectDocker(ctx)
-	} else if s.platform, err = docker.New(ctx); err != nil {
+		s.dock = connectDocker(ctx, svc, s.nodeLogin())
+	} else if s.platform, s.swarm, err = connectHost(ctx, svc, s.nodeLogin()); err != nil {
 		return nil, err
 	}
 	if err := s.dialRouter(); err != nil {
@@ -172,49 +176,130 @@ func (s *service) Close() {
 	if s.router != nil {
 		s.router.Close()
 	}
-	if s.platform != nil {
-		s.platform.Close()
-	}
+	closeHost(s.platform, s.swarm)
 	if s.dock != nil {
-		if p, err := s.dock.get(); err == nil && p != s.platform {
-			p.Close()
+		if p, sw, err := s.dock.get(); err == nil && p != s.platform {
+			closeHost(p, sw)
 		}
 	}
 }
 
-// docker returns the Docker platform, waiting for a connection still
-// being made.
-func (s *service) docker() (*docker.Platform, error) {
+// connected waits for a connection still being made (openServiceWith's
+// fast), so platform and swarm are set.
+func (s *service) connected() error {
 	if s.platform != nil || s.dock == nil {
-		return s.platform, nil
+		return nil
 	}
-	return s.dock.get()
+	p, sw, err := s.dock.get()
+	if err != nil {
+		return err
+	}
+	s.platform, s.swarm = p, sw
+	return nil
 }
 
-// dockerConn is a Docker connection made in the background.
+// instances is the platform the service's instances run on: the Docker
+// host's engine, or the swarm it manages.
+func (s *service) instances() engine.Platform {
+	switch {
+	case s.swarm != nil:
+		return s.swarm
+	case s.platform != nil:
+		return s.platform
+	}
+	return nil
+}
+
+// connectHost connects to the Docker host of the environment (DOCKER_HOST)
+// and, for a service on platform swarm, to the swarm it manages, whose
+// nodes pull registry images with auth's login (nil: anonymously).
+func connectHost(ctx context.Context, svc *config.Service, auth swarm.RegistryAuth) (*docker.Platform, *swarm.Platform, error) {
+	d, err := docker.New(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if svc.Platform != config.PlatformSwarm {
+		return d, nil, nil
+	}
+	sw, err := swarm.NewWithDocker(ctx, d, swarm.Options{Auth: auth})
+	if err != nil {
+		d.Close()
+		return nil, nil, fmt.Errorf("%s (platform: swarm): %w", svc.Name, err)
+	}
+	return d, sw, nil
+}
+
+// closeHost closes what connectHost made (the swarm closes its engine).
+func closeHost(d *docker.Platform, sw *swarm.Platform) {
+	switch {
+	case sw != nil:
+		sw.Close()
+	case d != nil:
+		d.Close()
+	}
+}
+
+// nodeLogin is the login a swarm's nodes pull the service's images with:
+// its ECR registry's, made when a launch first needs it, so that a command
+// launching nothing (a rollback's swap) never waits for AWS. nil for a
+// service whose images are local.
+func (s *service) nodeLogin() swarm.RegistryAuth {
+	if s.svc.Platform != config.PlatformSwarm || s.svc.Source.Type != config.SourceECR {
+		return nil
+	}
+	return registryLogin(func(ctx context.Context) (*ecr.Registry, error) { return s.ecrRegistry(ctx) })
+}
+
+// registryLogin gives the login of the registry it returns.
+type registryLogin func(ctx context.Context) (*ecr.Registry, error)
+
+// RegistryAuth is the registry's login for ref.
+func (l registryLogin) RegistryAuth(ctx context.Context, ref string) (string, error) {
+	reg, err := l(ctx)
+	if err != nil {
+		return "", fmt.Errorf("ECR login: %w", err)
+	}
+	return reg.RegistryAuth(ctx, ref)
+}
+
+// dockerConn is a connection to the Docker host (and its swarm, see
+// connectHost) made in the background.
 type dockerConn struct {
 	done chan struct{}
 	p    *docker.Platform
+	sw   *swarm.Platform
 	err  error
 }
 
-func connectDocker(ctx context.Context) *dockerConn {
+func connectDocker(ctx context.Context, svc *config.Service, auth swarm.RegistryAuth) *dockerConn {
 	c := &dockerConn{done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		c.p, c.err = docker.New(ctx)
+		c.p, c.sw, c.err = connectHost(ctx, svc, auth)
 	}()
 	return c
 }
 
-func (c *dockerConn) get() (*docker.Platform, error) {
+func (c *dockerConn) get() (*docker.Platform, *swarm.Platform, error) {
 	<-c.done
-	return c.p, c.err
+	return c.p, c.sw, c.err
+}
+
+// platform waits for the connection and returns where instances run.
+func (c *dockerConn) platform() (engine.Platform, error) {
+	p, sw, err := c.get()
+	switch {
+	case err != nil:
+		return nil, err
+	case sw != nil:
+		return sw, nil
+	}
+	return p, nil
 }
 
 // Instances waits for the connection, then lists the service's instances.
 func (c *dockerConn) Instances(ctx context.Context, service string) ([]engine.Instance, error) {
-	p, err := c.get()
+	p, err := c.platform()
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +308,7 @@ func (c *dockerConn) Instances(ctx context.Context, service string) ([]engine.In
 
 // Launch waits for the connection, then launches.
 func (c *dockerConn) Launch(ctx context.Context, spec engine.InstanceSpec) (engine.Instance, error) {
-	p, err := c.get()
+	p, err := c.platform()
 	if err != nil {
 		return engine.Instance{}, err
 	}
@@ -232,7 +317,7 @@ func (c *dockerConn) Launch(ctx context.Context, spec engine.InstanceSpec) (engi
 
 // Stop waits for the connection, then stops the instance.
 func (c *dockerConn) Stop(ctx context.Context, id string, grace time.Duration) error {
-	p, err := c.get()
+	p, err := c.platform()
 	if err != nil {
 		return err
 	}
@@ -241,7 +326,7 @@ func (c *dockerConn) Stop(ctx context.Context, id string, grace time.Duration) e
 
 // Health waits for the connection, then probes the instance.
 func (c *dockerConn) Health(ctx context.Context, id string, check engine.HealthCheck) (engine.Health, error) {
-	p, err := c.get()
+	p, err := c.platform()
 	if err != nil {
 		return engine.Health{}, err
 	}
@@ -252,7 +337,7 @@ func (c *dockerConn) Health(ctx context.Context, id string, check engine.HealthC
 // pulled onto the Docker host before the release changes anything.
 func (s *service) deps() engine.Deps {
 	d := engine.Deps{
-		Platform:   s.platform,
+		Platform:   s.instances(),
 		Router:     s.router,
 		Journal:    s.journal,
 		OwnerAlive: journal.OwnerAlive,
@@ -274,6 +359,8 @@ func (s *service) ecrRegistry(ctx context.Context) (*ecr.Registry, error) {
 	if src.Type != config.SourceECR {
 		return nil, nil
 	}
+	s.ecrMu.Lock()
+	defer s.ecrMu.Unlock()
 	if s.ecr == nil {
 		reg, err := ecr.New(ctx, ecr.Config{Repository: src.Repository, Region: src.Region, Profile: src.Profile,
 			RegistryID: src.RegistryID, Endpoint: src.Endpoint, TagFilter: src.TagFilter, Semver: src.Semver})
@@ -367,6 +454,13 @@ func specOf(s *config.Service) engine.ServiceSpec {
 			},
 			Canary: engine.CanarySpec{Instances: s.Strategy.Canary.Instances},
 		},
+	}
+	if sw := s.Swarm; sw != nil {
+		spec.Placement = sw.Constraints
+		spec.Resources = engine.Resources{
+			LimitCPUs: sw.Limits.CPUs, LimitMemory: sw.Limits.MemoryBytes(),
+			ReserveCPUs: sw.Reservations.CPUs, ReserveMemory: sw.Reservations.MemoryBytes(),
+		}
 	}
 	for _, st := range s.Strategy.Canary.Steps {
 		cs := engine.CanaryStep{Weight: engine.NoShift}

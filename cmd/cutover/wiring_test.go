@@ -1,14 +1,21 @@
 package main
 
 import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/registry"
+
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/ecr/ecrtest"
 )
 
 // The example config's canary, converted into the engine's settings: each
@@ -115,5 +122,79 @@ services:
 	h.apply(&d)
 	if d.Metrics == nil || d.Webhooks == nil || d.Notifier == nil {
 		t.Errorf("deps %+v: want all three hooks", d)
+	}
+}
+
+// The example's service on Swarm: its constraints, limits and reservations
+// reach the engine in Swarm's units, its network unchanged; a service on
+// Docker gets none.
+func TestSpecOfCarriesTheSwarmBlock(t *testing.T) {
+	cfg, err := config.Load("../../config/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := cfg.Service("api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := specOf(api)
+	if want := []string{"node.role==worker", "node.labels.zone!=b"}; !slices.Equal(spec.Placement, want) {
+		t.Errorf("placement %q, want %q", spec.Placement, want)
+	}
+	want := engine.Resources{LimitCPUs: 1, LimitMemory: 512 << 20, ReserveCPUs: 0.25, ReserveMemory: 128 << 20}
+	if spec.Resources != want {
+		t.Errorf("resources %+v, want %+v", spec.Resources, want)
+	}
+	if spec.Network != "api-net" {
+		t.Errorf("network %q, want the service's overlay network api-net", spec.Network)
+	}
+	web, err := cfg.Service("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec := specOf(web); spec.Placement != nil || spec.Resources != (engine.Resources{}) {
+		t.Errorf("a service on docker got placement %q and resources %+v", spec.Placement, spec.Resources)
+	}
+}
+
+// A swarm service from ECR gives its nodes the registry's login for its
+// own registry only, and makes the registry when a launch first asks, not
+// when the command starts (a rollback's swap never waits for AWS).
+func TestSwarmNodesGetTheServicesECRLoginOnFirstLaunch(t *testing.T) {
+	endpoint := ecrtest.Endpoint(t)
+	ctx := context.Background()
+	cfg, err := config.Load(ecrConfig(t, endpoint, "api", "    platform: swarm\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := cfg.Service("api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &service{cfg: cfg, svc: svc}
+	login := s.nodeLogin()
+	if login == nil || s.ecr != nil {
+		t.Fatalf("node login %v, registry made up front %v: want a login and no registry yet", login, s.ecr)
+	}
+	if h, err := login.RegistryAuth(ctx, "registry.example.com/api@sha256:0123"); err != nil || h != "" {
+		t.Errorf("login for another registry's image: %q, %v; want none", h, err)
+	}
+	auth, err := s.ecr.Auth(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := login.RegistryAuth(ctx, auth.Registry+"/api@sha256:0123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got registry.AuthConfig
+	if b, err := base64.URLEncoding.DecodeString(h); err != nil || json.Unmarshal(b, &got) != nil ||
+		got.Username != "AWS" || got.Password != auth.Password || got.ServerAddress != auth.Registry {
+		t.Errorf("login for the service's own image: %+v (%v); want AWS's token for %s", got, err, auth.Registry)
+	}
+
+	svc.Platform = config.PlatformDocker
+	if login := s.nodeLogin(); login != nil {
+		t.Errorf("a docker service has a node login %v", login)
 	}
 }

@@ -27,8 +27,14 @@ import (
 // instance that has restarted, or is restarting, as crashed.
 const restartPolicy = container.RestartPolicyUnlessStopped
 
+// swarmTaskLabel is on every container Swarm runs for a task.
+const swarmTaskLabel = "com.docker.swarm.task.id"
+
 // Instances lists the service's containers, stopped ones included, from
 // their labels alone. An empty service lists every instance cutover manages.
+// The containers of Swarm tasks carry the same labels but are the Swarm
+// platform's (stopping one here would only make Swarm start another), so
+// they are left out.
 func (p *Platform) Instances(ctx context.Context, service string) ([]engine.Instance, error) {
 	f := filters.NewArgs(filters.Arg("label", engine.LabelManaged+"=true"))
 	if service != "" {
@@ -40,6 +46,9 @@ func (p *Platform) Instances(ctx context.Context, service string) ([]engine.Inst
 	}
 	out := make([]engine.Instance, 0, len(list))
 	for _, c := range list {
+		if c.Labels[swarmTaskLabel] != "" {
+			continue
+		}
 		info, err := p.cli.ContainerInspect(ctx, c.ID)
 		if cerrdefs.IsNotFound(err) {
 			continue // removed between list and inspect

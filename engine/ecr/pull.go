@@ -77,11 +77,18 @@ func (p *Puller) Pull(ctx context.Context, target engine.Target, progress func(s
 // does). An image of another registry, or of none, gets "": the login
 // goes to this registry only.
 func (p *Puller) RegistryAuth(ctx context.Context, ref string) (string, error) {
+	return p.reg.RegistryAuth(ctx, ref)
+}
+
+// RegistryAuth is the X-Registry-Auth value for pulling ref from this
+// registry, "" for an image of another registry or of none (see
+// Puller.RegistryAuth). The token is the one Auth caches.
+func (r *Registry) RegistryAuth(ctx context.Context, ref string) (string, error) {
 	server := refHost(ref)
 	if server == "" {
 		return "", nil
 	}
-	auth, err := p.reg.Auth(ctx)
+	auth, err := r.Auth(ctx)
 	if err != nil {
 		return "", err
 	}

@@ -35,6 +35,7 @@ type Platform struct {
 
 	mu         sync.Mutex
 	seq        int
+	nodes      []string // PlaceOn's
 	insts      map[string]*inst
 	behave     map[string]Behavior
 	violations []string
@@ -137,6 +138,9 @@ func (p *Platform) launch(spec engine.InstanceSpec, record bool) (engine.Instanc
 	in := engine.Instance{ID: fmt.Sprintf("c%03d", p.seq), Name: name, Service: spec.Service, Version: spec.Version,
 		Image: spec.Image, Digest: spec.Labels[engine.LabelDigest], ReleaseID: spec.ReleaseID,
 		Addr: fmt.Sprintf("10.0.0.%d:8080", p.seq), State: engine.StateRunning, Started: p.Clock.Now()}
+	if len(p.nodes) > 0 {
+		in.Node = p.nodes[(p.seq-1)%len(p.nodes)]
+	}
 	if b.Crash {
 		in.State = engine.StateExited
 		in.ExitCode = 2
@@ -239,6 +243,25 @@ func (p *Platform) Crash(id string) {
 		i.in.State = engine.StateExited
 		i.in.ExitCode = 137
 		i.in.Restarts++
+	}
+}
+
+// PlaceOn spreads instances over nodes in turn, by launch order, as Swarm
+// places tasks: those there now and those launched from now on.
+func (p *Platform) PlaceOn(nodes ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.nodes = nodes
+	ids := make([]string, 0, len(p.insts))
+	for id := range p.insts {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids) // c001, c002, …: launch order
+	for i, id := range ids {
+		p.insts[id].in.Node = ""
+		if len(nodes) > 0 {
+			p.insts[id].in.Node = nodes[i%len(nodes)]
+		}
 	}
 }
 

@@ -102,6 +102,11 @@ func TestEachInstanceIsATaskOnItsNodeAtItsPublishedPort(t *testing.T) {
 	if got[0].Addr == got[1].Addr {
 		t.Errorf("two instances share the address %s", got[0].Addr)
 	}
+	// The tasks' containers carry cutover's labels, but they are Swarm's:
+	// the Docker platform on the same engine does not list them.
+	if own, err := p.Docker().Instances(ctx, svc); err != nil || len(own) != 0 {
+		t.Errorf("the Docker platform lists the swarm tasks of %s as its own: %+v (%v)", svc, own, err)
+	}
 }
 
 func TestStopStopsExactlyThatInstanceAfterItsRequestsFinish(t *testing.T) {

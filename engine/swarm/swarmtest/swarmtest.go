@@ -5,15 +5,16 @@
 //
 //	func TestMain(m *testing.M) { os.Exit(swarmtest.Main(m)) }
 //
-// If the engine is in no swarm, Main makes one (a manager whose control
-// ports listen on loopback, advertising the host's own address, see
-// advertiseAddr) and, when the last test process
-// using it ends, leaves it and removes the networks the swarm added. Test
-// processes running at once share it: they count themselves in a state
-// file under a file lock, and the last one out leaves. A swarm that was
-// there before is used and never left. A test process killed before its
-// end (or crashed) leaves the swarm behind; the next run finds it marked
-// as made here, uses it, and leaves it when it ends.
+// The first test that asks for the swarm (Platform) gets it: if the engine
+// is in no swarm, one is made (a manager whose control ports listen on
+// loopback, advertising the host's own address, see advertiseAddr) and,
+// when the last test process using it ends, left, with the networks the
+// swarm added removed. A test process none of whose tests asked makes no
+// swarm. Test processes running at once share it: they count themselves
+// in a state file under a file lock, and the last one out leaves. A swarm
+// that was there before is used and never left. A test process killed
+// before its end (or crashed) leaves the swarm behind; the next run finds
+// it marked as made here, uses it, and leaves it when it ends.
 package swarmtest
 
 import (
@@ -25,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,7 +38,6 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/cutover/cutover/engine/demo/demotest"
-	"github.com/cutover/cutover/engine/instances"
 	"github.com/cutover/cutover/engine/journal"
 	cswarm "github.com/cutover/cutover/engine/swarm"
 )
@@ -55,23 +56,43 @@ type shared struct {
 	Users  []int    `json:"users"`
 }
 
-// setup is why Main could not provide a swarm, for Platform to report.
-var setup error
+// joined is this process's part in the shared swarm: package-level, as
+// the tests of a package share nothing else; only this helper keeps it.
+var joined struct {
+	sync.Mutex
+	tried bool  // join was called (once per process, unless WithoutSwarm left)
+	in    bool  // this process is counted in, so Main counts it out
+	err   error // why no swarm could be had, for Platform to report
+}
 
-// Main runs the package's tests on a swarm (see the package comment),
-// with the demo images built once, and tears both down at the end.
+// Main runs the package's tests with the demo images built once, and at
+// the end counts this process out of the swarm its tests used, if any.
 func Main(m *testing.M) int {
-	setup = join()
 	code := demotest.Main(m)
-	if setup == nil {
+	joined.Lock()
+	defer joined.Unlock()
+	if joined.in {
 		if err := leave(); err != nil {
 			fmt.Fprintln(os.Stderr, "swarmtest:", err)
 			if code == 0 {
 				code = 1
 			}
 		}
+		joined.in = false
 	}
 	return code
+}
+
+// ensure counts this process in on first use.
+func ensure() error {
+	joined.Lock()
+	defer joined.Unlock()
+	if !joined.tried {
+		joined.tried = true
+		joined.err = join()
+		joined.in = joined.err == nil
+	}
+	return joined.err
 }
 
 // Platform returns the swarm platform, or skips the test (fails it when
@@ -80,11 +101,11 @@ func Main(m *testing.M) int {
 func Platform(t testing.TB) *cswarm.Platform {
 	t.Helper()
 	d := demotest.Docker(t)
-	if setup != nil {
+	if err := ensure(); err != nil {
 		if os.Getenv(demotest.EnvRequire) == "1" {
-			t.Fatalf("a swarm is required (%s=1): %v", demotest.EnvRequire, setup)
+			t.Fatalf("a swarm is required (%s=1): %v", demotest.EnvRequire, err)
 		}
-		t.Skipf("skipping: needs a swarm on the Docker engine: %v (set %s=1 to fail instead)", setup, demotest.EnvRequire)
+		t.Skipf("skipping: needs a swarm on the Docker engine: %v (set %s=1 to fail instead)", err, demotest.EnvRequire)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -93,6 +114,68 @@ func Platform(t testing.TB) *cswarm.Platform {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// WithoutSwarm runs fn with the engine in no swarm and no test process
+// using one, holding the others off (their Platform waits) until fn
+// returns. If fn left the engine in a swarm (or failed half-way), the test
+// fails and the engine is taken out of it. A swarm
+// this process made and alone uses is left first; the next Platform makes
+// it again. It skips the test when the engine is in a swarm it cannot
+// leave: one that was there before, or one other test processes use.
+func WithoutSwarm(t testing.TB, fn func(cli *client.Client)) {
+	t.Helper()
+	cli := demotest.Docker(t).Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	joined.Lock()
+	defer joined.Unlock()
+	if joined.in {
+		if err := leave(); err != nil {
+			t.Fatal(err)
+		}
+		joined.in, joined.tried, joined.err = false, false, nil
+	}
+	skip := ""
+	err := locked(func(st *shared) error {
+		info, err := cli.Info(ctx)
+		switch {
+		case err != nil:
+			return fmt.Errorf("Docker engine: %w", err)
+		case len(st.Users) > 0:
+			skip = fmt.Sprintf("test processes %v use the engine's swarm", st.Users)
+			return nil
+		case info.Swarm.LocalNodeState != swarm.LocalNodeStateInactive:
+			skip = fmt.Sprintf("the engine is in a swarm these tests did not make (state %s)", info.Swarm.LocalNodeState)
+			return nil
+		}
+		found, err := cswarm.Snapshot(ctx, cli)
+		if err != nil {
+			return err
+		}
+		// Even when fn fails half-way (t.Fatal ends it here), the engine
+		// goes back to no swarm before the lock is let go.
+		defer func() {
+			info, err := cli.Info(ctx)
+			switch {
+			case err != nil:
+				t.Errorf("Docker engine: %v", err)
+			case info.Swarm.LocalNodeState != swarm.LocalNodeStateInactive:
+				t.Errorf("the test left the engine in a swarm (state %s), which it found in none; leaving it", info.Swarm.LocalNodeState)
+				if err := found.Leave(ctx, cli); err != nil {
+					t.Errorf("put the engine back in no swarm: %v", err)
+				}
+			}
+		}()
+		fn(cli)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skip != "" {
+		t.Skipf("skipping: needs an engine in no swarm: %s", skip)
+	}
 }
 
 // Network creates an attachable overlay network for the test and removes
@@ -105,29 +188,11 @@ func Network(t testing.TB, cli *client.Client) string {
 		t.Fatalf("create overlay network: %v", err)
 	}
 	t.Cleanup(func() {
-		if err := removeNetwork(cli, name); err != nil {
+		if err := cswarm.RemoveNetwork(context.Background(), cli, name); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
 	return name
-}
-
-// removeNetwork removes a network, waiting for Swarm to take the last task
-// containers off it (it does so a few seconds after their service goes).
-func removeNetwork(cli *client.Client, name string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	for {
-		err := cli.NetworkRemove(ctx, name)
-		if err == nil || cerrdefs.IsNotFound(err) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("remove network %s: %w", name, err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // join counts this process in, making the swarm if there is none.
@@ -150,19 +215,11 @@ func join() error {
 				return errors.New("the engine is a swarm worker; tests need a manager")
 			}
 		case swarm.LocalNodeStateInactive:
-			before, err := networkNames(ctx, cli)
+			made, err := cswarm.Init(ctx, cli, advertiseAddr())
 			if err != nil {
 				return err
 			}
-			port, err := instances.FreePort("127.0.0.1")
-			if err != nil {
-				return err
-			}
-			req := swarm.InitRequest{ListenAddr: "127.0.0.1:" + port, AdvertiseAddr: advertiseAddr()}
-			if _, err := cli.SwarmInit(ctx, req); err != nil {
-				return fmt.Errorf("docker swarm init: %w", err)
-			}
-			*st = shared{Made: true, Before: before}
+			*st = shared{Made: true, Before: made.NetworksBefore}
 		default:
 			return fmt.Errorf("the engine's swarm state is %q (%s)", info.Swarm.LocalNodeState, info.Swarm.Error)
 		}
@@ -188,21 +245,11 @@ func leave() error {
 		if len(st.Users) > 0 || !st.Made {
 			return nil
 		}
-		if err := cli.SwarmLeave(ctx, true); err != nil {
-			return fmt.Errorf("docker swarm leave: %w", err)
-		}
-		after, err := networkNames(ctx, cli)
-		if err != nil {
+		if err := (cswarm.OneNode{NetworksBefore: st.Before}).Leave(ctx, cli); err != nil {
 			return err
 		}
-		var errs []error
-		for _, n := range after {
-			if !slices.Contains(st.Before, n) && (n == "docker_gwbridge" || n == "ingress") {
-				errs = append(errs, removeNetwork(cli, n))
-			}
-		}
 		*st = shared{}
-		return errors.Join(errs...)
+		return nil
 	}))
 	return errors.Join(errs...)
 }
@@ -258,18 +305,6 @@ func locked(fn func(*shared) error) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o600)
-}
-
-func networkNames(ctx context.Context, cli *client.Client) ([]string, error) {
-	list, err := cli.NetworkList(ctx, network.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("list networks: %w", err)
-	}
-	var names []string
-	for _, n := range list {
-		names = append(names, n.Name)
-	}
-	return names, nil
 }
 
 // advertiseAddr is the address the test node announces, which is where the
