@@ -32,12 +32,22 @@ func (r *Release) fence(ctx context.Context) error {
 // standalone rollback, which claims the next epoch and writes again.
 // The caller holds fenceMu.
 func (r *Release) write(ctx context.Context, table RouteTable, evs ...Event) error {
+	return r.writeAnnounced(ctx, table, false, evs...)
+}
+
+// writeAnnounced is write; announced says the journal already holds this
+// write's intent: a standalone rollback's swap, announced (rolling-back)
+// in the write that took the lease, needs no write of its own between the
+// takeover and the traffic moving.
+func (r *Release) writeAnnounced(ctx context.Context, table RouteTable, announced bool, evs ...Event) error {
 	table.Epoch, table.Writer = r.epoch, r.id
 	desc := describeTable(table)
-	evs = append(evs, Event{Kind: EventApplying, Table: &table, Epoch: r.epoch,
-		Message: fmt.Sprintf("about to apply table epoch %d: %s", r.epoch, desc)})
-	if err := r.intent(ctx, evs...); err != nil {
-		return err
+	if !announced {
+		evs = append(evs, Event{Kind: EventApplying, Table: &table, Epoch: r.epoch,
+			Message: fmt.Sprintf("about to apply table epoch %d: %s", r.epoch, desc)})
+		if err := r.intent(ctx, evs...); err != nil {
+			return err
+		}
 	}
 	err := r.deps.Router.Apply(ctx, table)
 	for try := 0; errors.Is(err, ErrStaleEpoch) && r.kind == KindRollback && try < 3; try++ {
@@ -129,11 +139,11 @@ func (r *Release) swapToStable(ctx context.Context, reason string, by *Actor) er
 	if r.lost.Load() {
 		return flush(errLeaseLost(r.spec.Name))
 	}
-	cur, stats, err := r.deps.Router.State(ctx)
+	cur, err := readTable(ctx, r.deps.Router)
 	if err != nil {
 		return flush(failf("router: read state: %w", err))
 	}
-	if err := r.newerWriter(cur, stats); err != nil {
+	if err := r.newerWriter(cur, Stats{}); err != nil {
 		return flush(err)
 	}
 	table, ok := RouteTable{}, true
@@ -151,12 +161,15 @@ func (r *Release) swapToStable(ctx context.Context, reason string, by *Actor) er
 		}
 	}
 	if !ok {
+		r.swapAnnounced = false // the swap waits for a launch: its write will say so itself
 		return flush(errNoSwap)
 	}
 	// Written even when the table already is all on stable: the write is
 	// what claims this release's epoch at the router, fencing out a table
 	// the old writer has on its way there.
-	if err := r.write(ctx, table, evs...); err != nil {
+	announced := r.swapAnnounced && len(evs) == 0
+	r.swapAnnounced = false
+	if err := r.writeAnnounced(ctx, table, announced, evs...); err != nil {
 		return err
 	}
 	r.swapped = true

@@ -64,7 +64,16 @@ func (r *Release) Run(ctx context.Context) (Outcome, error) {
 // the router epoch. It returns an empty Outcome to go on.
 func (r *Release) start(ctx context.Context) (Outcome, error) {
 	now := r.deps.Clock.Now()
-	table, stats, err := r.deps.Router.State(ctx)
+	var table RouteTable
+	var stats Stats
+	var err error
+	if r.kind == KindRollback {
+		// On the way to the swap: the table alone, not the figures.
+		table, err = readTable(ctx, r.deps.Router)
+		stats.Epoch = table.Epoch
+	} else {
+		table, stats, err = r.deps.Router.State(ctx)
+	}
 	if err != nil {
 		return "", fmt.Errorf("read router state: %w", err)
 	}
@@ -89,7 +98,11 @@ func (r *Release) start(ctx context.Context) (Outcome, error) {
 	// once it has checked, holding the lease, what it read before.
 	var begun []Event
 	if r.kind == KindRollback {
-		begun = []Event{r.stamp(r.startedEvent(rec))}
+		// The takeover, the rollback and its first step, the swap to
+		// stable, are announced in the write that takes the lease.
+		begun = []Event{r.stamp(r.startedEvent(rec)), r.stamp(Event{Kind: EventRollingBack, State: ReleaseRollingBack,
+			Message: "rolling back to " + orNothing(r.stable.Version) + ": standalone rollback; first one table giving stable all the traffic"})}
+		r.announced, r.swapAnnounced = true, true
 	}
 	if r.deps.Journal != nil {
 		if err := r.deps.Journal.Begin(ctx, rec, now, r.kind == KindRollback, begun...); err != nil {

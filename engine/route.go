@@ -140,6 +140,21 @@ func (s Stats) Version(v string) (VersionStats, bool) {
 	return VersionStats{}, false
 }
 
+// TableReader is a Router that can read its table alone, without the
+// figures State gathers: the rollback's swap reads only what it needs.
+type TableReader interface {
+	Table(ctx context.Context) (RouteTable, error)
+}
+
+// readTable reads the router's table, alone where the router can.
+func readTable(ctx context.Context, r Router) (RouteTable, error) {
+	if tr, ok := r.(TableReader); ok {
+		return tr.Table(ctx)
+	}
+	t, _, err := r.State(ctx)
+	return t, err
+}
+
 // Router moves traffic. Apply replaces the whole table atomically and fails
 // with ErrStaleEpoch if a newer writer exists; State reads back what is applied.
 type Router interface {

@@ -87,7 +87,7 @@ func ReadStatus(ctx context.Context, deps Deps, o StatusOptions) (Status, error)
 	st := Status{Service: spec.Name, Router: RouterStatus{Shares: map[string]float64{}}}
 	var evs []Event
 	if j := deps.Journal; j != nil {
-		recs, err := j.Releases(ctx, spec.Name, 20)
+		recs, err := j.Releases(ctx, spec.Name, 0) // all: the deploy to undo may be behind many rollbacks
 		if err == nil && len(recs) > 0 {
 			st.Release = &recs[0]
 			if v, _, err := RollbackTo(spec.Name, recs, ""); err == nil {

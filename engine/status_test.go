@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +100,29 @@ func TestStatusShowsTheRunningAnalysisFromTheJournal(t *testing.T) {
 	st, _ = engine.ReadStatus(context.Background(), engine.Deps{Journal: env.Journal}, opts)
 	if st.Analysis == nil || st.Analysis.Verdict != engine.VerdictFailed {
 		t.Errorf("status of the release paused on its verdict: analysis %+v, want the verdict", st.Analysis)
+	}
+}
+
+// The version a rollback returns to is the stable version of the latest
+// deploy, however many rollbacks (killed, repeated) came after it.
+func TestRollbackToFindsTheDeployBehindManyRollbacks(t *testing.T) {
+	env := seeded(4)
+	spec := canarySpec(engine.CanaryStep{Weight: 25, Gate: approval()})
+	run := startOn(t, env, spec, engine.Options{Detach: true})
+	mustWait(t, run, engine.WaitingForApproval)
+	for i := range 25 {
+		env.Clock.Advance(time.Second)
+		rec := engine.ReleaseRecord{ID: fmt.Sprintf("rb-%02d", i), Service: svc, Kind: engine.KindRollback, Started: env.Clock.Now(),
+			From: []engine.VersionRef{{Version: "1.0.0"}}, To: engine.Target{Version: "1.0.0"}, Owner: engine.Owner{PID: 3000 + i, Host: "elsewhere"}}
+		if err := env.Journal.Begin(context.Background(), rec, env.Clock.Now(), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := engine.ReadStatus(context.Background(), env.Deps(), engine.StatusOptions{Now: env.Clock.Now(), Host: "test-host", Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RollbackTo.Version != "1.0.0" {
+		t.Errorf("rollback to %+v after 25 rollbacks, want 1.0.0", st.RollbackTo)
 	}
 }

@@ -68,7 +68,7 @@ func previewRollback(cmd *cobra.Command, name, to string) error {
 		return err
 	}
 	defer s.Close()
-	recs, err := s.journal.Releases(ctx, name, 20)
+	recs, err := s.journal.Releases(ctx, name, 0) // all: the deploy to undo may be behind many rollbacks
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func previewRollback(cmd *cobra.Command, name, to string) error {
 // instance of that version) or, failing that, resolve the version as a
 // deploy would: the usual path to the swap reads nothing but the journal.
 func (s *service) stableTarget(ctx context.Context, to string) (engine.Target, string, error) {
-	recs, err := s.journal.Releases(ctx, s.svc.Name, 20)
+	recs, err := s.journal.Releases(ctx, s.svc.Name, 0) // all: the deploy to undo may be behind many rollbacks
 	if err != nil {
 		return engine.Target{}, "", err
 	}

@@ -201,7 +201,25 @@ func (e *e2e) timeConsoleRollback(b *testing.B) time.Duration {
 	}
 	defer be.Close()
 	ctx := context.Background()
-	rel, err := be.Resume(ctx, e.svc)
+	// The deploy waiting at its gate, as the console's u resumes it (the
+	// killed CLI rollbacks' records are newer: resume it by its id).
+	recs, err := be.journal.Releases(ctx, e.svc, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var dep engine.ReleaseRecord
+	for _, r := range recs {
+		if r.Kind == engine.KindDeploy {
+			dep = r
+			break
+		}
+	}
+	s, err := be.service(ctx, e.svc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.resumeAs(dep)
+	rel, err := engine.New(s.deps(), s.spec, dep.To, engine.Options{ID: dep.ID, Actor: actor()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -177,7 +178,7 @@ func (s *service) Close() {
 		s.router.Close()
 	}
 	closeHost(s.platform, s.swarm)
-	if s.dock != nil {
+	if s.dock != nil && s.dock.made.Load() {
 		if p, sw, err := s.dock.get(); err == nil && p != s.platform {
 			closeHost(p, sw)
 		}
@@ -263,25 +264,30 @@ func (l registryLogin) RegistryAuth(ctx context.Context, ref string) (string, er
 }
 
 // dockerConn is a connection to the Docker host (and its swarm, see
-// connectHost) made in the background.
+// connectHost) made when it is first used.
 type dockerConn struct {
-	done chan struct{}
-	p    *docker.Platform
-	sw   *swarm.Platform
-	err  error
+	connect func() (*docker.Platform, *swarm.Platform, error)
+	once    sync.Once
+	made    atomic.Bool
+	p       *docker.Platform
+	sw      *swarm.Platform
+	err     error
 }
 
+// connectDocker prepares a connection made on its first use: a rollback
+// uses it only after its swap, and connecting sooner would take CPU from
+// the swap on a busy host.
 func connectDocker(ctx context.Context, svc *config.Service, auth swarm.RegistryAuth) *dockerConn {
-	c := &dockerConn{done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		c.p, c.sw, c.err = connectHost(ctx, svc, auth)
-	}()
-	return c
+	return &dockerConn{connect: func() (*docker.Platform, *swarm.Platform, error) {
+		return connectHost(context.WithoutCancel(ctx), svc, auth)
+	}}
 }
 
 func (c *dockerConn) get() (*docker.Platform, *swarm.Platform, error) {
-	<-c.done
+	c.once.Do(func() {
+		c.p, c.sw, c.err = c.connect()
+		c.made.Store(true)
+	})
 	return c.p, c.sw, c.err
 }
 

@@ -3,6 +3,8 @@ package router
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -29,5 +31,32 @@ func TestWaitDrainedDeadlineDuringAReadSaysStillBusy(t *testing.T) {
 	err := r.client.WaitDrained(ctx, []string{"a", "b"})
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "still busy: a, b") {
 		t.Errorf("WaitDrained past its deadline: %v, want a still-busy error naming a, b", err)
+	}
+}
+
+// A table the router cannot save is taken back: what serves is what a
+// restart would serve again, and the writer hears it failed.
+func TestATableTheRouterCannotSaveIsTakenBack(t *testing.T) {
+	dir := t.TempDir()
+	r := startRouter(t, Options{StatePath: filepath.Join(dir, "state.json")})
+	ctx := context.Background()
+	first := engine.RouteTable{Epoch: 1, Writer: "w", Backends: []engine.Backend{{ID: "a", Addr: "127.0.0.1:8081", Version: "1.0.0", Weight: 1}}}
+	if err := r.client.Apply(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil { // the next save has nowhere to go
+		t.Fatal(err)
+	}
+	next := first
+	next.Epoch, next.Backends = 2, []engine.Backend{{ID: "b", Addr: "127.0.0.1:8082", Version: "1.1.0", Weight: 1}}
+	if err := r.client.Apply(ctx, next); err == nil {
+		t.Fatal("a table the router could not save was applied")
+	}
+	got, err := r.client.Table(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Epoch != 1 || len(got.Backends) != 1 || got.Backends[0].ID != "a" {
+		t.Errorf("after a failed save the router serves %+v, want the first table back", got)
 	}
 }

@@ -343,12 +343,17 @@ func (s *Server) Apply(ctx context.Context, rt engine.RouteTable) error {
 		return fmt.Errorf("table epoch %d belongs to writer %q, not %q: %w", rt.Epoch, cur.Writer, rt.Writer, engine.ErrStaleEpoch)
 	}
 	rt = cloneTable(rt)
+	// The table serves from the moment it is installed, and is saved
+	// before the writer hears it was applied: a rollback's swap does not
+	// wait for the disk. A table that cannot be saved is taken back, so
+	// what serves is always what a restart would serve again.
+	s.install(rt)
 	if s.opts.StatePath != "" {
 		if err := saveState(s.opts.StatePath, rt); err != nil {
+			s.install(cur)
 			return err
 		}
 	}
-	s.install(rt)
 	s.log.Info("route table applied", "epoch", rt.Epoch, "backends", len(rt.Backends))
 	return nil
 }
