@@ -110,14 +110,14 @@ type Release struct {
 	// fenceMu orders the release's router writes and stop decisions with
 	// an instant rollback swap made from another goroutine (swapNow).
 	fenceMu   sync.Mutex
-	swapped   bool            // the rollback's swap to stable is applied: no step's table may follow
-	announced bool            // the rollback was announced (its event journaled)
+	swapped   bool // the rollback's swap to stable is applied: no step's table may follow
+	announced bool // the rollback was announced (its event journaled)
 	// swapAnnounced says the journal write that took the lease announced
 	// the swap to stable, which then follows with no write of its own
 	// (used once, by swapToStable).
 	swapAnnounced bool
-	ended     bool            // finish began: no more swaps
-	doomed    map[string]bool // instances whose stop was journaled: a swap never gives them traffic
+	ended         bool            // finish began: no more swaps
+	doomed        map[string]bool // instances whose stop was journaled: a swap never gives them traffic
 
 	// Owned by the Run goroutine.
 	plan        Plan
