@@ -29,6 +29,8 @@ type Config struct {
 	RawStateDir string              `yaml:"state_dir"`
 	Routers     map[string]*Router  `yaml:"routers"`
 	Services    map[string]*Service `yaml:"services"`
+	// Serve is how `cutover serve` serves the console over SSH.
+	Serve Serve `yaml:"serve"`
 
 	// File is the name the config was loaded from, used in error messages.
 	File string `yaml:"-"`

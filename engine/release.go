@@ -207,6 +207,9 @@ func newID(service string, now time.Time) string {
 // ID is the release's id in the journal.
 func (r *Release) ID() string { return r.id }
 
+// Service is the name of the service the release is of.
+func (r *Release) Service() string { return r.spec.Name }
+
 // Plan returns the plan Run is following (empty before Run has planned).
 func (r *Release) Plan() Plan {
 	r.mu.Lock()
