@@ -63,7 +63,7 @@ func newLive(e *env, rel *engine.Release, service string) liveScreen {
 
 // start runs the release and starts watching its events and figures.
 func (s liveScreen) start() tea.Cmd {
-	return tea.Batch(runRelease(s.env.ctx, s.rel), waitEvent(s.id, s.events), liveTick(s.id))
+	return tea.Batch(runRelease(s.env.ctx, s.env.b, s.rel), waitEvent(s.id, s.events), liveTick(s.id))
 }
 
 // close ends the subscription: another release takes the view.
@@ -126,11 +126,11 @@ func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 		case key.Matches(msg, km.Approve) && s.snap.Gate != nil:
 			// The approval is for the gate on screen when the key was
 			// pressed: if the release has moved on, the engine refuses it.
-			return s, sendApproval(s.rel, s.snap.Gate.Gate.Key)
+			return s, sendApproval(s.env, s.rel, s.snap.Gate.Gate.Key)
 		case key.Matches(msg, km.Pause) && s.snap.State == engine.ReleasePaused:
-			return s, sendCommand(s.rel, engine.CmdResume)
+			return s, sendCommand(s.env, s.rel, engine.CmdResume)
 		case key.Matches(msg, km.Pause):
-			return s, sendCommand(s.rel, engine.CmdPause)
+			return s, sendCommand(s.env, s.rel, engine.CmdPause)
 		case key.Matches(msg, km.Up):
 			s.logOffset = min(s.logOffset+1, max(0, len(s.log)-1))
 		case key.Matches(msg, km.Down):
@@ -367,9 +367,10 @@ func (s liveScreen) statusLine() string {
 		}
 		return line + st.Subtle.Render(" — esc back to services")
 	case sn.State == engine.ReleasePaused && sn.PausedBy == "failure":
-		return st.Failing.Render("paused by a failure") + " — " + st.Error.Render(sn.LastError) + " — p resume (retry) · r roll back"
+		return st.Failing.Render("paused by a failure") + " — " + st.Error.Render(sn.LastError) +
+			s.hints(" — ", " · ", hint{engine.CmdResume, "p resume (retry)"}, hint{engine.CmdRollback, "r roll back"})
 	case sn.State == engine.ReleasePaused:
-		return st.Paused.Render("paused — nothing advances; press p to resume")
+		return st.Paused.Render("paused — nothing advances" + s.hints("; ", "", hint{engine.CmdResume, "press p to resume"}))
 	case s.pulling != "":
 		line := st.Running.Render("pulling "+s.pulling) + st.Subtle.Render("…")
 		if s.pullLine != "" {
@@ -377,7 +378,11 @@ func (s liveScreen) statusLine() string {
 		}
 		return line
 	case sn.Gate != nil && sn.Gate.Gate.Kind == engine.GateApproval:
-		return st.Degraded.Render("waiting for approval — press a") + st.Subtle.Render(" (P promotes to 100%, r rolls back)")
+		line := st.Degraded.Render("waiting for approval" + s.hints(" — ", "", hint{engine.CmdApprove, "press a"}))
+		if more := s.hints("", ", ", hint{engine.CmdPromote, "P promotes to 100%"}, hint{engine.CmdRollback, "r rolls back"}); more != "" {
+			line += st.Subtle.Render(" (" + more + ")")
+		}
+		return line
 	case sn.Gate != nil:
 		return st.Degraded.Render(string(sn.Gate.Gate.Kind)+": ") + sn.Gate.WaitingFor
 	case sn.State == engine.ReleaseRollingBack:
@@ -386,6 +391,28 @@ func (s liveScreen) statusLine() string {
 		return st.Subtle.Render(cut(strings.ReplaceAll(sn.LastEvent, "\n", " "), max(10, s.w)))
 	}
 	return st.Subtle.Render("starting…")
+}
+
+// hint is a key's hint, shown to those who may give its command.
+type hint struct {
+	cmd  engine.Command
+	text string
+}
+
+// hints joins the hints the person at the console may use, after lead;
+// "" when they may use none, so a viewer is never told to press a key
+// that does nothing for them.
+func (s liveScreen) hints(lead, sep string, hs ...hint) string {
+	var out []string
+	for _, h := range hs {
+		if s.env.may(h.cmd) {
+			out = append(out, h.text)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return lead + strings.Join(out, sep)
 }
 
 // endState is the state of the finished run: its outcome's, or the
@@ -496,7 +523,7 @@ func (s liveScreen) stepRows(w, n int) []string {
 		}
 		if i == sn.Step && sn.Gate != nil && sn.Gate.Step == i && !s.done {
 			if sn.Gate.Gate.Kind == engine.GateApproval {
-				line += " — " + st.Degraded.Render("waiting for approval — press a")
+				line += " — " + st.Degraded.Render("waiting for approval"+s.hints(" — ", "", hint{engine.CmdApprove, "press a"}))
 			} else {
 				line += " — " + st.Degraded.Render(sn.Gate.WaitingFor)
 			}
@@ -580,10 +607,12 @@ type (
 // to feel live, rare enough that a burst of events costs one frame.
 const liveTickEvery = 500 * time.Millisecond
 
-// runRelease runs rel to its end; the console learns of it by releaseDoneMsg.
-func runRelease(ctx context.Context, rel *engine.Release) tea.Cmd {
+// runRelease runs rel in the backend, or follows it there when it runs
+// already, to its end; the console learns of it by releaseDoneMsg. When
+// the console ends first, so does the wait, and nothing else.
+func runRelease(ctx context.Context, b Backend, rel *engine.Release) tea.Cmd {
 	return safe(func() tea.Msg {
-		o, err := rel.Run(ctx)
+		o, err := b.Run(ctx, rel)
 		return releaseDoneMsg{rel.ID(), o, err}
 	}, func(err error) tea.Msg { return releaseDoneMsg{id: rel.ID(), err: err} })
 }
