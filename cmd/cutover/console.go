@@ -36,6 +36,8 @@ type backendCore struct {
 	// adds its control socket. Zero fields are this process.
 	owner engine.Owner
 	runs  *engine.Runner
+	// audit hears of every order or start a person's role refused.
+	audit func(who engine.Actor, what string)
 
 	mu       sync.Mutex
 	platform *docker.Platform
@@ -98,6 +100,9 @@ func (b *backendCore) Close() {
 func (b *consoleBackend) refuse(may bool, what string) error {
 	if b.role == "" || may {
 		return nil
+	}
+	if b.audit != nil {
+		b.audit(b.who, what)
 	}
 	return &engine.RoleError{Who: b.who, Role: b.role, What: what}
 }
