@@ -36,10 +36,15 @@ func (r *Release) write(ctx context.Context, table RouteTable, evs ...Event) err
 	desc := describeTable(table)
 	evs = append(evs, Event{Kind: EventApplying, Table: &table, Epoch: r.epoch,
 		Message: fmt.Sprintf("about to apply table epoch %d: %s", r.epoch, desc)})
+	// The intent is journaled before the write; watchers hear of it right
+	// after, so redrawing screens never compete with the write itself.
+	release := r.hold()
+	defer release()
 	if err := r.intent(ctx, evs...); err != nil {
 		return err
 	}
 	err := r.deps.Router.Apply(ctx, table)
+	release()
 	for try := 0; errors.Is(err, ErrStaleEpoch) && r.kind == KindRollback && try < 3; try++ {
 		cur, _, serr := r.deps.Router.State(ctx)
 		if serr != nil || cur.Epoch >= MaxEpoch {

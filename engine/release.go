@@ -133,6 +133,11 @@ type Release struct {
 	subs   map[int]*subscriber
 	nextID int
 	closed bool
+	// holds counts router writes in progress: while one is, published
+	// events wait in held, so the consoles watching (any number, on a
+	// server) redraw after the router has the table, not while it writes.
+	holds int
+	held  []Event
 }
 
 // New prepares a release of spec to target. It does no I/O; Run plans
@@ -311,10 +316,42 @@ func (r *Release) stamp(ev Event) Event {
 	return ev
 }
 
-// publish folds evs into the snapshot and hands them to subscribers.
+// publish folds evs into the snapshot and hands them to subscribers,
+// unless a router write holds them back (hold).
 func (r *Release) publish(evs ...Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.holds > 0 {
+		r.held = append(r.held, evs...)
+		return
+	}
+	r.deliver(evs)
+}
+
+// hold keeps published events from subscribers until the returned func
+// is called, which delivers them in order. A router write holds them:
+// journaled first (rule 6), shown right after the write.
+func (r *Release) hold() (release func()) {
+	r.mu.Lock()
+	r.holds++
+	r.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.holds--; r.holds == 0 && len(r.held) > 0 {
+				evs := r.held
+				r.held = nil
+				r.deliver(evs)
+			}
+		})
+	}
+}
+
+// deliver folds evs into the snapshot and hands them to subscribers; r.mu
+// is held.
+func (r *Release) deliver(evs []Event) {
 	for _, ev := range evs {
 		r.snap.LastEvent = ev.Message
 		r.snap.Seq = ev.Seq

@@ -620,9 +620,17 @@ func runRelease(ctx context.Context, b Backend, rel *engine.Release) tea.Cmd {
 // maxEventBatch bounds one batch of events, so a flood still renders.
 const maxEventBatch = 64
 
+// eventWindow is how long a batch waits for more events after its first:
+// one frame (the console draws at frameRate), so waiting shows nothing
+// later, while a release's burst of events — an approval is half a dozen,
+// journaled one after another — costs one update and one view instead of
+// one each. On a server that matters: every session watching redraws.
+const eventWindow = time.Second / frameRate
+
 // waitEvent waits for the next event of a subscription and takes along
-// whatever else has already arrived, so a burst costs one snapshot and one
-// frame; the live view re-arms it once per batch (bubbletea's realtime pattern).
+// whatever else arrives within eventWindow, so a burst costs one snapshot
+// and one frame; the live view re-arms it once per batch (bubbletea's
+// realtime pattern).
 func waitEvent(id string, ch <-chan engine.Event) tea.Cmd {
 	return func() tea.Msg {
 		ev, ok := <-ch
@@ -630,6 +638,8 @@ func waitEvent(id string, ch <-chan engine.Event) tea.Cmd {
 			return releaseEventsClosedMsg{id}
 		}
 		evs := []engine.Event{ev}
+		window := time.NewTimer(eventWindow)
+		defer window.Stop()
 		for len(evs) < maxEventBatch {
 			select {
 			case ev, ok := <-ch:
@@ -637,10 +647,9 @@ func waitEvent(id string, ch <-chan engine.Event) tea.Cmd {
 					return releaseEventsMsg{id, evs} // the next wait sees the close
 				}
 				evs = append(evs, ev)
-				continue
-			default:
+			case <-window.C:
+				return releaseEventsMsg{id, evs}
 			}
-			break
 		}
 		return releaseEventsMsg{id, evs}
 	}

@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 
 // e2e is one service on a router of its own, driven through the binary.
 type e2e struct {
-	t        *testing.T
+	t        testing.TB
 	bin      string
 	dir      string
 	svc      string
@@ -79,7 +79,7 @@ const (
 
 // newE2E starts a router and writes a config for a fresh service with the
 // given strategy; it removes everything when the test ends.
-func newE2E(t *testing.T, strategy string) *e2e {
+func newE2E(t testing.TB, strategy string) *e2e {
 	t.Helper()
 	e := &e2e{t: t, refs: demotest.Images(t), bin: demotest.Binary(t), platform: demotest.Docker(t)}
 	e.dir = t.TempDir()
@@ -175,7 +175,7 @@ func (e *e2e) run(args ...string) (stdout, stderr string, code int) {
 }
 
 // runCmd runs cmd to the end and returns its output and exit code.
-func runCmd(t *testing.T, cmd *exec.Cmd) (stdout, stderr string, code int) {
+func runCmd(t testing.TB, cmd *exec.Cmd) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -78,8 +78,33 @@ func sshConsole(t *testing.T, p person, port string) *tmuxConsole {
 	return c
 }
 
+// serveFor adds a serve section for users (YAML lines under serve.users)
+// on a free loopback port to e's config, and returns the port.
+func (e *e2e) serveFor(users ...string) string {
+	e.t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+	cfg := fmt.Sprintf("serve:\n  listen: 127.0.0.1:%s\n  users:\n", port)
+	for _, u := range users {
+		cfg += "    " + u + "\n"
+	}
+	f, err := os.OpenFile(filepath.Join(e.dir, "cutover.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(cfg); err != nil {
+		e.t.Fatal(err)
+	}
+	return port
+}
+
 // startServeProcess runs `cutover serve` of e until the test ends.
-func startServeProcess(t *testing.T, e *e2e) *exec.Cmd {
+func startServeProcess(t testing.TB, e *e2e) *exec.Cmd {
 	t.Helper()
 	cmd := e.command("serve")
 	logf, err := os.Create(filepath.Join(e.dir, "serve.log"))
@@ -132,24 +157,10 @@ func TestServeSharesOneReleaseAcrossSSHSessionsRolesAndTheCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice, bob, carol := newPerson(t, keys, "alice", "deployer"), newPerson(t, keys, "bob", "viewer"), newPerson(t, keys, "carol", "operator")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	l.Close()
-	cfg := fmt.Sprintf("serve:\n  listen: 127.0.0.1:%s\n  users:\n", port)
-	for _, p := range []person{alice, bob, carol} {
-		cfg += fmt.Sprintf("    %s: {role: %s, keys: [%q]}\n", p.name, p.role, p.pub)
-	}
-	f, err := os.OpenFile(filepath.Join(e.dir, "cutover.yaml"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(cfg); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	port := e.serveFor(
+		fmt.Sprintf("%s: {role: %s, keys: [%q]}", alice.name, alice.role, alice.pub),
+		fmt.Sprintf("%s: {role: %s, keys: [%q]}", bob.name, bob.role, bob.pub),
+		fmt.Sprintf("%s: {role: %s, keys: [%q]}", carol.name, carol.role, carol.pub))
 	serve := startServeProcess(t, e)
 	load := startLoad(t, e.url(), 4)
 
