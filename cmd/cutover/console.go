@@ -203,6 +203,9 @@ func fillState(st *tui.ServiceState, full serviceStatus) {
 	st.RollbackTo = full.RollbackTo.Version
 	if l := full.Lease; l != nil && l.Live {
 		st.Owner = fmt.Sprintf("pid %d on %s", l.Owner.PID, l.Owner.Host)
+		if l.Owner.Control != "" {
+			st.Owner = "cutover serve, " + st.Owner
+		}
 		if l.Owner.User != "" {
 			st.Owner += ", by " + l.Owner.User
 		}

@@ -167,18 +167,7 @@ func TestServeSharesOneReleaseAcrossSSHSessionsRolesAndTheCLI(t *testing.T) {
 	// alice, a deployer, starts a canary from her console.
 	a := sshConsole(t, alice, port)
 	a.waitFor(15*time.Second, "alice (deployer)", e.svc, "3/3 healthy")
-	a.key("Enter")
-	a.waitFor(10*time.Second, "choose an image", "1.1.0")
-	for i := 0; i < 6 && !strings.Contains(a.screen(), "▸ 1.1.0"); i++ {
-		a.key("Down")
-	}
-	a.waitFor(5*time.Second, "▸ 1.1.0")
-	a.key("Enter")
-	a.waitFor(10*time.Second, "[3 canary]")
-	a.key("Enter")
-	a.waitFor(10*time.Second, "1.0.0 → 1.1.0", "enter start")
-	a.key("Enter")
-	a.waitFor(60*time.Second, "waiting for approval — press a")
+	releaseFrom(a)
 	if got := e.share("1.1.0"); got != 0.2 {
 		t.Fatalf("canary share at the first gate %.2f, want 0.20", got)
 	}
@@ -300,20 +289,32 @@ func TestServeSharesOneReleaseAcrossSSHSessionsRolesAndTheCLI(t *testing.T) {
 		t.Errorf("the release is recorded as started by %+v, want alice's key", rec.Actor)
 	}
 
-	// serve killed mid-release: status shows the release, rollback undoes it.
+	// A graceful stop (SIGTERM, as systemd stops it) tells the sessions
+	// and leaves the release where it is, resumable.
 	a2 := sshConsole(t, alice, port)
 	a2.waitFor(15*time.Second, "alice (deployer)")
-	a2.key("Enter")
-	a2.waitFor(10*time.Second, "choose an image")
-	for i := 0; i < 6 && !strings.Contains(a2.screen(), "▸ 1.1.0"); i++ {
-		a2.key("Down")
+	releaseFrom(a2)
+	first, _ := e.releaseState()
+	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
 	}
-	a2.key("Enter")
-	a2.waitFor(10*time.Second, "[3 canary]")
-	a2.key("Enter")
-	a2.waitFor(10*time.Second, "enter start")
-	a2.key("Enter")
-	a2.waitFor(60*time.Second, "waiting for approval — press a")
+	if code := waitExit(t, serve, 40*time.Second); code != 0 {
+		t.Fatalf("serve exited %d on SIGTERM, want 0", code)
+	}
+	a2.waitFor(5*time.Second, "cutover serve is stopping")
+	if rec, _ := e.releaseState(); rec.ID != first.ID || rec.State != engine.ReleaseAborted || e.share("1.1.0") != 0.2 {
+		t.Fatalf("after a graceful stop the release is %s %s at %.2f; want %s aborted, the canary left at 0.20", rec.ID, rec.State, e.share("1.1.0"), first.ID)
+	}
+	serve = startServeProcess(t, e)
+	a3 := sshConsole(t, alice, port)
+	a3.waitFor(15*time.Second, "⚠ interrupted", "u resume")
+	a3.key("u")
+	a3.waitFor(60*time.Second, "waiting for approval — press a")
+	if rec, _ := e.releaseState(); rec.ID != first.ID || rec.State != engine.ReleaseWaiting {
+		t.Fatalf("u resumed %s (%s), want %s waiting at its gate", rec.ID, rec.State, first.ID)
+	}
+
+	// serve killed mid-release: status shows the release, rollback undoes it.
 	if err := serve.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -337,6 +338,24 @@ func TestServeSharesOneReleaseAcrossSSHSessionsRolesAndTheCLI(t *testing.T) {
 		t.Errorf("the rollback after serve died printed no outcome:\n%s", out)
 	}
 	load.assertNoFailures(t)
+}
+
+// releaseFrom starts a canary of 1.1.0 from the console's home screen
+// with the configured strategy, and waits for its first gate.
+func releaseFrom(c *tmuxConsole) {
+	c.t.Helper()
+	c.key("Enter")
+	c.waitFor(10*time.Second, "choose an image", "1.1.0")
+	for i := 0; i < 6 && !strings.Contains(c.screen(), "▸ 1.1.0"); i++ {
+		c.key("Down")
+	}
+	c.waitFor(5*time.Second, "▸ 1.1.0")
+	c.key("Enter")
+	c.waitFor(10*time.Second, "[3 canary]")
+	c.key("Enter")
+	c.waitFor(10*time.Second, "1.0.0 → 1.1.0", "enter start")
+	c.key("Enter")
+	c.waitFor(60*time.Second, "waiting for approval — press a")
 }
 
 // waitShare waits until version has share of the router's traffic.

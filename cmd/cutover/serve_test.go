@@ -233,6 +233,17 @@ func TestServeLetsInOnlyKnownKeysAndTheKeyDecidesWhoAndWhichRole(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, s.log.String, "session opened", "alice (deployer, key alice@laptop "+gossh.FingerprintSHA256(alice.signer.PublicKey())+", ssh anything@")
 
+	// Without a terminal there is no console: said, and exit 1.
+	plain, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := plain.CombinedOutput("")
+	var exit *gossh.ExitError
+	if !errors.As(err, &exit) || exit.ExitStatus() != 1 || !strings.Contains(string(msg), "PTY") {
+		t.Errorf("a session without a terminal: %v, %q; want exit 1 and why", err, msg)
+	}
+
 	// The host key lives in the state directory, private, and is the one
 	// the server presented; nothing was written to the working directory.
 	keyPath := filepath.Join(s.state, "serve", "ssh_host_ed25519_key")
@@ -380,3 +391,54 @@ func TestServerRefusesWhatTheSessionsRoleDoesNotAllow(t *testing.T) {
 }
 
 func errOf(_ *engine.Release, err error) error { return err }
+
+func TestRollbackGoesAheadWithoutAServeThatDoesNotAnswer(t *testing.T) {
+	// A hung serve: the kernel accepts the connection, nobody answers.
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	cmd := newRootCmd()
+	var stderr syncBuffer
+	cmd.SetErr(&stderr)
+	out, err := newEventWriter(io.Discard, "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	handled, err := rollbackThroughServe(context.Background(), cmd, dialControl(sock), engine.Lease{Release: "web-1", Owner: engine.Owner{PID: 4242}}, "web", out)
+	took := time.Since(start)
+	if handled || err != nil {
+		t.Fatalf("a hung serve handled the rollback (%v, %v); the rollback must go ahead without it", handled, err)
+	}
+	if took < controlAnswerWithin || took > controlAnswerWithin+3*time.Second {
+		t.Errorf("gave up on serve after %v, want about %v", took, controlAnswerWithin)
+	}
+	if s := stderr.String(); !strings.Contains(s, "did not answer") || !strings.Contains(s, "rolling back from here") {
+		t.Errorf("the operator is not told why: %q", s)
+	}
+
+	// A serve that is gone altogether: at once.
+	l.Close()
+	start = time.Now()
+	if handled, _ := rollbackThroughServe(context.Background(), cmd, dialControl(sock), engine.Lease{}, "web", out); handled || time.Since(start) > time.Second {
+		t.Errorf("a dead serve: handled %v after %v", handled, time.Since(start))
+	}
+}
