@@ -18,7 +18,7 @@ package main
 //     session, with one watching it, and with 20 more.
 //
 // The canaries run first with one session, then with the 20 watching
-// each. Each call does this once whatever b.N is. About four minutes.
+// each. Each call does this once whatever b.N is. About three minutes.
 
 import (
 	"context"

@@ -297,7 +297,7 @@ func TestServeLetsInOnlyKnownKeysAndTheKeyDecidesWhoAndWhichRole(t *testing.T) {
 
 func TestServeEndsASessionNobodyTypedIn(t *testing.T) {
 	alice := newSSHKey(t, "alice@laptop")
-	s := startServe(t, serveConfig(fmt.Sprintf("    alice: {role: operator, keys: [%q]}\n", alice.line), "  idle_timeout: 1s\n"))
+	s := startServe(t, serveConfig(fmt.Sprintf("    alice: {role: operator, keys: [%q]}\n", alice.line), "  idle_timeout: 2s\n"))
 	c, err := s.dial("x", nil, gossh.PublicKeys(alice.signer))
 	if err != nil {
 		t.Fatal(err)
@@ -305,21 +305,28 @@ func TestServeEndsASessionNobodyTypedIn(t *testing.T) {
 	defer c.Close()
 	sess, in, out := console(t, c, 80, 24, nil)
 	waitFor(t, 10*time.Second, out.String, "(operator)")
-	// Keys keep it open past the timeout; silence ends it.
-	for range 6 {
-		time.Sleep(300 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	// Keys typed for longer than the timeout keep the session open...
+	typing := time.Now()
+	for time.Since(typing) < 3*time.Second {
 		if _, err := in.Write([]byte("j")); err != nil {
 			t.Fatalf("the session ended while keys were pressed: %v", err)
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	done := make(chan error, 1)
-	go func() { done <- sess.Wait() }()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+		t.Fatalf("the session ended while keys were pressed:\n%s", tail(out.String(), 5))
+	default:
+	}
+	// ...and silence ends it, saying why.
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
 		t.Fatal("an idle session was not ended")
 	}
-	waitFor(t, time.Second, out.String, "no key pressed for 1s; disconnected")
+	waitFor(t, time.Second, out.String, "no key pressed for 2s; disconnected")
 }
 
 func TestServerRefusesWhatTheSessionsRoleDoesNotAllow(t *testing.T) {
