@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/goccy/go-yaml"
 )
 
@@ -29,6 +30,10 @@ type Config struct {
 	RawStateDir string              `yaml:"state_dir"`
 	Routers     map[string]*Router  `yaml:"routers"`
 	Services    map[string]*Service `yaml:"services"`
+	// Prometheus is the metrics server analysis queries ask; nil: none.
+	Prometheus *Prometheus `yaml:"prometheus,omitempty"`
+	// Notifications are the webhooks told of every service's releases.
+	Notifications []Notification `yaml:"notifications,omitempty"`
 	// Serve is how `cutover serve` serves the console over SSH.
 	Serve Serve `yaml:"serve"`
 
@@ -38,13 +43,43 @@ type Config struct {
 	Dir string `yaml:"-"`
 }
 
-// Router is one `cutover router` process: the public address clients hit and
-// the admin endpoint the engine drives it through.
+// Router is what a service's traffic goes through: a `cutover router`
+// process (type builtin: the public address clients hit and the admin
+// endpoint the engine drives it through) or an HAProxy backend (type
+// haproxy: driven through HAProxy's runtime API).
 type Router struct {
-	Name      string `yaml:"-"`
-	Listen    string `yaml:"listen"`               // public host:port
-	Admin     string `yaml:"admin"`                // "unix:PATH" or host:port
-	TokenFile string `yaml:"token_file,omitempty"` // bearer token for a TCP admin address
+	Name      string     `yaml:"-"`
+	Type      RouterType `yaml:"type"`
+	Listen    string     `yaml:"listen"`               // public host:port
+	Admin     string     `yaml:"admin,omitempty"`      // builtin: "unix:PATH" or host:port
+	TokenFile string     `yaml:"token_file,omitempty"` // builtin: bearer token for a TCP admin address
+	Socket    string     `yaml:"socket,omitempty"`     // haproxy: runtime API socket (stats socket ... level admin)
+	Backend   string     `yaml:"backend,omitempty"`    // haproxy: the backend whose servers are the route table
+	Map       string     `yaml:"map,omitempty"`        // haproxy: the map cutover keeps its record in, named as HAProxy's config names it
+}
+
+// RouterType says what kind of router a router is.
+type RouterType string
+
+// Router types.
+const (
+	RouterBuiltin RouterType = "builtin" // cutover's own router process
+	RouterHAProxy RouterType = "haproxy" // an HAProxy 2.6+ backend, over its runtime API
+)
+
+// Prometheus is a Prometheus server analysis queries are sent to.
+type Prometheus struct {
+	URL       string        `yaml:"url"`                  // http(s)://host:port, with a path prefix if any
+	Timeout   time.Duration `yaml:"timeout"`              // per query
+	TokenFile string        `yaml:"token_file,omitempty"` // bearer token, if the server wants one
+}
+
+// Notification is a webhook told of every release event worth telling.
+type Notification struct {
+	URL        string        `yaml:"url"`
+	SecretFile string        `yaml:"secret_file,omitempty"` // key of the body's HMAC-SHA256 signature
+	Template   string        `yaml:"template,omitempty"`    // text/template of the body (a Slack message); empty: the event's JSON
+	Timeout    time.Duration `yaml:"timeout"`               // per attempt
 }
 
 // Service is one thing cutover releases.
@@ -57,6 +92,8 @@ type Service struct {
 	Env          map[string]string `yaml:"env,omitempty"`
 	Command      []string          `yaml:"command,omitempty"`
 	Network      string            `yaml:"network,omitempty"`
+	Platform     PlatformType      `yaml:"platform"`
+	Swarm        *Swarm            `yaml:"swarm,omitempty"` // only with platform swarm
 	Router       string            `yaml:"router"`
 	Health       Health            `yaml:"health"`
 	StartTimeout time.Duration     `yaml:"start_timeout"` // launch until healthy
@@ -65,6 +102,47 @@ type Service struct {
 	OnFailure    OnFailure         `yaml:"on_failure"`
 	Strategy     Strategy          `yaml:"strategy"`
 	Analysis     Analysis          `yaml:"analysis"` // limits for analysis steps that do not override them
+}
+
+// PlatformType says where a service's instances run.
+type PlatformType string
+
+// Platforms.
+const (
+	PlatformDocker PlatformType = "docker" // containers on the local Docker engine
+	PlatformSwarm  PlatformType = "swarm"  // services on a Docker Swarm, through a manager
+)
+
+// Swarm holds what a service on Docker Swarm needs besides what every
+// service has: where its tasks may run and what they may use. The
+// service's network is then an overlay network.
+type Swarm struct {
+	// Constraints are placement constraints, as `docker service create
+	// --constraint` takes them: node.role==worker, node.labels.zone!=b.
+	Constraints  []string  `yaml:"constraints,omitempty"`
+	Limits       Resources `yaml:"limits,omitempty"`       // most one task may use
+	Reservations Resources `yaml:"reservations,omitempty"` // a node must have this free to take a task
+}
+
+// Resources is an amount of CPU and memory.
+type Resources struct {
+	CPUs float64 `yaml:"cpus,omitempty"` // cores; 0.5 is half of one
+	// Memory is bytes with an optional unit, as docker reads it: 512m,
+	// 1g, 268435456 (k, m, g and t are powers of 1024).
+	Memory string `yaml:"memory,omitempty"`
+}
+
+// MemoryBytes is Memory in bytes; 0 when unset (validation has refused
+// what does not parse).
+func (r Resources) MemoryBytes() int64 {
+	if r.Memory == "" {
+		return 0
+	}
+	n, err := units.RAMInBytes(r.Memory)
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // SourceType says where candidate images are listed from.
@@ -161,6 +239,15 @@ type Step struct {
 	Approval bool          `yaml:"approval,omitempty"`
 	Pause    time.Duration `yaml:"pause,omitempty"`
 	Analysis *Analysis     `yaml:"analysis,omitempty"` // fields not given come from the service's analysis
+	Webhook  *Webhook      `yaml:"webhook,omitempty"`
+}
+
+// Webhook is a gate that asks another system: a 2xx answer to a POST of
+// the gate's event within the timeout lets the release go on.
+type Webhook struct {
+	URL        string        `yaml:"url"`
+	Timeout    time.Duration `yaml:"timeout"`
+	SecretFile string        `yaml:"secret_file,omitempty"` // signs the body as notifications are
 }
 
 // GateKind names what a step waits for after setting its weight.
@@ -172,6 +259,7 @@ const (
 	GateApproval GateKind = "approval"
 	GatePause    GateKind = "pause"
 	GateAnalysis GateKind = "analysis"
+	GateWebhook  GateKind = "webhook"
 )
 
 // Gate says which gate the step has; validation guarantees at most one.
@@ -183,6 +271,8 @@ func (s Step) Gate() GateKind {
 		return GatePause
 	case s.Analysis != nil:
 		return GateAnalysis
+	case s.Webhook != nil:
+		return GateWebhook
 	}
 	return GateNone
 }
@@ -196,6 +286,20 @@ type Analysis struct {
 	MaxErrorRateVsStable float64       `yaml:"max_error_rate_vs_stable"` // canary error rate / stable's
 	MaxP99VsStable       float64       `yaml:"max_p99_vs_stable"`        // canary p99 / stable's
 	MinRequests          int           `yaml:"min_requests"`             // fewer canary requests is inconclusive
+	Queries              []Query       `yaml:"queries,omitempty"`        // PromQL checks, on the top-level prometheus
+}
+
+// Query is a PromQL check of an analysis: measured every interval during
+// the window, each value must lie within min and max.
+type Query struct {
+	Name                  string        `yaml:"name"`
+	Query                 string        `yaml:"query"` // text/template: {{.Service}}, {{.Canary}}, {{.Stable}}, {{.Window}}
+	Min                   *float64      `yaml:"min,omitempty"`
+	Max                   *float64      `yaml:"max,omitempty"`
+	Interval              time.Duration `yaml:"interval"`
+	FailureLimit          int           `yaml:"failure_limit"`
+	InconclusiveLimit     int           `yaml:"inconclusive_limit"`
+	ConsecutiveErrorLimit int           `yaml:"consecutive_error_limit"`
 }
 
 // Load reads and validates the config file at path. Problems with the file's

@@ -69,6 +69,7 @@ func TestMinimalFileGetsDefaults(t *testing.T) {
 		Name:     "web",
 		Image:    "cutover-demo",
 		Source:   Source{Type: SourceDocker},
+		Platform: PlatformDocker,
 		Replicas: 1,
 		Port:     8080,
 		Router:   "main",
@@ -112,23 +113,43 @@ func TestExampleFileIsValidAndUsesEveryFeature(t *testing.T) {
 	for _, st := range steps {
 		gates = append(gates, st.Gate())
 	}
-	if want := []GateKind{GatePause, GateApproval, GateAnalysis, GateAnalysis, GateNone}; !reflect.DeepEqual(gates, want) {
+	if want := []GateKind{GatePause, GateApproval, GateAnalysis, GateAnalysis, GateWebhook, GateNone}; !reflect.DeepEqual(gates, want) {
 		t.Errorf("gates = %v, want %v", gates, want)
+	}
+	if h := steps[4].Webhook; h.Timeout != 10*time.Second || h.SecretFile == "" {
+		t.Errorf("webhook = %+v", h)
+	}
+	// Queries are inherited like the other limits.
+	if q := steps[2].Analysis.Queries; len(q) != 1 || q[0].Name != "error-rate" || *q[0].Max != 0.01 || q[0].Interval != 10*time.Second || q[0].ConsecutiveErrorLimit != 4 {
+		t.Errorf("step queries = %+v", q)
+	}
+	if c.Prometheus == nil || c.Prometheus.URL != "http://127.0.0.1:9090" || len(c.Notifications) != 2 || c.Notifications[1].Timeout != DefaultNotifyTimeout {
+		t.Errorf("prometheus %+v, notifications %+v", c.Prometheus, c.Notifications)
 	}
 	// Step 2 overrides window and max_p99 and inherits the rest from the service.
 	a := steps[2].Analysis
 	if a.Window != 2*time.Minute || a.MaxP99 != 500*time.Millisecond || a.MaxErrorRateVsStable != 2 || a.MinRequests != 50 {
 		t.Errorf("step analysis = %+v, want its own window/max_p99 and the service's other limits", *a)
 	}
-	if steps[3].Weight != nil || *steps[3].Analysis != web.Analysis {
+	if steps[3].Weight != nil || !reflect.DeepEqual(*steps[3].Analysis, web.Analysis) {
 		t.Errorf("gate-only step = %+v, want no weight and the service analysis", steps[3])
 	}
 	api, _ := c.Service("api")
 	if api.Source.Type != SourceECR || api.Source.Repository != "api" || api.Source.RegistryID != "123456789012" {
 		t.Errorf("api source = %+v, want ecr with repository defaulted to the image", api.Source)
 	}
+	if api.Platform != PlatformSwarm || api.Network != "api-net" {
+		t.Errorf("api platform %q network %q, want swarm on api-net", api.Platform, api.Network)
+	}
+	if sw := api.Swarm; sw == nil || len(sw.Constraints) != 2 || sw.Limits.CPUs != 1 || sw.Limits.MemoryBytes() != 512<<20 ||
+		sw.Reservations.CPUs != 0.25 || sw.Reservations.MemoryBytes() != 128<<20 {
+		t.Errorf("api swarm settings = %+v, want two constraints, limits 1 CPU 512m, reservations 0.25 CPU 128m", sw)
+	}
 	if network, addr := c.AdminAddr(c.Routers["edge"]); network != "tcp" || addr != "127.0.0.1:9090" {
 		t.Errorf("edge admin = %s %s", network, addr)
+	}
+	if lb := c.Routers["lb"]; lb.Type != RouterHAProxy || lb.Admin != "" || lb.Backend != "shop" || c.Routers["edge"].Type != RouterBuiltin {
+		t.Errorf("lb = %+v, want an haproxy router with no admin address, and edge builtin", lb)
 	}
 }
 
@@ -279,7 +300,7 @@ func TestEmptyBlocksKeepDefaults(t *testing.T) {
 	if s.Health.Path != "/healthz" || s.Replicas != 1 {
 		t.Errorf("empty values changed defaults: %+v", s)
 	}
-	if a := s.Strategy.Canary.Steps[0].Analysis; a == nil || *a != DefaultAnalysis() {
+	if a := s.Strategy.Canary.Steps[0].Analysis; a == nil || !reflect.DeepEqual(*a, DefaultAnalysis()) {
 		t.Errorf("empty analysis block = %v, want the default analysis switched on", a)
 	}
 }
@@ -301,5 +322,36 @@ func TestSelfReferringAndExplodingAliasesAreRefusedQuickly(t *testing.T) {
 				t.Errorf("got %q", got)
 			}
 		})
+	}
+}
+
+func TestQueriesWebhooksAndNotificationsGetTheirDefaults(t *testing.T) {
+	c := mustParse(t, `prometheus: {url: "http://127.0.0.1:9090"}
+notifications: [{url: "http://127.0.0.1:9000/hook", secret_file: hook.secret}]
+services:
+  web:
+    image: a
+    analysis:
+      queries: [{name: errors, query: up, max: 0.05}]
+    strategy:
+      canary:
+        steps:
+          - weight: 10
+            webhook: {url: "http://127.0.0.1:9000/confirm"}
+          - analysis: {window: 30s}
+`)
+	if p := c.Prometheus; p.Timeout != DefaultPrometheusTimeout {
+		t.Errorf("prometheus %+v", p)
+	}
+	if n := c.Notifications[0]; n.Timeout != DefaultNotifyTimeout || n.SecretFile != "hook.secret" || n.Template != "" {
+		t.Errorf("notification %+v", n)
+	}
+	steps := c.Services["web"].Strategy.Canary.Steps
+	if h := steps[0].Webhook; h == nil || h.Timeout != DefaultWebhookTimeout {
+		t.Errorf("webhook %+v", h)
+	}
+	q := steps[1].Analysis.Queries
+	if len(q) != 1 || q[0].Interval != 10*time.Second || q[0].ConsecutiveErrorLimit != 4 || q[0].FailureLimit != 0 || q[0].Min != nil {
+		t.Errorf("inherited query %+v", q)
 	}
 }

@@ -230,7 +230,7 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string, at pos) {
 		// An empty value keeps the default; an empty block (`analysis:`)
 		// still switches the block on.
 		if v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct && v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
+			v.Set(newElem(v.Type()))
 		}
 		return
 	}
@@ -241,7 +241,7 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string, at pos) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
+			v.Set(newElem(v.Type())) // with its defaults, if it has them
 		}
 		d.decode(n, v.Elem(), path, at)
 	case reflect.Struct:

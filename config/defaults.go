@@ -40,11 +40,31 @@ func DefaultAnalysis() Analysis {
 
 func intPtr(i int) *int { return &i }
 
-func (r *Router) setDefaults() { r.Listen = DefaultListen }
+func (r *Router) setDefaults() { r.Type, r.Listen = RouterBuiltin, DefaultListen }
+
+// Defaults of the analysis queries and webhooks: the engine's where it
+// has them.
+const (
+	DefaultPrometheusTimeout = 5 * time.Second
+	DefaultNotifyTimeout     = 5 * time.Second
+	DefaultWebhookTimeout    = engine.DefaultWebhookTimeout
+)
+
+func (p *Prometheus) setDefaults() { p.Timeout = DefaultPrometheusTimeout }
+
+func (n *Notification) setDefaults() { n.Timeout = DefaultNotifyTimeout }
+
+func (w *Webhook) setDefaults() { w.Timeout = DefaultWebhookTimeout }
+
+func (q *Query) setDefaults() {
+	q.Interval = engine.DefaultQueryInterval
+	q.ConsecutiveErrorLimit = engine.DefaultConsecutiveErrorLimit
+}
 
 func (s *Service) setDefaults() {
 	*s = Service{
 		Source:   Source{Type: SourceDocker},
+		Platform: PlatformDocker,
 		Replicas: 1,
 		Port:     DefaultPort,
 		Health: Health{
@@ -80,7 +100,7 @@ func applyDefaults(d *decoder, c *Config) {
 	}
 	for name, r := range c.Routers {
 		r.Name = name
-		if r.Admin == "" {
+		if r.Admin == "" && r.Type == RouterBuiltin {
 			r.Admin = "unix:" + filepath.Join(c.RawStateDir, "router-"+name+".sock")
 		}
 	}

@@ -8,6 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/docker/go-units"
+
+	"github.com/cutover/cutover/engine"
 )
 
 // nameRE is what service and router names must look like: they end up in
@@ -18,16 +22,33 @@ var registryIDRE = regexp.MustCompile(`^[0-9]{12}$`)
 
 // validator checks a decoded, defaulted Config, reporting through the
 // decoder so each problem carries the line its key was written on.
-type validator struct{ d *decoder }
+type validator struct {
+	d          *decoder
+	prometheus bool // a prometheus server is configured, for analysis queries
+}
 
 func (v validator) errorf(path, format string, args ...any) {
 	v.d.errorf(v.d.at(path), path, format, args...)
 }
 
 func validate(d *decoder, c *Config) {
-	v := validator{d}
+	v := validator{d: d, prometheus: c.Prometheus != nil}
 	if c.Version != Version {
 		v.errorf("version", "this cutover reads version %d, got %d", Version, c.Version)
+	}
+	if p := c.Prometheus; p != nil {
+		v.httpURL("prometheus.url", p.URL)
+		v.positive("prometheus.timeout", p.Timeout)
+	}
+	for i, n := range c.Notifications {
+		np := indexPath("notifications", i)
+		v.httpURL(np+".url", n.URL)
+		v.positive(np+".timeout", n.Timeout)
+		if n.Template != "" {
+			if _, err := engine.ParseNoticeTemplate(n.Template); err != nil {
+				v.errorf(np+".template", "%v", err)
+			}
+		}
 	}
 	for _, name := range c.RouterNames() {
 		v.router("routers."+name, c.Routers[name])
@@ -45,6 +66,13 @@ func validate(d *decoder, c *Config) {
 	for _, name := range c.RouterNames() {
 		r := c.Routers[name]
 		claim("routers."+name+".listen", r.Listen, name)
+		if r.Type == RouterHAProxy {
+			// One HAProxy serves many backends; a backend, and the map
+			// that holds its record, belong to one router.
+			claim("routers."+name+".backend", "backend "+r.Backend+" at unix:"+c.Resolve(r.Socket), name)
+			claim("routers."+name+".map", "map "+r.Map, name)
+			continue
+		}
 		network, admin := c.AdminAddr(r)
 		claim("routers."+name+".admin", network+":"+admin, name)
 		if network == "tcp" {
@@ -78,9 +106,42 @@ func (v validator) name(path, name string) {
 	}
 }
 
+// haproxyNameRE is what HAProxy accepts as a backend name.
+var haproxyNameRE = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
+
 func (v validator) router(p string, r *Router) {
 	v.name(p, r.Name)
 	v.hostPort(p+".listen", r.Listen)
+	switch r.Type {
+	case RouterBuiltin:
+		for key, val := range map[string]string{"socket": r.Socket, "backend": r.Backend, "map": r.Map} {
+			if val != "" {
+				v.errorf(p+"."+key, "only used with type haproxy")
+			}
+		}
+	case RouterHAProxy:
+		for key, val := range map[string]string{"admin": r.Admin, "token_file": r.TokenFile} {
+			if val != "" {
+				v.errorf(p+"."+key, "only used with type builtin: cutover drives HAProxy through its runtime API (socket)")
+			}
+		}
+		if r.Socket == "" {
+			v.errorf(p+".socket", "required for type haproxy: the path of HAProxy's runtime API socket (stats socket PATH level admin)")
+		}
+		switch {
+		case r.Backend == "":
+			v.errorf(p+".backend", "required for type haproxy: the HAProxy backend whose servers cutover sets")
+		case !haproxyNameRE.MatchString(r.Backend):
+			v.errorf(p+".backend", "%q is not an HAProxy backend name (letters, digits, '.', '-', '_', ':')", r.Backend)
+		}
+		if r.Map == "" {
+			v.errorf(p+".map", "required for type haproxy: the map file cutover keeps its record in, as HAProxy's config loads it")
+		}
+		return
+	default:
+		v.errorf(p+".type", "want builtin or haproxy, got %q", r.Type)
+		return
+	}
 	if sock, ok := strings.CutPrefix(r.Admin, "unix:"); ok {
 		if sock == "" {
 			v.errorf(p+".admin", "want unix:PATH or host:port, got %q", r.Admin)
@@ -107,6 +168,7 @@ func (v validator) hostPort(path, addr string) {
 func (v validator) service(c *Config, p string, s *Service) {
 	v.name(p, s.Name)
 	v.source(p, s)
+	v.platform(p, s)
 	if s.Replicas < 1 {
 		v.errorf(p+".replicas", "must be at least 1, got %d", s.Replicas)
 	}
@@ -154,6 +216,32 @@ func (v validator) service(c *Config, p string, s *Service) {
 	}
 	v.canary(st+".canary", s.Strategy.Canary, max(s.Replicas, 1))
 	v.analysis(p+".analysis", s.Analysis, false)
+	if r := c.Routers[s.Router]; r != nil && r.Type == RouterHAProxy {
+		v.measurable(p, s, r)
+	}
+}
+
+// measurable refuses the analysis limits an HAProxy router cannot
+// measure. HAProxy keeps no latency distribution: only averages of its
+// last 1024 requests and maxima, from which no p99 can be told, so a p99
+// limit would be judged on nothing. Each limit is reported where it was
+// written: a step's inherited limits at the service.
+func (v validator) measurable(p string, s *Service, r *Router) {
+	why := fmt.Sprintf("router %s is type haproxy, which keeps no latency distribution (only averages of its last 1024 requests), so a p99 cannot be measured; set 0 or use a builtin router", r.Name)
+	check := func(path string, a Analysis, ownOnly bool) {
+		if a.MaxP99 > 0 && (!ownOnly || v.d.present(path+".max_p99")) {
+			v.errorf(path+".max_p99", "%s", why)
+		}
+		if a.MaxP99VsStable > 0 && (!ownOnly || v.d.present(path+".max_p99_vs_stable")) {
+			v.errorf(path+".max_p99_vs_stable", "%s", why)
+		}
+	}
+	check(p+".analysis", s.Analysis, false)
+	for i, st := range s.Strategy.Canary.Steps {
+		if st.Analysis != nil {
+			check(indexPath(p+".strategy.canary.steps", i)+".analysis", *st.Analysis, true)
+		}
+	}
 }
 
 func (v validator) source(p string, s *Service) {
@@ -180,9 +268,7 @@ func (v validator) source(p string, s *Service) {
 			v.errorf(sp+".registry_id", "want a 12-digit AWS account ID, got %q", src.RegistryID)
 		}
 		if src.Endpoint != "" {
-			if u, err := url.Parse(src.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				v.errorf(sp+".endpoint", "want an http(s) URL, got %q", src.Endpoint)
-			}
+			v.httpURL(sp+".endpoint", src.Endpoint)
 		}
 	default:
 		v.errorf(sp+".type", "want docker or ecr, got %q", src.Type)
@@ -197,6 +283,54 @@ func (v validator) source(p string, s *Service) {
 	last := s.Image[strings.LastIndex(s.Image, "/")+1:]
 	if strings.ContainsAny(last, ":@") {
 		v.errorf(p+".image", "want a repository without a tag or digest (the tag is picked at release time), got %q", s.Image)
+	}
+}
+
+// constraintRE is a Swarm placement constraint: an attribute, == or !=,
+// and a value.
+var constraintRE = regexp.MustCompile(`^\s*[A-Za-z0-9_.\-]+\s*(==|!=)\s*\S`)
+
+func (v validator) platform(p string, s *Service) {
+	switch s.Platform {
+	case PlatformDocker:
+		if v.d.present(p + ".swarm") {
+			v.errorf(p+".swarm", "only used with platform: swarm")
+		}
+		return
+	case PlatformSwarm:
+	default:
+		v.errorf(p+".platform", "want docker or swarm, got %q", s.Platform)
+		return
+	}
+	if s.Swarm == nil {
+		return
+	}
+	sp := p + ".swarm"
+	for i, c := range s.Swarm.Constraints {
+		if !constraintRE.MatchString(c) {
+			v.errorf(indexPath(sp+".constraints", i), "want a constraint such as node.labels.zone==a or node.role!=manager, got %q", c)
+		}
+	}
+	v.resources(sp+".limits", s.Swarm.Limits)
+	v.resources(sp+".reservations", s.Swarm.Reservations)
+	lim, res := s.Swarm.Limits, s.Swarm.Reservations
+	if lim.CPUs > 0 && res.CPUs > lim.CPUs {
+		v.errorf(sp+".reservations.cpus", "%g is above the limit of %g: a task may never use what its node must keep for it", res.CPUs, lim.CPUs)
+	}
+	if l, r := lim.MemoryBytes(), res.MemoryBytes(); l > 0 && r > l {
+		v.errorf(sp+".reservations.memory", "%s is above the limit of %s: a task may never use what its node must keep for it", res.Memory, lim.Memory)
+	}
+}
+
+func (v validator) resources(p string, r Resources) {
+	if r.CPUs < 0 {
+		v.errorf(p+".cpus", "must not be negative, got %g", r.CPUs)
+	}
+	if r.Memory == "" {
+		return
+	}
+	if n, err := units.RAMInBytes(r.Memory); err != nil || n <= 0 {
+		v.errorf(p+".memory", "want bytes with an optional unit such as 512m or 1g, got %q", r.Memory)
 	}
 }
 
@@ -235,12 +369,17 @@ func (v validator) canary(p string, c Canary, replicas int) {
 			gates = append(gates, "analysis")
 			v.analysis(sp+".analysis", *st.Analysis, true)
 		}
+		if st.Webhook != nil {
+			gates = append(gates, "webhook")
+			v.httpURL(sp+".webhook.url", st.Webhook.URL)
+			v.positive(sp+".webhook.timeout", st.Webhook.Timeout)
+		}
 		if len(gates) > 1 {
 			v.errorf(sp, "a step has at most one gate, got %s; split it into steps", strings.Join(gates, " and "))
 		}
 		if st.Weight == nil {
 			if len(gates) == 0 {
-				v.errorf(sp, "a step needs a weight, a gate (approval, pause, analysis), or both")
+				v.errorf(sp, "a step needs a weight, a gate (approval, pause, analysis, webhook), or both")
 			}
 			continue
 		}
@@ -275,6 +414,46 @@ func (v validator) analysis(p string, a Analysis, ownOnly bool) {
 	}
 	if check("min_requests") {
 		v.atLeast(p+".min_requests", a.MinRequests, 0)
+	}
+	if check("queries") {
+		v.queries(p+".queries", a.Queries)
+	}
+}
+
+// queries checks an analysis's PromQL checks, their templates included.
+func (v validator) queries(p string, qs []Query) {
+	if len(qs) > 0 && !v.prometheus {
+		v.errorf(p, "queries need a Prometheus server: set prometheus.url at the top level")
+	}
+	names := map[string]string{}
+	for i, q := range qs {
+		qp := indexPath(p, i)
+		switch other, dup := names[q.Name]; {
+		case q.Name == "":
+			v.errorf(qp+".name", "required: the check's name in verdicts and the console")
+		case dup:
+			v.errorf(qp+".name", "%q is already the name of %s", q.Name, other)
+		}
+		names[q.Name] = qp
+		if _, err := engine.RenderQuery(q.Query, engine.ExampleQueryVars); err != nil {
+			v.errorf(qp+".query", "%v (the template may use {{.Service}}, {{.Canary}}, {{.Stable}} and {{.Window}})", err)
+		}
+		switch {
+		case q.Min == nil && q.Max == nil:
+			v.errorf(qp, "needs min, max or both: the range each value must lie in")
+		case q.Min != nil && q.Max != nil && *q.Min > *q.Max:
+			v.errorf(qp+".min", "%g is above max %g", *q.Min, *q.Max)
+		}
+		v.atLeast(qp+".failure_limit", q.FailureLimit, 0)
+		v.atLeast(qp+".inconclusive_limit", q.InconclusiveLimit, 0)
+		v.atLeast(qp+".consecutive_error_limit", q.ConsecutiveErrorLimit, 0)
+	}
+}
+
+// httpURL checks an http(s) URL with a host.
+func (v validator) httpURL(path, u string) {
+	if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		v.errorf(path, "want an http(s) URL, got %q", u)
 	}
 }
 

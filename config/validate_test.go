@@ -17,6 +17,19 @@ func svc(body ...string) string {
 	return b.String()
 }
 
+// prom is a top-level prometheus block, for files with queries (line 1).
+const prom = "prometheus: {url: \"http://127.0.0.1:9090\"}\n"
+
+// haproxyRouter is a router main of type haproxy on lines 1-6, plus the
+// extra lines given.
+func haproxyRouter(extra ...string) string {
+	s := "routers:\n  main:\n    type: haproxy\n    socket: /run/haproxy/admin.sock\n    backend: web\n    map: /etc/haproxy/cutover.map\n"
+	for _, l := range extra {
+		s += "    " + l + "\n"
+	}
+	return s
+}
+
 func TestEveryRuleReportsFileLineAndPath(t *testing.T) {
 	cases := []struct {
 		name, src, want string
@@ -82,7 +95,7 @@ func TestEveryRuleReportsFileLineAndPath(t *testing.T) {
 		{"two gates", svc("image: a", "strategy:", "  canary:", "    steps:", "      - weight: 10", "        approval: true", "        analysis: {}"),
 			"cutover.yaml:7: services.web.strategy.canary.steps[0]: a step has at most one gate, got approval and analysis; split it into steps"},
 		{"empty step", svc("image: a", "strategy:", "  canary:", "    steps:", "      - {}"),
-			"cutover.yaml:7: services.web.strategy.canary.steps[0]: a step needs a weight, a gate (approval, pause, analysis), or both"},
+			"cutover.yaml:7: services.web.strategy.canary.steps[0]: a step needs a weight, a gate (approval, pause, analysis, webhook), or both"},
 		{"no steps", svc("image: a", "strategy:", "  canary:", "    steps: []"),
 			"cutover.yaml:6: services.web.strategy.canary.steps: must have at least one step (leave steps out for the default ones)"},
 		{"error rate over 1", svc("image: a", "analysis:", "  max_error_rate: 5"),
@@ -113,6 +126,22 @@ func TestEveryRuleReportsFileLineAndPath(t *testing.T) {
 			`cutover.yaml:2: services.web.router: router "main" already serves service "api"; a router serves one service: add a router for web`},
 		{"router name", "routers:\n  Main: {}\n" + svc("image: a"),
 			`cutover.yaml:2: routers.Main: name "Main" must be lowercase letters, digits and dashes, starting and ending with a letter or digit (at most 63)`},
+		{"router type", "routers:\n  main: {type: nginx}\n" + svc("image: a"),
+			`cutover.yaml:2: routers.main.type: want builtin or haproxy, got "nginx"`},
+		{"haproxy key on a builtin router", "routers:\n  main:\n    socket: /run/haproxy/admin.sock\n" + svc("image: a"),
+			"cutover.yaml:3: routers.main.socket: only used with type haproxy"},
+		{"builtin key on an haproxy router", haproxyRouter("token_file: /etc/token") + svc("image: a"),
+			"cutover.yaml:7: routers.main.token_file: only used with type builtin: cutover drives HAProxy through its runtime API (socket)"},
+		{"haproxy router without a socket", "routers:\n  main: {type: haproxy, backend: web, map: /m}\n" + svc("image: a"),
+			"cutover.yaml:2: routers.main.socket: required for type haproxy: the path of HAProxy's runtime API socket (stats socket PATH level admin)"},
+		{"haproxy backend name", "routers:\n  main: {type: haproxy, socket: /s, map: /m, backend: \"web be\"}\n" + svc("image: a"),
+			`cutover.yaml:2: routers.main.backend: "web be" is not an HAProxy backend name (letters, digits, '.', '-', '_', ':')`},
+		{"one haproxy backend for two routers", "routers:\n  a: {type: haproxy, listen: \":1\", socket: /s, backend: be, map: /m1}\n  b: {type: haproxy, listen: \":2\", socket: /s, backend: be, map: /m2}\n" + svc("image: a", "router: a"),
+			`cutover.yaml:3: routers.b.backend: backend be at unix:/s is already an address of router "a"`},
+		{"p99 behind haproxy", haproxyRouter() + svc("image: a", "analysis: {max_p99: 500ms}"),
+			"cutover.yaml:10: services.web.analysis.max_p99: router main is type haproxy, which keeps no latency distribution (only averages of its last 1024 requests), so a p99 cannot be measured; set 0 or use a builtin router"},
+		{"step p99 vs stable behind haproxy", haproxyRouter() + svc("image: a", "strategy:", "  canary:", "    steps:", "      - analysis: {max_p99_vs_stable: 2}"),
+			"cutover.yaml:13: services.web.strategy.canary.steps[0].analysis.max_p99_vs_stable: router main is type haproxy, which keeps no latency distribution (only averages of its last 1024 requests), so a p99 cannot be measured; set 0 or use a builtin router"},
 		{"source type", svc("image: a", "source: {type: gcr}"),
 			`cutover.yaml:4: services.web.source.type: want docker or ecr, got "gcr"`},
 		{"ecr field on docker", svc("image: a", "source:", "  region: us-east-1"),
@@ -125,8 +154,42 @@ func TestEveryRuleReportsFileLineAndPath(t *testing.T) {
 			"cutover.yaml:3: services.web.source.repository: required for type ecr (or set image)"},
 		{"tag filter", svc("image: a", "source: {tag_filter: \"v(\"}"),
 			"cutover.yaml:4: services.web.source.tag_filter: not a valid regular expression: error parsing regexp: missing closing ): `v(`"},
+		{"platform", svc("image: a", "platform: kubernetes"),
+			`cutover.yaml:4: services.web.platform: want docker or swarm, got "kubernetes"`},
+		{"swarm keys on docker", svc("image: a", "swarm:", "  constraints: [node.role==worker]"),
+			"cutover.yaml:4: services.web.swarm: only used with platform: swarm"},
+		{"constraint", svc("image: a", "platform: swarm", "swarm:", "  constraints:", "    - node.role==worker", "    - zone=a"),
+			`cutover.yaml:8: services.web.swarm.constraints[1]: want a constraint such as node.labels.zone==a or node.role!=manager, got "zone=a"`},
+		{"memory", svc("image: a", "platform: swarm", "swarm: {limits: {memory: lots}}"),
+			`cutover.yaml:5: services.web.swarm.limits.memory: want bytes with an optional unit such as 512m or 1g, got "lots"`},
+		{"negative cpus", svc("image: a", "platform: swarm", "swarm:", "  reservations:", "    cpus: -1"),
+			"cutover.yaml:7: services.web.swarm.reservations.cpus: must not be negative, got -1"},
+		{"reservation above limit", svc("image: a", "platform: swarm", "swarm:", "  limits: {memory: 256m}", "  reservations: {memory: 1g}"),
+			"cutover.yaml:7: services.web.swarm.reservations.memory: 1g is above the limit of 256m: a task may never use what its node must keep for it"},
 		{"env name", svc("image: a", "env: {\"A=B\": x}"),
 			"cutover.yaml:4: services.web.env.A=B: environment variable names cannot be empty or contain '='"},
+		{"prometheus url", "prometheus: {url: localhost:9090}\n" + svc("image: a"),
+			`cutover.yaml:1: prometheus.url: want an http(s) URL, got "localhost:9090"`},
+		{"queries without prometheus", svc("image: a", "analysis:", "  queries:", "    - {name: errors, query: up, max: 1}"),
+			"cutover.yaml:5: services.web.analysis.queries: queries need a Prometheus server: set prometheus.url at the top level"},
+		{"query template", prom + svc("image: a", "analysis:", "  queries:", "    - name: errors", "      query: 'rate(x{version=\"{{.Canry}}\"}[1m])'", "      max: 1"),
+			`cutover.yaml:8: services.web.analysis.queries[0].query: query template: template: query:1:18: executing "query" at <.Canry>: can't evaluate field Canry in type engine.QueryVars (the template may use {{.Service}}, {{.Canary}}, {{.Stable}} and {{.Window}})`},
+		{"query without a range", prom + svc("image: a", "analysis:", "  queries:", "    - {name: errors, query: up}"),
+			"cutover.yaml:7: services.web.analysis.queries[0]: needs min, max or both: the range each value must lie in"},
+		{"query min above max", prom + svc("image: a", "analysis:", "  queries:", "    - {name: ok, query: up, min: 2, max: 1}"),
+			"cutover.yaml:7: services.web.analysis.queries[0].min: 2 is above max 1"},
+		{"query names twice", prom + svc("image: a", "analysis:", "  queries:", "    - {name: e, query: up, max: 1}", "    - {name: e, query: up, max: 2}"),
+			`cutover.yaml:8: services.web.analysis.queries[1].name: "e" is already the name of services.web.analysis.queries[0]`},
+		{"step query", prom + svc("image: a", "strategy:", "  canary:", "    steps:", "      - analysis:", "          queries: [{name: e, query: '', max: 1}]"),
+			"cutover.yaml:9: services.web.strategy.canary.steps[0].analysis.queries[0].query: the query is empty (the template may use {{.Service}}, {{.Canary}}, {{.Stable}} and {{.Window}})"},
+		{"notification url", "notifications:\n  - url: hooks.example.com\n" + svc("image: a"),
+			`cutover.yaml:2: notifications[0].url: want an http(s) URL, got "hooks.example.com"`},
+		{"notification template", "notifications:\n  - url: http://x\n    template: '{\"text\": {{.Summary}}}'\n" + svc("image: a"),
+			`cutover.yaml:3: notifications[0].template: renders "{\"text\": web 1.0.0 → 1.1.0: gate-passed: analysis passed: error rate 0.2% ≤ 1%, 1,234 requests}", which is not JSON`},
+		{"webhook url", svc("image: a", "strategy:", "  canary:", "    steps:", "      - webhook: {url: /confirm}"),
+			`cutover.yaml:7: services.web.strategy.canary.steps[0].webhook.url: want an http(s) URL, got "/confirm"`},
+		{"webhook and approval", svc("image: a", "strategy:", "  canary:", "    steps:", "      - {approval: true, webhook: {url: \"http://x\"}}"),
+			"cutover.yaml:7: services.web.strategy.canary.steps[0]: a step has at most one gate, got approval and webhook; split it into steps"},
 		{"syntax", "services:\n  web: [a\n",
 			"cutover.yaml:2: invalid YAML: sequence end token ']' not found"},
 		{"duplicate key", svc("image: a", "image: b"),

@@ -42,6 +42,7 @@ const (
 	EventLaunched      EventKind = "launched"       // Instance set
 	EventHealthy       EventKind = "healthy"        // Instance passed its checks
 	EventUnhealthy     EventKind = "unhealthy"      // Instance failed: crashed, restarted or failed checks
+	EventReplaced      EventKind = "replaced"       // the platform replaced an instance by itself (Swarm): Instance is the newcomer
 	EventApplying      EventKind = "applying"       // about to apply Table
 	EventApplied       EventKind = "applied"        // Table is live
 	EventDraining      EventKind = "draining"       // waiting for in-flight requests of Instances
@@ -64,6 +65,20 @@ const (
 	EventFinished      EventKind = "finished"       // Outcome set
 	EventHeartbeatLost EventKind = "heartbeat-lost" // the journal lease went to someone else
 )
+
+// Event kinds of analysis windows and notifications. An inconclusive
+// verdict may also come from a query with no data.
+const (
+	EventAnalysisProgress EventKind = "analysis-progress" // an analysis window's figures so far (Analysis set), every few seconds
+	// EventNotifyFailed records a notification that did not reach its
+	// target. It is journaled beside the release by the notifier, not by
+	// the release: it never changes the record's state or step.
+	EventNotifyFailed EventKind = "notify-failed"
+)
+
+// Annotation says whether events of kind k only annotate a release: they
+// are stored with its events but leave its record's state and step alone.
+func (k EventKind) Annotation() bool { return k == EventNotifyFailed }
 
 // Event is one thing that happened in a release. Events are plain values:
 // drivers (the TUI, the headless CLI) render them, the journal stores them.

@@ -97,7 +97,7 @@ func (r *Release) apply(ctx context.Context, table RouteTable) error {
 // the time of a router write. The steps see it at their next checkpoint
 // and carry the rest of the rollback out.
 func (r *Release) swapNow(by Actor) {
-	err := r.swapToStable(r.runCtx, "rollback by "+by.String())
+	err := r.swapToStable(r.runCtx, "rollback by "+by.String(), &by)
 	if err != nil && !errors.Is(err, errNoSwap) {
 		_ = r.emit(r.runCtx, Event{Kind: EventFailure, Error: err.Error(),
 			Message: "the instant swap to " + orNothing(r.stable.Version) + " failed; the rollback goes on from the actual state"})
@@ -108,8 +108,9 @@ func (r *Release) swapNow(by Actor) {
 // router's table alone (swapTable): no Docker call, image lookup or full
 // state read stands between the decision and the swap, and the journal
 // writes before it are one fenced write. It returns errNoSwap when no
-// stable instance can take the traffic yet. Safe from any goroutine.
-func (r *Release) swapToStable(ctx context.Context, reason string) error {
+// stable instance can take the traffic yet. by is the operator who asked
+// for the rollback (nil when a failure did). Safe from any goroutine.
+func (r *Release) swapToStable(ctx context.Context, reason string, by *Actor) error {
 	r.fenceMu.Lock()
 	defer r.fenceMu.Unlock()
 	if r.swapped || r.ended {
@@ -119,7 +120,7 @@ func (r *Release) swapToStable(ctx context.Context, reason string) error {
 	if !r.announced {
 		r.announced = true
 		r.update(func(s *Snapshot) { s.State, s.PausedBy, s.Gate = ReleaseRollingBack, "", nil })
-		evs = append(evs, Event{Kind: EventRollingBack, State: ReleaseRollingBack,
+		evs = append(evs, Event{Kind: EventRollingBack, State: ReleaseRollingBack, Actor: by,
 			Message: "rolling back to " + orNothing(r.stable.Version) + ": " + reason})
 	}
 	flush := func(err error) error {
@@ -157,10 +158,9 @@ func (r *Release) swapToStable(ctx context.Context, reason string) error {
 	if !ok {
 		return flush(errNoSwap)
 	}
-	if sameTable(table, cur) {
-		r.swapped = true
-		return flush(nil)
-	}
+	// Written even when the table already is all on stable: the write is
+	// what claims this release's epoch at the router, fencing out a table
+	// the old writer has on its way there.
 	if err := r.write(ctx, table, evs...); err != nil {
 		return err
 	}

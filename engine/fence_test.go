@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -412,4 +413,96 @@ func TestARouterAtTheLastEpochIsRefusedWithNothingChanged(t *testing.T) {
 	if len(env.Platform.Calls()) > 0 || len(env.Router.Applied()) > 0 {
 		t.Errorf("something changed: %v %v", env.Platform.Calls(), env.Router.Applied())
 	}
+}
+
+// A rollback while a rolling batch has taken a stable instance out of
+// rotation (weight 0, to be retired) puts it back in rotation: the whole
+// stable fleet serves again, not the part that was serving at the swap.
+func TestRollbackMidRollingBatchPutsTheOutOfRotationInstanceBack(t *testing.T) {
+	env := seeded(4)
+	for _, in := range env.Platform.Running("1.0.0") {
+		env.Router.SetInFlight(in.ID, 1) // the batch's drain waits: its instance stays, at weight 0
+	}
+	spec := baseSpec(engine.StrategySpec{Type: engine.Rolling, Rolling: engine.RollingSpec{BatchSize: 1}})
+	run := startOn(t, env, spec, engine.Options{})
+	mustUntil(t, run, kind(engine.EventDraining))
+	rollbackFrom(t, env, spec, run.Release.ID())
+	mustWait(t, run, engine.TakenOver)
+	expectFleet(t, env, "1.0.0")
+	for _, b := range env.Router.Table().Backends {
+		if b.Weight == 0 {
+			t.Errorf("stable backend %s left at weight 0 after the rollback: %+v", b.ID, env.Router.Table())
+		}
+	}
+	assertSafe(t, env)
+}
+
+// A rollback whose swap finds the table already all on stable still
+// writes it: that write claims the rollback's epoch at the router, so a
+// table the old writer has on its way there is refused.
+func TestRollbackClaimsTheEpochEvenWhenTheTableIsAlreadyOnStable(t *testing.T) {
+	env := seeded(4)
+	spec := baseSpec(engine.StrategySpec{Type: engine.BlueGreen, BlueGreen: engine.BlueGreenSpec{Approval: true}})
+	run := startOn(t, env, spec, engine.Options{Detach: true})
+	mustWait(t, run, engine.WaitingForApproval) // green launched, all traffic still on blue
+	before := env.Router.Table()
+	if share(before, "1.0.0") != 100 {
+		t.Fatalf("table before the rollback %+v", before)
+	}
+	// The old writer's switch to green, computed before the takeover.
+	stale := engine.RouteTable{Epoch: before.Epoch, Writer: before.Writer}
+	for _, in := range env.Platform.Running("1.1.0") {
+		stale.Backends = append(stale.Backends, engine.Backend{ID: in.ID, Addr: in.Addr, Version: in.Version, Weight: 2500})
+	}
+	rollbackFrom(t, env, spec, run.Release.ID())
+	if err := env.Router.Apply(context.Background(), stale); !errors.Is(err, engine.ErrStaleEpoch) {
+		t.Errorf("the old writer's switch (epoch %d, writer %s) after the rollback: %v, want it fenced out", stale.Epoch, stale.Writer, err)
+	}
+	expectFleet(t, env, "1.0.0")
+}
+
+// Two runs of one release (two approves): the one that takes the lease
+// second plans and claims on what it reads once the lease is its own,
+// never on what it read before, so it neither undoes the first run's
+// progress nor passes a gate the first run already passed.
+func TestASecondRunOfAReleaseActsOnlyOnWhatItReadsHoldingTheLease(t *testing.T) {
+	env := seeded(4)
+	spec := canarySpec(engine.CanaryStep{Weight: 25, Gate: approval()}, engine.CanaryStep{Weight: 50, Gate: approval()})
+	first := startOn(t, env, spec, engine.Options{Detach: true})
+	mustWait(t, first, engine.WaitingForApproval)
+	id := first.Release.ID()
+	approve := func(by string) engine.Options {
+		return engine.Options{ID: id, Detach: true, Approve: &engine.Order{Command: engine.CmdApprove, Gate: "canary step 1", By: engine.Actor{User: by}}}
+	}
+	// The late run reads the router, then, before it takes the lease,
+	// the other run passes gate 1 and stops at gate 2.
+	var ran atomic.Bool
+	env.Journal.BeforeWrite = func(kind string) {
+		if kind != "begin" || !ran.CompareAndSwap(false, true) {
+			return
+		}
+		rel, err := engine.New(env.Deps(), spec, target, approve("alice"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if o, err := rel.Run(context.Background()); o != engine.WaitingForApproval {
+			t.Errorf("the first approve: %s %v", o, err)
+		}
+	}
+	late := startOn(t, env, spec, approve("bob"))
+	mustWait(t, late, engine.WaitingForApproval)
+	if got := share(env.Router.Table(), "1.1.0"); got != 50 {
+		t.Errorf("1.1.0 has %d%% after both approves, want 50%% (waiting at gate 2)", got)
+	}
+	passed := 0
+	for _, ev := range late.Events() {
+		if ev.Kind == engine.EventGatePassed {
+			passed++
+		}
+	}
+	if passed != 0 {
+		t.Errorf("the late approve passed %d gates, want none: its approval was for a gate already passed\n%s", passed, messages(late.Events()))
+	}
+	assertSafe(t, env)
 }

@@ -23,6 +23,8 @@ func (r *Release) gate(ctx context.Context, g Gate) error {
 		return r.pauseGate(ctx, g)
 	case GateAnalysis:
 		return r.analysisGate(ctx, g)
+	case GateWebhook:
+		return r.webhookGate(ctx, g)
 	}
 	return fmt.Errorf("unknown gate %q", g.Kind)
 }
@@ -108,19 +110,26 @@ func (r *Release) analysisGate(ctx context.Context, g Gate) error {
 	if err := r.emit(ctx, Event{Kind: EventGateWaiting, Gate: &g, Message: g.String()}); err != nil {
 		return &failure{err: err}
 	}
-	var start Stats
-	restart := true
+	var w *analysisWindow // nil until the window (re)starts
 	var elapsed time.Duration
-	var last time.Time
-	for restart || elapsed < a.Window {
-		if restart && !r.paused {
+	var last, shown time.Time
+	settled := false
+	for w == nil || elapsed < a.Window && !settled {
+		if w == nil && !r.paused {
 			_, s, err := r.deps.Router.State(ctx)
 			if err != nil {
 				return failf("analysis: read router figures: %w", err)
 			}
-			start, elapsed, last, restart = s, 0, r.deps.Clock.Now(), false
+			// The live figures are measured against the snapshot's stats
+			// from here on: it must not hold older ones than the start.
+			r.update(func(sn *Snapshot) { sn.Stats = s })
+			elapsed, last = 0, r.deps.Clock.Now()
+			w, shown = newAnalysisWindow(a, r.spec.Name, r.target.Version, r.stable.Version, s), last
 		}
 		r.setGate(g, fmt.Sprintf("analysis window: %s of %s", fmtDuration(elapsed.Round(time.Second)), fmtDuration(a.Window)), a.Window-elapsed)
+		if w != nil {
+			r.showAnalysis(ctx, g, w, elapsed, &shown)
+		}
 		if err := r.tick(ctx, a.Window-elapsed); err != nil {
 			return err
 		}
@@ -128,15 +137,18 @@ func (r *Release) analysisGate(ctx context.Context, g Gate) error {
 			return errPromote
 		}
 		if r.paused {
-			restart = true
+			w = nil
 			continue
 		}
 		now := r.deps.Clock.Now()
 		elapsed += now.Sub(last)
 		last = now
+		if elapsed < a.Window {
+			settled = w.measure(ctx, r.deps.Metrics, elapsed, now, false)
+		}
 	}
-	var end Stats
-	for deadline := r.deps.Clock.Now().Add(analysisMargin); ; {
+	end := w.start
+	for deadline := r.deps.Clock.Now().Add(analysisMargin); a.judgesRouter(); {
 		_, s, err := r.deps.Router.State(ctx)
 		if err == nil {
 			end = s
@@ -149,7 +161,11 @@ func (r *Release) analysisGate(ctx context.Context, g Gate) error {
 			return err
 		}
 	}
-	res := Analyze(a, start, end, r.target.Version, r.stable.Version)
+	now := r.deps.Clock.Now()
+	if !settled {
+		w.measure(ctx, r.deps.Metrics, elapsed, now, true)
+	}
+	res := w.result(end, elapsed, now, true)
 	r.update(func(s *Snapshot) {
 		if s.Gate != nil {
 			s.Gate.Analysis = &res
@@ -169,6 +185,42 @@ func (r *Release) analysisGate(ctx context.Context, g Gate) error {
 		_ = r.emit(ctx, ev)
 		return &failure{err: fmt.Errorf("%s", res.Message), inconclusive: true}
 	}
+}
+
+// showAnalysis puts the window's figures so far into the gate's view, on
+// every tick, and publishes them as an event every analysisProgressEvery.
+func (r *Release) showAnalysis(ctx context.Context, g Gate, w *analysisWindow, elapsed time.Duration, shown *time.Time) {
+	now := r.deps.Clock.Now()
+	r.mu.Lock()
+	stats := r.snap.Stats
+	r.mu.Unlock()
+	res := w.result(stats, elapsed, now, false)
+	r.update(func(s *Snapshot) {
+		if s.Gate != nil {
+			s.Gate.Analysis = &res
+		}
+	})
+	if now.Sub(*shown) >= analysisProgressEvery {
+		*shown = now
+		_ = r.emit(ctx, Event{Kind: EventAnalysisProgress, Gate: &g, Analysis: &res, Message: res.Message})
+	}
+}
+
+// webhookGate asks another system whether the release may go on: a 2xx
+// answer within the hook's timeout passes, anything else fails the gate.
+func (r *Release) webhookGate(ctx context.Context, g Gate) error {
+	r.setGate(g, "an answer from "+g.Webhook.URL, 0)
+	ev := Event{Kind: EventGateWaiting, Gate: &g, Message: "asking " + g.Webhook.URL + " whether to go on"}
+	if err := r.emit(ctx, ev); err != nil {
+		return &failure{err: err}
+	}
+	ev.Release, ev.Service, ev.Step, ev.At = r.id, r.spec.Name, r.step, r.deps.Clock.Now()
+	if err := r.deps.Webhooks.Ask(ctx, g.Webhook, ev); err != nil {
+		msg := fmt.Sprintf("webhook gate failed: %s: %v", g.Webhook.URL, err)
+		_ = r.emit(ctx, Event{Kind: EventGateFailed, Gate: &g, Message: msg})
+		return failf("%s", msg)
+	}
+	return r.emit(ctx, Event{Kind: EventGatePassed, Gate: &g, Message: "webhook " + g.Webhook.URL + " answered 2xx"})
 }
 
 // promote replaces the rest of the plan with the finalize steps, computed

@@ -19,6 +19,9 @@ func (r *Release) housekeep(ctx context.Context) error {
 	}
 	if now.Sub(r.lastProbe) >= r.spec.Health.Interval {
 		r.lastProbe = now
+		if err := r.probeNewcomers(ctx); err != nil {
+			return err
+		}
 		return r.probeWatched(ctx)
 	}
 	return nil
@@ -104,6 +107,9 @@ func (r *Release) refresh(ctx context.Context) error {
 		}
 		s.Instances = r.instanceViews(insts, table)
 	})
+	if err == nil {
+		r.notice(ctx, insts, table)
+	}
 	return nil
 }
 

@@ -122,6 +122,31 @@ type ReleaseRecord struct {
 	Error    string       `json:"error,omitempty"`
 	// RollsBack is, for a standalone rollback, the release it undid.
 	RollsBack string `json:"rolls_back,omitempty"`
+	// NotifyFailed counts the notifications about this release that did
+	// not reach their target (EventNotifyFailed).
+	NotifyFailed int `json:"notify_failed,omitempty"`
+}
+
+// Fold updates the record with an event appended to its release, as every
+// Journal does: the event's state and step become the record's, except
+// for annotations (a failed notification), which are only counted.
+func (r *ReleaseRecord) Fold(ev Event) {
+	if ev.Kind == EventNotifyFailed {
+		r.NotifyFailed++
+	}
+	if ev.Kind.Annotation() {
+		return
+	}
+	if ev.State != "" {
+		r.State = ev.State
+	}
+	r.Step = ev.Step
+	switch {
+	case ev.Kind == EventStarted && ev.Epoch > 0:
+		r.Epoch = ev.Epoch // claimed once the run held its lease
+	case ev.Kind == EventPlanned:
+		r.Steps = len(ev.Plan)
+	}
 }
 
 // Summary says what the release moved: "1.0.0 → 1.1.0", "first deploy
@@ -152,8 +177,8 @@ type Journal interface {
 	// in one write. It fails with a *LeaseHeldError while another process
 	// holds a live lease, unless takeover is set.
 	Begin(ctx context.Context, rec ReleaseRecord, now time.Time, takeover bool, evs ...Event) error
-	// Append stores evs in one write; each event's State and Step also
-	// update its record.
+	// Append stores evs in one write; each event is folded into its
+	// release's record (ReleaseRecord.Fold).
 	Append(ctx context.Context, evs ...Event) error
 	// AppendFenced is Append only while the release of evs holds its
 	// service's lease for owner, checked in the same write; otherwise it

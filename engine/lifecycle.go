@@ -76,42 +76,20 @@ func (r *Release) start(ctx context.Context) (Outcome, error) {
 		Owner: r.deps.Owner, Started: now, State: ReleaseRunning, Epoch: r.epoch, RollsBack: r.rolls}
 	var obs Observed
 	if r.kind == KindDeploy {
-		obs, err = Observe(ctx, r.deps, r.spec, r.target.Version)
-		if err != nil {
+		if obs, err = r.planNow(ctx); err != nil {
 			return "", err
 		}
-		plan, err := PlanRelease(r.spec, r.target, obs)
-		if err != nil {
-			return "", err
-		}
-		r.plan = plan
-		r.stable = plan.Stable
-		if plan.Repair {
-			// The version being repaired is its own stable version: a
-			// rollback keeps what serves and undoes nothing else.
-			r.stable = VersionRef{Version: r.target.Version, Image: r.target.Image}
-		}
-		rec.From, rec.Strategy, rec.Steps = plan.From(), plan.Strategy, len(plan.Steps)
-		r.adopt(obs)
+		rec.From, rec.Strategy, rec.Steps = r.plan.From(), r.plan.Strategy, len(r.plan.Steps)
 	} else {
 		rec.From = []VersionRef{r.stable}
 		rec.To = Target{Version: r.stable.Version, Image: r.stable.Image}
 	}
-	r.update(func(s *Snapshot) {
-		s.From, s.To, s.Strategy, s.Plan = rec.From, r.target, rec.Strategy, r.plan
-		s.Started, s.Epoch, s.Actor, s.Table, s.Stats = now, r.epoch, r.opts.Actor, table, stats
-		s.Steps = stepViews(r.plan.Steps)
-	})
-	verb := "started"
-	if r.opts.ID != "" {
-		verb = "resumed"
-	}
-	msg := fmt.Sprintf("%s %s of %s: %s → %s by %s, writing with router epoch %d", verb, r.kind, r.spec.Name,
-		versionList(rec.From), r.target.Version, r.opts.Actor, r.epoch)
-	// The record, the lease and the first events are one journal write.
-	begun := []Event{r.stamp(Event{Kind: EventStarted, Message: msg, Epoch: r.epoch, State: ReleaseRunning})}
-	if r.kind == KindDeploy {
-		begun = append(begun, r.stamp(Event{Kind: EventPlanned, Message: r.plan.String(), Plan: r.plan.Lines(), State: ReleaseRunning}))
+	// A standalone rollback journals its first event with the lease, in
+	// one write: it is on the way to the swap. A deploy journals its own
+	// once it has checked, holding the lease, what it read before.
+	var begun []Event
+	if r.kind == KindRollback {
+		begun = []Event{r.stamp(r.startedEvent(rec))}
 	}
 	if r.deps.Journal != nil {
 		if err := r.deps.Journal.Begin(ctx, rec, now, r.kind == KindRollback, begun...); err != nil {
@@ -134,8 +112,43 @@ func (r *Release) start(ctx context.Context) (Outcome, error) {
 			}
 		}
 	}
+	if r.kind == KindDeploy {
+		// The router read and the plan came before the lease was ours:
+		// another run of this release (a second approve) may have moved
+		// it meanwhile. Read again now that no one else can, and plan
+		// again if anything changed; the epoch is claimed on what is read
+		// now, never on what was read before the lease.
+		t2, s2, err := r.deps.Router.State(ctx)
+		if err != nil {
+			return Failed, failf("router: read state: %w", err)
+		}
+		if t2.Epoch != table.Epoch || t2.Writer != table.Writer || !sameTable(t2, table) {
+			if obs, err = r.planNow(ctx); err != nil {
+				return Failed, err
+			}
+			rec.From, rec.Strategy = r.plan.From(), r.plan.Strategy
+		}
+		table, stats = t2, s2
+		if table.Epoch >= MaxEpoch || stats.Epoch >= MaxEpoch {
+			return Failed, fmt.Errorf("router epoch %d is at its limit: no writer can claim a newer one; reset the router's state file", max(table.Epoch, stats.Epoch))
+		}
+		r.epoch = max(table.Epoch, stats.Epoch) + 1
+		rec.Epoch = r.epoch
+		begun = []Event{r.startedEvent(rec),
+			{Kind: EventPlanned, Message: r.plan.String(), Plan: r.plan.Lines(), State: ReleaseRunning}}
+		if err := r.intent(ctx, begun...); err != nil {
+			return Failed, err
+		}
+	}
+	r.update(func(s *Snapshot) {
+		s.From, s.To, s.Strategy, s.Plan = rec.From, r.target, rec.Strategy, r.plan
+		s.Started, s.Epoch, s.Actor, s.Table, s.Stats = now, r.epoch, r.opts.Actor, table, stats
+		s.Steps = stepViews(r.plan.Steps)
+	})
 	r.setState(ReleaseRunning)
-	r.publish(begun...)
+	if r.kind == KindRollback {
+		r.publish(begun...)
+	}
 	r.lastPoll = now
 	if r.kind == KindDeploy && r.deps.Puller != nil {
 		switch err := r.pull(ctx); {
@@ -182,6 +195,41 @@ func (r *Release) start(ctx context.Context) (Outcome, error) {
 		r.refresh(ctx)
 	}
 	return "", nil
+}
+
+// planNow observes the service and plans the release from what it sees,
+// taking on the target's instances a previous run left.
+func (r *Release) planNow(ctx context.Context) (Observed, error) {
+	obs, err := Observe(ctx, r.deps, r.spec, r.target.Version)
+	if err != nil {
+		return Observed{}, err
+	}
+	plan, err := PlanRelease(r.spec, r.target, obs)
+	if err != nil {
+		return Observed{}, err
+	}
+	r.plan = plan
+	r.stable = plan.Stable
+	if plan.Repair {
+		// The version being repaired is its own stable version: a
+		// rollback keeps what serves and undoes nothing else.
+		r.stable = VersionRef{Version: r.target.Version, Image: r.target.Image}
+	}
+	clear(r.probes)
+	r.trafficSeen = false
+	r.adopt(obs)
+	return obs, nil
+}
+
+// startedEvent says who started (or resumed) the release and with which epoch.
+func (r *Release) startedEvent(rec ReleaseRecord) Event {
+	verb := "started"
+	if r.opts.ID != "" {
+		verb = "resumed"
+	}
+	return Event{Kind: EventStarted, Epoch: r.epoch, State: ReleaseRunning,
+		Message: fmt.Sprintf("%s %s of %s: %s → %s by %s, writing with router epoch %d", verb, r.kind, r.spec.Name,
+			versionList(rec.From), r.target.Version, r.opts.Actor, r.epoch)}
 }
 
 // adopt takes on the target's instances a previous run left: serving ones
@@ -249,6 +297,9 @@ func (r *Release) finish(ctx context.Context, outcome Outcome, err error) {
 	ev := Event{Kind: EventFinished, Outcome: outcome, Message: fmt.Sprintf("%s %s → %s: %s", r.spec.Name, versionList(r.snap.From), r.target.Version, outcome)}
 	if err != nil {
 		ev.Error = err.Error()
+	}
+	if outcome == RolledBack {
+		ev.Actor = r.rollbackActor() // who rolled it back; nil for a failure
 	}
 	_ = r.emit(ctx, ev)
 	if r.deps.Journal != nil {

@@ -27,6 +27,23 @@ type InstanceSpec struct {
 	Command   []string
 	Network   string            // optional Docker network; empty publishes Port on loopback
 	Labels    map[string]string // extra labels (for example LabelTest)
+	// StopGrace is how long the instance gets between SIGTERM and SIGKILL.
+	// Docker takes it at Stop; Swarm must know it at launch, since a
+	// service's stop grace cannot change without Swarm restarting its task.
+	StopGrace time.Duration
+	// Placement and Resources are honoured by platforms that place
+	// instances on nodes (Swarm); the config refuses them elsewhere.
+	Placement []string // constraints such as "node.labels.zone==a"
+	Resources Resources
+}
+
+// Resources bound what one instance may use (limits) and what a node must
+// have free to take it (reservations). Zero means no bound.
+type Resources struct {
+	LimitCPUs     float64 `json:"limit_cpus,omitempty"`   // cores, 0.5 is half a core
+	LimitMemory   int64   `json:"limit_memory,omitempty"` // bytes
+	ReserveCPUs   float64 `json:"reserve_cpus,omitempty"`
+	ReserveMemory int64   `json:"reserve_memory,omitempty"`
 }
 
 // InstanceState is the platform's view of a process.
@@ -90,7 +107,16 @@ type Health struct {
 	Restarts int `json:"restarts,omitempty"`
 }
 
-// Platform runs instances. Adapters (Docker) implement it; the engine
+// onNode is " on NODE" for an instance whose node is known, else "":
+// how events say where an instance runs.
+func (in Instance) onNode() string {
+	if in.Node == "" {
+		return ""
+	}
+	return " on " + in.Node
+}
+
+// Platform runs instances. Adapters (Docker, Swarm) implement it; the engine
 // decides what to run and when.
 type Platform interface {
 	// Instances lists the service's instances from the platform's labels.

@@ -236,7 +236,8 @@ func (r *Release) settle(ctx context.Context, deadline time.Time) error {
 				if p.passes >= r.spec.Health.Successes {
 					p.healthy = true
 					r.showProbe(id, p)
-					_ = r.emit(ctx, Event{Kind: EventHealthy, Instance: &in, Health: &h, Message: fmt.Sprintf("%s (%s) is healthy", in.Name, in.Version)})
+					in = r.whereNow(ctx, p)
+					_ = r.emit(ctx, Event{Kind: EventHealthy, Instance: &in, Health: &h, Message: fmt.Sprintf("%s (%s) is healthy%s", in.Name, in.Version, in.onNode())})
 					continue
 				}
 			default:

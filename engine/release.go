@@ -32,6 +32,13 @@ type Deps struct {
 	// still runs; a standalone rollback waits for a fenced-out owner's
 	// last launch before its final sweep. nil: never wait.
 	OwnerAlive func(Owner) bool
+	// Metrics answers analysis queries (QuerySpec): needed by a plan
+	// whose analysis has any.
+	Metrics MetricsSource
+	// Webhooks calls webhook gates: needed by a plan that has one.
+	Webhooks Webhooks
+	// Notifier hears every event once it is journaled; nil: nobody.
+	Notifier Notifier
 }
 
 func (d Deps) withDefaults() Deps {
@@ -123,6 +130,8 @@ type Release struct {
 	rollingBack bool
 	lastFailure error
 	probes      map[string]*probe // instances this release watches, by id
+	seen        map[string]bool   // every instance id the release has listed; nil before the first listing
+	newcomers   map[string]*newcomer
 	lastPoll    time.Time
 	lastProbe   time.Time
 
@@ -149,6 +158,9 @@ func New(deps Deps, spec ServiceSpec, target Target, opts Options) (*Release, er
 	}
 	if target.Version == "" || target.Image == "" {
 		return nil, fmt.Errorf("%s: target needs an image and a version", spec.Name)
+	}
+	if err := deps.supports(spec); err != nil {
+		return nil, err
 	}
 	r := newRelease(deps, spec, opts, KindDeploy)
 	r.target = target
@@ -193,7 +205,7 @@ func newRelease(deps Deps, spec ServiceSpec, opts Options, kind ReleaseKind) *Re
 	}
 	r := &Release{deps: deps, spec: spec, opts: opts, kind: kind, runCtx: context.Background(),
 		cmds: make(chan Order, 16), lostCh: make(chan struct{}), doomed: map[string]bool{},
-		probes: map[string]*probe{}, subs: map[int]*subscriber{}, step: -1}
+		probes: map[string]*probe{}, newcomers: map[string]*newcomer{}, subs: map[int]*subscriber{}, step: -1}
 	r.id = opts.ID
 	if r.id == "" {
 		r.id = newID(spec.Name, deps.Clock.Now())
@@ -316,8 +328,8 @@ func (r *Release) stamp(ev Event) Event {
 	return ev
 }
 
-// publish folds evs into the snapshot and hands them to subscribers,
-// unless a router write holds them back (hold).
+// publish folds evs into the snapshot and hands them to subscribers and
+// the notifier, unless a router write holds them back (hold).
 func (r *Release) publish(evs ...Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -349,10 +361,13 @@ func (r *Release) hold() (release func()) {
 	}
 }
 
-// deliver folds evs into the snapshot and hands them to subscribers; r.mu
-// is held.
+// deliver folds evs into the snapshot and hands them to subscribers and
+// the notifier; r.mu is held.
 func (r *Release) deliver(evs []Event) {
 	for _, ev := range evs {
+		if n := r.deps.Notifier; n != nil {
+			n.Notify(ev)
+		}
 		r.snap.LastEvent = ev.Message
 		r.snap.Seq = ev.Seq
 		if ev.Error != "" {

@@ -25,6 +25,20 @@ func (r *Release) rollBack(ctx context.Context, reason string) (Outcome, error) 
 	return Failed, fmt.Errorf("rollback: %w", err)
 }
 
+// rollbackActor is who asked for the rollback being made: the operator
+// who sent it, the one who ran a standalone rollback, or nobody (nil) when
+// a failure rolls the release back.
+func (r *Release) rollbackActor() *Actor {
+	switch {
+	case r.kind == KindRollback:
+		return &r.opts.Actor
+	case r.rollbackBy != (Actor{}):
+		by := r.rollbackBy
+		return &by
+	}
+	return nil
+}
+
 func orNothing(v string) string {
 	if v == "" {
 		return "nothing (first deploy)"
@@ -41,7 +55,7 @@ func orNothing(v string) string {
 // other instance is drained, stopped and taken out of the table, and
 // stable is brought back to Replicas if some of it was retired.
 func (r *Release) restoreStable(ctx context.Context, reason string) error {
-	if err := r.swapToStable(ctx, reason); err != nil && !errors.Is(err, errNoSwap) {
+	if err := r.swapToStable(ctx, reason, r.rollbackActor()); err != nil && !errors.Is(err, errNoSwap) {
 		return err
 	}
 	insts, cur, err := r.observe(ctx)
@@ -66,16 +80,23 @@ func (r *Release) restoreStable(ctx context.Context, reason string) error {
 	if sv == "" {
 		return nil
 	}
-	running := 0
-	if insts, _, err = r.observe(ctx); err != nil {
+	// Stable's whole fleet back in rotation: relaunch what was retired,
+	// and give weight again to instances a rolling batch had taken out of
+	// rotation before its retire (probed first, as launchTo does).
+	running, idle := 0, 0
+	if insts, cur, err = r.observe(ctx); err != nil {
 		return err
 	}
+	w := weightsByID(cur)
 	for _, in := range insts {
 		if in.Version == sv && in.State == StateRunning && !r.doomed[in.ID] {
 			running++
+			if w[in.ID] == 0 {
+				idle++
+			}
 		}
 	}
-	if running >= r.spec.Replicas {
+	if running >= r.spec.Replicas && idle == 0 {
 		return nil
 	}
 	if err := r.launchTo(ctx, r.stable, r.spec.Replicas); err != nil {

@@ -50,6 +50,8 @@ type ServiceSpec struct {
 	Command      []string
 	Network      string
 	Labels       map[string]string // extra labels on launched instances
+	Placement    []string          // Swarm placement constraints
+	Resources    Resources         // Swarm limits and reservations
 	Health       HealthCheck
 	StartTimeout time.Duration // launch → healthy
 	DrainTimeout time.Duration // weight 0 → no requests in flight
@@ -106,7 +108,8 @@ type GateKind string
 const (
 	GateApproval GateKind = "approval" // an operator's approve (or promote)
 	GatePause    GateKind = "pause"    // a fixed time
-	GateAnalysis GateKind = "analysis" // the router's figures over a window
+	GateAnalysis GateKind = "analysis" // the router's figures (and queries) over a window
+	GateWebhook  GateKind = "webhook"  // another system's answer to an HTTP call
 )
 
 // Gate holds the release until a condition is met.
@@ -114,6 +117,7 @@ type Gate struct {
 	Kind     GateKind
 	Pause    time.Duration // for GatePause
 	Analysis AnalysisSpec  // for GateAnalysis
+	Webhook  WebhookSpec   `json:",omitzero"` // for GateWebhook
 	// Key names the gate within its release, the same however often the
 	// release is planned again ("canary step 2", "before the switch"):
 	// an approval is given for one key and passes no other gate.
@@ -129,6 +133,8 @@ func (g Gate) String() string {
 		return "pause " + fmtDuration(g.Pause)
 	case GateAnalysis:
 		return "analysis " + fmtDuration(g.Analysis.Window) + ": " + g.Analysis.String()
+	case GateWebhook:
+		return "webhook " + g.Webhook.URL + " (2xx within " + fmtDuration(g.Webhook.timeout()) + ")"
 	}
 	return string(g.Kind)
 }
@@ -145,6 +151,17 @@ type AnalysisSpec struct {
 	MaxErrorRateVsStable float64       // ratio: 2 means at most twice stable's error rate
 	MaxP99VsStable       float64       // ratio: 1.5 means at most 1.5 × stable's p99
 	MinRequests          int64         // fewer requests make the window inconclusive
+	// Queries are checks on a metrics server (Deps.Metrics), measured
+	// during the window beside the router's figures.
+	Queries []QuerySpec `json:",omitempty"`
+}
+
+// judgesRouter says whether the router's figures are judged: always
+// without queries (an analysis with no limits still needs traffic), and
+// with queries only when a router limit is set.
+func (a AnalysisSpec) judgesRouter() bool {
+	return len(a.Queries) == 0 || a.MaxErrorRate > 0 || a.MaxP99 > 0 || a.MaxErrorRateVsStable > 0 ||
+		a.MaxP99VsStable > 0 || a.MinRequests > 0
 }
 
 // String lists the limits: "error rate ≤ 1%, p99 ≤ 500ms, ≥ 50 requests".
@@ -164,6 +181,9 @@ func (a AnalysisSpec) String() string {
 	}
 	if a.MinRequests > 0 {
 		parts = append(parts, fmt.Sprintf("≥ %s requests", fmtCount(a.MinRequests)))
+	}
+	for _, q := range a.Queries {
+		parts = append(parts, q.String())
 	}
 	if len(parts) == 0 {
 		return "no limits"
@@ -333,6 +353,15 @@ func (g Gate) validate() error {
 	case GateAnalysis:
 		if g.Analysis.Window <= 0 {
 			return fmt.Errorf("analysis gate needs a window")
+		}
+		for _, q := range g.Analysis.Queries {
+			if err := q.validate(); err != nil {
+				return fmt.Errorf("analysis query %q: %w", q.Name, err)
+			}
+		}
+	case GateWebhook:
+		if g.Webhook.URL == "" {
+			return fmt.Errorf("webhook gate needs a URL")
 		}
 	default:
 		return fmt.Errorf("unknown gate %q", g.Kind)

@@ -21,6 +21,10 @@ type Status struct {
 	Lease   *LeaseStatus   `json:"lease,omitempty"`
 	// Gate is the approval gate the latest release waits at, if it does.
 	Gate *GateView `json:"gate,omitempty"`
+	// Analysis is, while the latest release is at an analysis gate, the
+	// window's figures as last journaled (every few seconds), or the
+	// verdict it stopped on.
+	Analysis *AnalysisResult `json:"analysis,omitempty"`
 	// Next says what the next command will do to the latest release: an
 	// approve (which gate it passes and what follows, or the failure it
 	// will apply first), a resume.
@@ -90,6 +94,9 @@ func ReadStatus(ctx context.Context, deps Deps, o StatusOptions) (Status, error)
 				st.RollbackTo = v
 			}
 			evs, _ = j.Events(ctx, recs[0].ID)
+			if !recs[0].State.Finished() {
+				st.Analysis = currentAnalysis(evs, recs[0].Step)
+			}
 		}
 		if l, ok, err := j.Active(ctx, spec.Name); err == nil && ok {
 			st.Lease = &LeaseStatus{Lease: l, Live: l.Live(o.Now, o.Host, o.Alive)}
@@ -151,6 +158,22 @@ func ReadStatus(ctx context.Context, deps Deps, o StatusOptions) (Status, error)
 		st.RollbackFirst = RollbackFirst(spec, table, st.RollbackTo.Version)
 	}
 	return st, nil
+}
+
+// currentAnalysis is the latest analysis figures journaled at step, unless
+// the step ended since.
+func currentAnalysis(evs []Event, step int) *AnalysisResult {
+	var cur *AnalysisResult
+	for _, ev := range evs {
+		switch {
+		case ev.Step != step:
+		case ev.Analysis != nil:
+			cur = ev.Analysis
+		case ev.Kind == EventStepDone, ev.Kind == EventStepStarted:
+			cur = nil
+		}
+	}
+	return cur
 }
 
 // tableWarnings are the table's disagreements with the platform: traffic

@@ -76,3 +76,28 @@ func TestStatusSaysWhatTheNextApproveWillDo(t *testing.T) {
 		}
 	}
 }
+
+// status reads a running analysis from the journal, so another process
+// sees the figures the release journals every few seconds.
+func TestStatusShowsTheRunningAnalysisFromTheJournal(t *testing.T) {
+	env := seeded(4)
+	env.Router.ServeOnState("1.1.0", 10, 1, 20)
+	spec := canarySpec(engine.CanaryStep{Weight: 10, Gate: analysis(engine.AnalysisSpec{Window: time.Minute, MaxErrorRate: 0.01, MinRequests: 50})})
+	run := startOn(t, env, spec, engine.Options{Detach: true})
+	progress := mustUntil(t, run, kind(engine.EventAnalysisProgress))
+	run.Idle()
+	opts := engine.StatusOptions{Now: env.Clock.Now(), Host: "test-host", Spec: spec}
+	st, err := engine.ReadStatus(context.Background(), engine.Deps{Journal: env.Journal}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Analysis == nil || st.Analysis.Verdict != engine.VerdictPending || st.Analysis.Elapsed < progress.Analysis.Elapsed {
+		t.Fatalf("status analysis %+v, want the journaled figures so far", st.Analysis)
+	}
+	mustUntil(t, run, kind(engine.EventGateFailed))
+	mustWait(t, run, engine.Failed)
+	st, _ = engine.ReadStatus(context.Background(), engine.Deps{Journal: env.Journal}, opts)
+	if st.Analysis == nil || st.Analysis.Verdict != engine.VerdictFailed {
+		t.Errorf("status of the release paused on its verdict: analysis %+v, want the verdict", st.Analysis)
+	}
+}

@@ -107,7 +107,8 @@ func (r *Release) launchTo(ctx context.Context, v VersionRef, total int) error {
 		}
 		spec := InstanceSpec{Service: r.spec.Name, Version: v.Version, Image: v.Image, ReleaseID: r.id,
 			Port: r.spec.Port, Env: r.spec.Env, Command: r.spec.Command, Network: r.spec.Network,
-			Labels: maps.Clone(r.spec.Labels)}
+			Labels: maps.Clone(r.spec.Labels), StopGrace: r.spec.StopGrace,
+			Placement: r.spec.Placement, Resources: r.spec.Resources}
 		if v.Version == r.target.Version && r.target.Digest != "" {
 			if spec.Labels == nil {
 				spec.Labels = map[string]string{}
@@ -126,7 +127,12 @@ func (r *Release) launchTo(ctx context.Context, v VersionRef, total int) error {
 			return failf("platform: launch %s: %w", v.Version, err)
 		}
 		r.probes[in.ID] = &probe{inst: in}
-		launched := Event{Kind: EventLaunched, Instance: &in, Message: fmt.Sprintf("launched %s (%s) at %s", in.Name, in.Version, in.Addr)}
+		msg = fmt.Sprintf("launched %s (%s)", in.Name, in.Version)
+		if in.Addr != "" {
+			msg += " at " + in.Addr // a Swarm task has none until it runs
+		}
+		msg += in.onNode()
+		launched := Event{Kind: EventLaunched, Instance: &in, Message: msg}
 		err = r.intent(ctx, launched)
 		if err == nil {
 			err = r.fence(ctx)
@@ -157,6 +163,25 @@ func (r *Release) discard(ctx context.Context, in Instance, launched Event) {
 	}
 	delete(r.probes, in.ID)
 	_ = r.emit(ctx, Event{Kind: EventStopped, Instance: &in, IDs: []string{in.ID}, Message: fmt.Sprintf("stopped %s (%s)", in.Name, in.Version)})
+}
+
+// whereNow fills in the address and node of a watched instance that
+// launched without them: Swarm knows where a task runs only once it runs.
+// The restart count stays the one seen at launch, which judge compares with.
+func (r *Release) whereNow(ctx context.Context, p *probe) Instance {
+	if p.inst.Addr != "" && p.inst.Node != "" {
+		return p.inst
+	}
+	insts, err := r.deps.Platform.Instances(ctx, r.spec.Name)
+	if err != nil {
+		return p.inst
+	}
+	for _, in := range insts {
+		if in.ID == p.inst.ID {
+			p.inst.Addr, p.inst.Node, p.inst.State, p.inst.Started = in.Addr, in.Node, in.State, in.Started
+		}
+	}
+	return p.inst
 }
 
 func sortedInstances(m map[string]Instance) []Instance {

@@ -11,8 +11,9 @@ import (
 )
 
 // instanceTable is a heading and one row per instance: name, version,
-// platform state, health, uptime, restarts, in-flight requests and share
-// of the traffic. role names a version's role ("" for old).
+// platform state, health, uptime, restarts, in-flight requests, share of
+// the traffic and, where there is room (see instanceColumns), the node it
+// runs on. role names a version's role ("" for old).
 func instanceTable(st Styles, now time.Time, ins []engine.InstanceView, table engine.RouteTable, stats engine.Stats, role func(string) string, w int) []string {
 	weights := map[string]int{}
 	for _, b := range table.Backends {
@@ -22,9 +23,12 @@ func instanceTable(st Styles, now time.Time, ins []engine.InstanceView, table en
 	for _, b := range stats.Backends {
 		infl[b.ID] = b.InFlight
 	}
-	nameW := max(12, min(32, w-68))
+	nameW, nodeW := instanceColumns(ins, w)
 	head := fit("INSTANCE", nameW) + " " + fit("VERSION", 10) + " " + fit("STATE", 11) + " " + fit("HEALTH", 12) + " " +
 		fit("UP", 5) + " " + fit("RESTARTS", 8) + " " + fit("IN-FLIGHT", 9) + " WEIGHT"
+	if nodeW > 0 {
+		head += " " + fit("NODE", nodeW)
+	}
 	out := []string{st.Heading.Render(cut(head, w))}
 	if len(ins) == 0 {
 		return append(out, st.Subtle.Render("○ no instances"))
@@ -43,9 +47,49 @@ func instanceTable(st Styles, now time.Time, ins []engine.InstanceView, table en
 		line := instanceName(in.Name, in.Version, nameW) + " " + rs(fit(g+" "+in.Version, 10)) + " " + fit(instanceStateText(st, in.State), 11) + " " +
 			fit(healthText(st, iv.Health.Status, iv.Healthy || weights[in.ID] > 0), 12) + " " + fit(uptime(now, in.Started), 5) + " " +
 			fit(restarts, 8) + " " + fit(fmt.Sprintf("%d", infl[in.ID]), 9) + " " + pct(weightShare(table, weights[in.ID]))
+		if nodeW > 0 {
+			node := in.Node
+			if node == "" {
+				node = "-"
+			}
+			line = fit(line, nameW+fixedColumns) + " " + fit(node, nodeW)
+		}
 		out = append(out, cut(line, w))
 	}
 	return out
+}
+
+// fixedColumns is the width of the columns other than the name and node.
+const fixedColumns = 68
+
+// instanceColumns sizes the name and node columns of an instance table w
+// cells wide. The node shows where it fits beside a full name (32 cells)
+// or, when instances run on several nodes, where the name can give way
+// down to its narrowest (12); at 80 cells neither: version, state and
+// health come first. nodeW is 0 when the node is not shown, or no
+// instance knows its node.
+func instanceColumns(ins []engine.InstanceView, w int) (nameW, nodeW int) {
+	nameW = max(12, min(32, w-fixedColumns))
+	nodes := map[string]bool{}
+	longest := len("NODE")
+	for _, iv := range ins {
+		if n := iv.Instance.Node; n != "" {
+			nodes[n] = true
+			longest = max(longest, lipgloss.Width(n))
+		}
+	}
+	if len(nodes) == 0 {
+		return nameW, 0
+	}
+	want := min(longest, 20)
+	least := min(want, 8)
+	if room := w - fixedColumns - nameW - 1; room >= least {
+		return nameW, min(want, room)
+	}
+	if narrow := w - fixedColumns - 1 - least; len(nodes) > 1 && narrow >= 12 {
+		return narrow, least
+	}
+	return nameW, 0
 }
 
 // weightShare is a backend weight as a fraction of the table's total.

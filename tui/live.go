@@ -46,6 +46,11 @@ type liveScreen struct {
 	series map[string]*series
 	ticks  int
 
+	// verdict is the last analysis verdict of step verdictStep, shown
+	// while the release stays at that step (paused on it).
+	verdict     *engine.AnalysisResult
+	verdictStep int
+
 	// frozen keeps instance rows in place while a prompt is open, so the
 	// row the operator is reading does not move under them.
 	frozen bool
@@ -256,6 +261,12 @@ func (s *liveScreen) addEvent(ev engine.Event) {
 	case engine.EventPulled, engine.EventFailure, engine.EventFinished, engine.EventRollingBack, engine.EventTakenOver, engine.EventStepStarted:
 		s.pulling, s.pullLog = "", -1
 	}
+	switch {
+	case ev.Kind == engine.EventStepStarted:
+		s.verdict = nil
+	case ev.Analysis != nil && ev.Kind != engine.EventAnalysisProgress:
+		s.verdict, s.verdictStep = ev.Analysis, ev.Step
+	}
 	msg := ev.Message
 	if ev.Kind == engine.EventPlanned {
 		msg = fmt.Sprintf("planned %d steps", len(ev.Plan))
@@ -384,7 +395,16 @@ func (s liveScreen) statusLine() string {
 		}
 		return line
 	case sn.Gate != nil:
-		return st.Degraded.Render(string(sn.Gate.Gate.Kind)+": ") + sn.Gate.WaitingFor
+		line := st.Degraded.Render(string(sn.Gate.Gate.Kind)+": ") + sn.Gate.WaitingFor
+		if a := sn.Gate.Analysis; a != nil {
+			// Why the canary is failing, before the verdict says so.
+			for _, l := range a.Lines() {
+				if !l.OK {
+					return line + " — " + st.Failing.Render("failing: "+l.Text)
+				}
+			}
+		}
+		return line
 	case sn.State == engine.ReleaseRollingBack:
 		return st.Danger.Render("rolling back: traffic to " + s.stable())
 	case sn.LastEvent != "":
@@ -451,7 +471,7 @@ func (s liveScreen) View() string {
 	barW := max(10, w-9-lipglossWidth(legend)-2)
 	traffic := []string{cut("Traffic  "+trafficBar(st, ss, barW)+"  "+legend, w)}
 
-	figs := s.figures(w)
+	figs := append(s.figures(w), s.analysisRows(w)...)
 	ins := s.instances()
 	insts := s.instanceRows(ins, w)
 
@@ -561,6 +581,47 @@ func (s liveScreen) figures(w int) []string {
 			errStyle.Render(col(errPct(se.errs.last()))) + errStyle.Render(sparkline(se.errs.values(), spark)) + " " +
 			col(ms(se.p99.last())) + r(sparkline(se.p99.values(), spark))
 		out = append(out, cut(line, w))
+	}
+	return out
+}
+
+// maxAnalysisRows bounds the analysis panel, so it never pushes the
+// instances and the log off a small terminal.
+const maxAnalysisRows = 6
+
+// analysisRows shows the analysis gate's figures against each limit: the
+// ones so far while its window runs, refreshed on every engine tick, and
+// then the verdict's, for as long as the release stays at its step.
+func (s liveScreen) analysisRows(w int) []string {
+	st := s.env.styles
+	var a *engine.AnalysisResult
+	switch g := s.snap.Gate; {
+	case g != nil && g.Analysis != nil:
+		a = g.Analysis
+	case s.verdict != nil && s.verdictStep == s.snap.Step:
+		a = s.verdict
+	default:
+		return nil
+	}
+	head := fmt.Sprintf("Analysis %s of %s · %s left", clock(a.Elapsed), clock(a.Window), clock(a.Left()))
+	if a.Verdict != engine.VerdictPending {
+		head = fmt.Sprintf("Analysis %s after %s", a.Verdict, clock(a.Elapsed))
+	}
+	out := []string{st.Heading.Render(cut(head, w))}
+	lines := a.Lines()
+	for i, l := range lines {
+		if i == maxAnalysisRows-1 && len(lines) > maxAnalysisRows {
+			out = append(out, st.Subtle.Render(fmt.Sprintf("  … %d more", len(lines)-i)))
+			break
+		}
+		mark := st.Healthy.Render("✓")
+		switch {
+		case l.Waiting:
+			mark = st.Subtle.Render("…")
+		case !l.OK:
+			mark = st.Failing.Render("×")
+		}
+		out = append(out, cut("  "+mark+" "+l.Text, w))
 	}
 	return out
 }

@@ -545,3 +545,31 @@ func TestNarrowInstanceNamesKeepTheirVersionAndTail(t *testing.T) {
 		}
 	}
 }
+
+// While the window runs, the live view shows every limit with the figure
+// measured against it, and the status line says which one fails.
+func TestLiveViewShowsTheAnalysisFiguresAgainstEachLimitWhileTheWindowRuns(t *testing.T) {
+	h := h4analysis(t, 120, 40)
+	mustContain(t, h.view(),
+		"Analysis 0:05 of 1:00 · 0:55 left",
+		"× error rate 10% > 1%",
+		"✓ p99 50ms ≤ 500ms",
+		"✓ error-rate 0.012 ≤ 0.05",
+		"… saturation not measured yet, want ≤ 0.8",
+		"failing: error rate 10% > 1%")
+	// The next ticks refresh the figures, with no event in between.
+	for range 3 {
+		h.b.env.Clock.Advance(h.b.env.Clock.Next())
+		h.rn.Idle()
+	}
+	h.syncLive()
+	mustContain(t, h.view(), "Analysis 0:08 of 1:00 · 0:52 left")
+	// The saturation query has no data at its first measurement (30s),
+	// which settles the window early. Paused on the verdict, the view
+	// keeps what the verdict judged.
+	h.rn.UntilKind(engine.EventPaused)
+	h.rn.Idle()
+	h.syncLive()
+	mustContain(t, h.view(), "paused by a failure", "Analysis failed after 0:30", "× error rate 10% > 1%",
+		"✓ error-rate 0.012 ≤ 0.05 [15 measurements]", "× saturation no data, want ≤ 0.8 (1 measurement with no data, inconclusive_limit 0)")
+}

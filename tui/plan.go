@@ -159,7 +159,12 @@ func gateWaits(g engine.Gate) string {
 	case engine.GatePause:
 		return "time to pass"
 	case engine.GateAnalysis:
+		if len(g.Analysis.Queries) > 0 {
+			return "the router's figures and the queries to stay within limits"
+		}
 		return "the router's figures to stay within limits"
+	case engine.GateWebhook:
+		return g.Webhook.URL + " to answer 2xx"
 	}
 	return string(g.Kind)
 }

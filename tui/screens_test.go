@@ -117,12 +117,31 @@ func TestEveryScreenRendersAtBothSizes(t *testing.T) {
 				h.pushFigures(45)
 				h.golden()
 			})
+			t.Run("live_analysis", func(t *testing.T) {
+				h := h4analysis(t, sz.w, sz.h)
+				h.golden()
+			})
+			t.Run("live_on_two_nodes", func(t *testing.T) {
+				h := newHarness(t, sz.w, sz.h)
+				h.b.env.Platform.PlaceOn("node-1", "node-2")
+				h.startCanary(gateIs(engine.GateApproval))
+				h.pushFigures(45)
+				h.golden()
+			})
 			t.Run("history", func(t *testing.T) {
 				h := h4history(t, sz.w, sz.h)
 				h.golden()
 			})
 			t.Run("history_events", func(t *testing.T) {
 				h := h4history(t, sz.w, sz.h)
+				h.press("enter")
+				rec, _ := h.m.history.selected()
+				evs, _ := h.b.Events(context.Background(), rec.ID)
+				h.send(eventsMsg{rec.ID, evs, nil})
+				h.golden()
+			})
+			t.Run("history_events_on_two_nodes", func(t *testing.T) {
+				h := h4history(t, sz.w, sz.h, "node-1", "node-2")
 				h.press("enter")
 				rec, _ := h.m.history.selected()
 				evs, _ := h.b.Events(context.Background(), rec.ID)
@@ -158,10 +177,36 @@ func h4plan(t *testing.T, w, hh int) *harness {
 	return h
 }
 
-// h4history runs one canary to success so the journal has a record.
-func h4history(t *testing.T, w, hh int) *harness {
+// h4analysis shows a canary 5s into its analysis window: the router
+// says it fails 10% of its requests against a 1% limit, one query is
+// within its limit and the other not measured yet.
+func h4analysis(t *testing.T, w, hh int) *harness {
 	t.Helper()
 	h := newHarness(t, w, hh)
+	h.b.spec.Strategy.Canary.Steps = []engine.CanaryStep{{Weight: 25, Gate: engine.Gate{Kind: engine.GateAnalysis,
+		Analysis: engine.AnalysisSpec{Window: time.Minute, MaxErrorRate: 0.01, MaxP99: 500 * time.Millisecond, MinRequests: 50,
+			Queries: []engine.QuerySpec{
+				{Name: "error-rate", Query: `rate(errors{version="{{.Canary}}"}[{{.Window}}])`, Max: ptr(0.05), Interval: 2 * time.Second},
+				{Name: "saturation", Query: `max(saturation{version="{{.Canary}}"})`, Max: ptr(0.8), Interval: 30 * time.Second},
+			}}}}}
+	h.b.env.Router.ServeOnState("1.1.0", 20, 2, 30)
+	h.b.env.Router.ServeOnState("1.0.0", 60, 0, 25)
+	h.b.env.Metrics.Answer("errors", 0.012)
+	h.startCanary(kindIs(engine.EventAnalysisProgress))
+	h.pushFigures(30)
+	return h
+}
+
+func ptr(f float64) *float64 { return &f }
+
+// h4history runs one canary to success so the journal has a record, on
+// nodes when some are named.
+func h4history(t *testing.T, w, hh int, nodes ...string) *harness {
+	t.Helper()
+	h := newHarness(t, w, hh)
+	if len(nodes) > 0 {
+		h.b.env.Platform.PlaceOn(nodes...)
+	}
 	h.startCanary(gateIs(engine.GateApproval))
 	if err := h.m.live.rel.Send(engine.CmdApprove); err != nil {
 		t.Fatal(err)
@@ -220,4 +265,43 @@ func TestStrategyEditsReachThePlan(t *testing.T) {
 	if v := h.view(); !strings.Contains(v, "1.1.0 30%") || !strings.Contains(v, "pause 1m") {
 		t.Fatalf("plan does not show the edits:\n%s", v)
 	}
+}
+
+// A task Swarm replaced mid-release: the live log and the release's
+// history say so, and where the newcomer runs.
+func TestReplacedTaskShowsWithItsNodeInTheLogAndHistory(t *testing.T) {
+	h := newHarness(t, 120, 40)
+	h.b.env.Platform.PlaceOn("node-1", "node-2")
+	h.startCanary(gateIs(engine.GateApproval))
+	newcomer, _ := h.b.env.Platform.Replace(h.b.env.Platform.Running("1.0.0")[0].ID)
+	if _, ok := h.rn.Until(kindIs(engine.EventApplied)); !ok {
+		t.Fatalf("the table did not follow the replacement: %v", h.rn.Events())
+	}
+	h.rn.Idle()
+	h.syncLive()
+	want := fmt.Sprintf("replaced: %s (1.0.0) appeared on %s", newcomer.Name, newcomer.Node)
+	if v := h.view(); !strings.Contains(v, want) || !strings.Contains(v, "NODE") {
+		t.Errorf("live view lacks %q or its NODE column:\n%s", want, v)
+	}
+	if err := h.m.live.rel.Send(engine.CmdApprove); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := h.rn.Wait(); o != engine.Succeeded {
+		t.Fatalf("outcome %s, %v", o, err)
+	}
+	h.press("esc")
+	h.press("h")
+	recs, err := h.b.History(context.Background(), svc, 10)
+	h.send(historyMsg{svc, recs, err})
+	h.press("enter")
+	evs, _ := h.b.Events(context.Background(), recs[0].ID)
+	h.send(eventsMsg{recs[0].ID, evs, nil})
+	want = fmt.Sprintf("replaced      %s (1.0.0) appeared on %s", newcomer.Name, newcomer.Node)
+	for range evs {
+		if strings.Contains(h.view(), want) {
+			return
+		}
+		h.press("down")
+	}
+	t.Errorf("the release's history never shows %q:\n%s", want, h.view())
 }

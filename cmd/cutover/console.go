@@ -19,7 +19,7 @@ import (
 	"github.com/cutover/cutover/engine/docker"
 	"github.com/cutover/cutover/engine/ecr"
 	"github.com/cutover/cutover/engine/journal"
-	"github.com/cutover/cutover/engine/router"
+	"github.com/cutover/cutover/engine/swarm"
 	"github.com/cutover/cutover/tui"
 )
 
@@ -32,6 +32,7 @@ type backendCore struct {
 	cfg     *config.Config
 	journal engine.Journal
 	labels  map[string]string
+	hooks   *hooks
 	// owner is who runs the releases, for their leases; cutover serve
 	// adds its control socket. Zero fields are this process.
 	owner engine.Owner
@@ -40,8 +41,9 @@ type backendCore struct {
 	audit func(who engine.Actor, what string)
 
 	mu       sync.Mutex
-	platform *docker.Platform
-	routers  map[string]*router.Client
+	platform *docker.Platform           // services on platform docker share it
+	swarms   map[string]*swarm.Platform // by service: each gives its nodes its own registry login
+	routers  map[string]routerConn
 	ecrs     map[string]*ecr.Registry // by service: keeps each ECR login token cached
 }
 
@@ -65,8 +67,12 @@ func newBackendCore(cfg *config.Config) (*backendCore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &backendCore{cfg: cfg, journal: j, labels: labels, runs: engine.NewRunner(),
-		routers: map[string]*router.Client{}, ecrs: map[string]*ecr.Registry{}}, nil
+	h, err := openHooks(cfg, j)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	return &backendCore{cfg: cfg, journal: j, labels: labels, hooks: h, runs: engine.NewRunner(),
+		routers: map[string]routerConn{}, ecrs: map[string]*ecr.Registry{}, swarms: map[string]*swarm.Platform{}}, nil
 }
 
 // newConsoleBackend is the local console's backend: the Unix user, with
@@ -80,16 +86,20 @@ func newConsoleBackend(cfg *config.Config) (*consoleBackend, error) {
 }
 
 // as is the console of another person over the same core.
-func (c *backendCore) as(who engine.Actor, role engine.Role) *consoleBackend {
-	return &consoleBackend{backendCore: c, who: who, role: role}
+func (b *backendCore) as(who engine.Actor, role engine.Role) *consoleBackend {
+	return &consoleBackend{backendCore: b, who: who, role: role}
 }
 
-// Close releases the connections.
+// Close releases the connections, after the last notifications.
 func (b *backendCore) Close() {
+	b.hooks.close()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.platform != nil {
 		b.platform.Close()
+	}
+	for _, sw := range b.swarms {
+		sw.Close()
 	}
 	for _, c := range b.routers {
 		c.Close()
@@ -120,18 +130,10 @@ func (b *backendCore) service(ctx context.Context, name string) (*service, error
 	if err != nil {
 		return nil, err
 	}
-	s := &service{cfg: b.cfg, svc: svc, spec: specOf(svc), journal: b.journal}
+	s := &service{cfg: b.cfg, svc: svc, spec: specOf(svc), journal: b.journal, hooks: b.hooks}
 	s.spec.Labels = b.labels
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.platform == nil {
-		p, err := docker.New(ctx)
-		if err != nil {
-			return nil, err
-		}
-		b.platform = p
-	}
-	s.platform = b.platform
 	if svc.Source.Type == config.SourceECR {
 		if s.ecr = b.ecrs[name]; s.ecr == nil {
 			if _, err := s.ecrRegistry(ctx); err != nil {
@@ -139,6 +141,9 @@ func (b *backendCore) service(ctx context.Context, name string) (*service, error
 			}
 			b.ecrs[name] = s.ecr
 		}
+	}
+	if err := b.connect(ctx, s); err != nil {
+		return nil, err
 	}
 	if c, ok := b.routers[svc.Router]; ok {
 		s.router = c
@@ -151,6 +156,33 @@ func (b *backendCore) service(ctx context.Context, name string) (*service, error
 	}
 	b.routers[svc.Router] = s.router
 	return s, nil
+}
+
+// connect gives s the platform of its service: the Docker host shared by
+// the services on platform docker, or the service's own swarm platform.
+// b.mu is held.
+func (b *backendCore) connect(ctx context.Context, s *service) error {
+	if s.svc.Platform == config.PlatformSwarm {
+		sw := b.swarms[s.svc.Name]
+		if sw == nil {
+			var err error
+			if _, sw, err = connectHost(ctx, s.svc, s.nodeLogin()); err != nil {
+				return err
+			}
+			b.swarms[s.svc.Name] = sw
+		}
+		s.platform, s.swarm = sw.Docker(), sw
+		return nil
+	}
+	if b.platform == nil {
+		p, err := docker.New(ctx)
+		if err != nil {
+			return err
+		}
+		b.platform = p
+	}
+	s.platform = b.platform
+	return nil
 }
 
 // Services lists every configured service's state; a service whose state

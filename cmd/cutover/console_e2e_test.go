@@ -9,19 +9,27 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
 
 	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/demo/demotest"
 	"github.com/cutover/cutover/engine/router"
+	"github.com/cutover/cutover/engine/swarm/swarmtest"
 )
 
 // tmuxConsole is the console running in a private tmux server.
@@ -53,21 +61,16 @@ func (c *tmuxConsole) screen() string { return c.tmux("capture-pane", "-p", "-t"
 // waitFor waits until the screen shows every one of texts.
 func (c *tmuxConsole) waitFor(within time.Duration, texts ...string) string {
 	c.t.Helper()
+	return waitFor(c.t, within, c.screen, texts...)
+}
+
+// waitGone waits until the screen no longer shows text.
+func (c *tmuxConsole) waitGone(within time.Duration, text string) {
+	c.t.Helper()
 	deadline := time.Now().Add(within)
-	for {
-		s := c.screen()
-		missing := ""
-		for _, t := range texts {
-			if !strings.Contains(s, t) {
-				missing = t
-				break
-			}
-		}
-		if missing == "" {
-			return s
-		}
+	for strings.Contains(c.screen(), text) {
 		if time.Now().After(deadline) {
-			c.t.Fatalf("screen lacks %q after %v:\n%s", missing, within, s)
+			c.t.Fatalf("screen still shows %q after %v:\n%s", text, within, c.screen())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -108,42 +111,88 @@ func (c *tmuxConsole) shot(name string) {
 }
 
 func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
+	consoleCanaryApproveAndRollback(t, false)
+}
+
+// The same, against `cutover demo --swarm`: each instance a Swarm service,
+// on the swarm the tests share; the demo leaves that swarm as it found it.
+func TestConsoleCanaryApproveAndRollbackInTmuxOnSwarm(t *testing.T) {
+	consoleCanaryApproveAndRollback(t, true)
+}
+
+// runningDemo names a running instance of a demo service on the engine,
+// on plain Docker or a Swarm task, or "" when there is none: a test that
+// runs the demo would replace it.
+func runningDemo(t *testing.T, cli *client.Client) string {
+	t.Helper()
+	list, err := cli.ContainerList(context.Background(), container.ListOptions{
+		Filters: filters.NewArgs(filters.Arg("label", engine.LabelService+"="+demoService))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) == 0 {
+		return ""
+	}
+	return strings.TrimPrefix(list[0].Names[0], "/")
+}
+
+// consoleCanaryApproveAndRollback drives the console over the demo, on
+// plain Docker or on Swarm: a canary to 1.1.0 approved once, then rolled
+// back from the prompt while a request is in flight on the canary. The
+// instances pane, status and history show where each instance runs.
+func consoleCanaryApproveAndRollback(t *testing.T, onSwarm bool) {
 	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv(demotest.EnvRequire) == "1" {
-			t.Fatalf("tmux is required (%s=1): %v", demotest.EnvRequire, err)
-		}
-		t.Skip("skipping: needs tmux (apt-get install tmux)")
+		demotest.Missing(t, "tmux (apt-get install tmux): %v", err)
 	}
 	bin := demotest.Binary(t)
 	p := demotest.Docker(t)
+	var fleet engine.Platform = p
+	dir := t.TempDir()
+	demoArgs := []string{"demo", "--dir", dir, "--traffic", "30"}
+	if onSwarm {
+		fleet = swarmtest.Platform(t)
+		demoArgs = append(demoArgs, "--swarm")
+	}
 	ctx := context.Background()
-	if insts, err := p.Instances(ctx, demoService); err == nil {
-		for _, in := range insts {
-			if in.State == engine.StateRunning {
-				t.Skipf("skipping: a demo service already runs on this Docker host (%s); this test would replace it", in.Name)
-			}
-		}
+	if name := runningDemo(t, p.Client()); name != "" {
+		demotest.Missing(t, "a Docker host where no demo service runs: %s runs, and this test would replace it", name)
+	}
+	info, err := p.Client().Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := info.Name // the one node, on Docker and on the test swarm
+	shown := node     // as the instances pane shows it, in at most 20 cells
+	if len(shown) > 20 {
+		shown = shown[:19]
 	}
 
-	dir := t.TempDir()
 	env := append(os.Environ(), "CUTOVER_LABELS="+engine.LabelTest+"=1")
-	run := func(args ...string) {
+	run := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
 		cmd.Env, cmd.Dir = env, dir
-		if out, err := cmd.CombinedOutput(); err != nil {
+		out, err := cmd.CombinedOutput()
+		if err != nil {
 			t.Fatalf("cutover %v: %v\n%s", args, err, out)
 		}
+		return string(out)
 	}
+	downed := false
 	t.Cleanup(func() {
+		if downed {
+			return
+		}
 		cmd := exec.Command(bin, "demo", "--down", "--dir", dir)
 		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("cutover demo --down: %v\n%s", err, out)
 		}
 	})
-	run("demo", "--dir", dir, "--traffic", "30")
-
+	out := run(demoArgs...)
+	if onSwarm && !strings.Contains(out, "swarm:     the engine's own swarm (node "+node) {
+		t.Errorf("cutover demo --swarm does not say it runs on the engine's own swarm:\n%s", out)
+	}
 	cfg, err := config.Load(filepath.Join(dir, "cutover.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +212,7 @@ func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 		return tb
 	}
 	containers := func() map[string]int {
-		insts, err := p.Instances(ctx, demoService)
+		insts, err := fleet.Instances(ctx, demoService)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +223,10 @@ func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 		return n
 	}
 
-	c := &tmuxConsole{t: t, socket: fmt.Sprintf("cutover-e2e-%d", os.Getpid()), shots: os.Getenv("CUTOVER_SCREENSHOTS")}
+	c := &tmuxConsole{t: t, socket: fmt.Sprintf("cutover-e2e-%d", os.Getpid())}
+	if !onSwarm {
+		c.shots = os.Getenv("CUTOVER_SCREENSHOTS") // the pictures are of the Docker demo
+	}
 	if c.shots != "" {
 		if err := os.MkdirAll(c.shots, 0o755); err != nil {
 			t.Fatal(err)
@@ -189,8 +241,11 @@ func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 		_ = exec.Command("tmux", "-L", c.socket, "kill-server").Run()
 	})
 
-	// Home: the demo fleet, all on 1.0.0.
-	c.waitFor(15*time.Second, "demo", "1.0.0", "4/4 healthy", "100%")
+	// Home: the demo fleet, all on 1.0.0, and the node each runs on.
+	c.waitFor(15*time.Second, "demo", "1.0.0", "4/4 healthy", "100%", "NODE")
+	if s := c.screen(); strings.Count(s, " "+shown) < 4 {
+		t.Errorf("the instances pane does not show node %s for each of the 4 instances:\n%s", node, s)
+	}
 	c.settle(10 * time.Second) // traffic figures and sparklines for the picture
 	c.shot("home")
 
@@ -246,10 +301,14 @@ func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 	// Roll back: the prompt names the effect and changes nothing by itself.
 	c.key("r")
 	c.waitFor(5*time.Second, "Roll back demo to 1.0.0?")
-	c.key("Enter") // Enter does not confirm
-	time.Sleep(300 * time.Millisecond)
-	if got := table().Share("1.1.0"); got != 0.5 {
-		t.Fatalf("Enter on the rollback prompt changed the traffic: 1.1.0 at %.2f", got)
+	// Enter does not confirm. It is sent after the guard within which the
+	// prompt ignores every key, so the prompt does take it: it closes.
+	time.Sleep(400 * time.Millisecond)
+	c.key("Enter")
+	c.waitGone(5*time.Second, "Roll back demo to 1.0.0?")
+	time.Sleep(500 * time.Millisecond) // a rollback it set off would have swapped the table by now
+	if got := table().Share("1.1.0"); got != 0.5 || strings.Contains(c.screen(), "rolling back") {
+		t.Fatalf("Enter on the rollback prompt rolled back: 1.1.0 at %.2f\n%s", got, c.screen())
 	}
 	c.key("r")
 	c.waitFor(5*time.Second, "Roll back demo to 1.0.0?")
@@ -298,6 +357,51 @@ func TestConsoleCanaryApproveAndRollbackInTmux(t *testing.T) {
 	c.waitFor(10*time.Second, "rolled back", "1.0.0 → 1.1.0")
 	c.shot("history")
 	c.key("q")
+
+	// Headless: status and the release's history say where instances run.
+	if st := run("status", "demo"); !strings.Contains(st, "NODE") || strings.Count(st, "  "+node+"  ") < 4 {
+		t.Errorf("cutover status demo does not show node %s for each instance:\n%s", node, st)
+	}
+	var recs []engine.ReleaseRecord
+	if err := json.Unmarshal([]byte(run("history", "demo", "-o", "json")), &recs); err != nil || len(recs) == 0 {
+		t.Fatalf("cutover history demo -o json: %v, %d releases", err, len(recs))
+	}
+	i := slices.IndexFunc(recs, func(r engine.ReleaseRecord) bool { return r.To.Version == "1.1.0" })
+	if i < 0 {
+		t.Fatalf("no release to 1.1.0 in the history: %+v", recs)
+	}
+	if h := run("history", "--release", recs[i].ID); !strings.Contains(h, "(1.1.0) is healthy on "+node) {
+		t.Errorf("the canary's history does not say where its instance ran (%q):\n%s", "is healthy on "+node, h)
+	}
+
+	if onSwarm {
+		// The headless commands drive the same swarm: a blue/green deploy
+		// left at its approval gate, then the emergency rollback.
+		cmd := exec.Command(bin, "deploy", "demo", "1.1.0", "--strategy", "bluegreen", "--detach")
+		cmd.Env, cmd.Dir = env, dir
+		if out, errs, code := runCmd(t, cmd); code != exitWaiting || !strings.Contains(out, "(1.1.0) is healthy on "+node) {
+			t.Fatalf("blue/green deploy on swarm: exit %d, want %d at its approval gate, the node named\n%s%s", code, exitWaiting, tail(out, 20), errs)
+		}
+		if got := containers(); got["1.1.0"] != 4 || got["1.0.0"] != 4 {
+			t.Errorf("instances at the blue/green gate %v, want 4 × 1.0.0 and 4 × 1.1.0", got)
+		}
+		run("rollback", "demo")
+		if got := containers(); got["1.1.0"] != 0 || got["1.0.0"] != 4 || table().Share("1.0.0") != 1 {
+			t.Errorf("after cutover rollback: instances %v, table %+v; want 4 × 1.0.0 with all the traffic", got, table())
+		}
+	}
+
+	out = run("demo", "--down")
+	downed = true
+	if insts, err := fleet.Instances(ctx, demoService); err != nil || len(insts) != 0 {
+		t.Errorf("after --down: %d demo instances (%v)", len(insts), err)
+	}
+	if onSwarm {
+		// The swarm was there before the demo: --down keeps it.
+		if info, err := p.Client().Info(ctx); err != nil || info.Swarm.LocalNodeState != swarm.LocalNodeStateActive {
+			t.Errorf("cutover demo --down took the engine out of a swarm the demo did not make: %v %v\n%s", info.Swarm.LocalNodeState, err, out)
+		}
+	}
 }
 
 type statusError struct{ code int }
@@ -306,10 +410,7 @@ func (e *statusError) Error() string { return http.StatusText(e.code) }
 
 func TestDeployAsksAtApprovalGatesOnATerminal(t *testing.T) {
 	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv(demotest.EnvRequire) == "1" {
-			t.Fatalf("tmux is required (%s=1): %v", demotest.EnvRequire, err)
-		}
-		t.Skip("skipping: needs tmux (apt-get install tmux)")
+		demotest.Missing(t, "tmux (apt-get install tmux): %v", err)
 	}
 	e := newE2E(t, `type: canary
       canary:

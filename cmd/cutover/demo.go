@@ -23,6 +23,7 @@ import (
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/demo"
 	"github.com/cutover/cutover/engine/docker"
+	"github.com/cutover/cutover/engine/haproxy"
 	"github.com/cutover/cutover/engine/journal"
 	"github.com/cutover/cutover/engine/router"
 )
@@ -39,6 +40,8 @@ type demoFlags struct {
 	dir     string
 	down    bool
 	traffic int
+	router  string // builtin or haproxy
+	swarm   bool
 }
 
 func newDemoCmd() *cobra.Command {
@@ -52,10 +55,17 @@ func newDemoCmd() *cobra.Command {
     1.3.0-unhealthy (fails its health check) and 1.4.0-errors (answers 30% of
     requests with 500 after serving 20), built FROM scratch around this binary;
   - a cutover.yaml with a service "demo" (4 replicas, canary with analysis);
-  - a router on a free loopback port that outlives this command;
+  - a router on a free loopback port that outlives this command: cutover's
+    own, or with --router haproxy a real HAProxy (2.6+, from the PATH) that
+    cutover drives over its runtime API;
   - a fleet of 4 × 1.0.0 behind it, and light background traffic (--traffic
     requests per second; 0 for none) so the router's figures and analysis
     gates have something to measure.
+
+With --swarm the fleet runs on Docker Swarm (platform: swarm), each instance
+a Swarm service; everything else is the same. An engine in no swarm is made
+a one-node swarm (docker swarm init --advertise-addr 127.0.0.1), and
+--down takes it out again; a swarm the engine is in already is used and kept.
 
 "cutover demo --down" removes everything it made. The binary must be static
 (CGO_ENABLED=0) to run inside the images.`,
@@ -71,12 +81,17 @@ func newDemoCmd() *cobra.Command {
 	fl.StringVar(&f.dir, "dir", ".", "directory for cutover.yaml and the .cutover state directory")
 	fl.BoolVar(&f.down, "down", false, "remove everything the demo made")
 	fl.IntVar(&f.traffic, "traffic", 20, "background requests per second sent to the router (0: none)")
+	fl.StringVar(&f.router, "router", string(config.RouterBuiltin), "the router to run: builtin (cutover router) or haproxy (HAProxy from the PATH)")
+	fl.BoolVar(&f.swarm, "swarm", false, "run the fleet on Docker Swarm, making a one-node swarm if the engine is in none")
 	return cmd
 }
 
 // demoPaths are where the demo keeps its files.
 type demoPaths struct {
 	dir, config, state, routerPID, routerLog, loadPID, loadLog string
+	// HAProxy's config, runtime API socket and cutover's map, for
+	// --router haproxy.
+	haproxyConfig, haproxySocket, haproxyMap string
 }
 
 func pathsIn(dir string) (demoPaths, error) {
@@ -93,6 +108,10 @@ func pathsIn(dir string) (demoPaths, error) {
 		routerLog: filepath.Join(st, "router-main.log"),
 		loadPID:   filepath.Join(st, "demo-traffic.pid"),
 		loadLog:   filepath.Join(st, "demo-traffic.log"),
+
+		haproxyConfig: filepath.Join(st, "haproxy.cfg"),
+		haproxySocket: filepath.Join(st, "haproxy.sock"),
+		haproxyMap:    filepath.Join(st, "cutover.map"),
 	}, nil
 }
 
@@ -106,6 +125,16 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 	p, err := pathsIn(f.dir)
 	if err != nil {
 		return err
+	}
+	kind := config.RouterType(f.router)
+	switch kind {
+	case config.RouterBuiltin:
+	case config.RouterHAProxy:
+		if _, err := exec.LookPath("haproxy"); err != nil {
+			return withCode(exitUsage, fmt.Errorf("demo --router haproxy runs HAProxy 2.6 or later from the PATH: %w (Debian: apt-get install haproxy)", err))
+		}
+	default:
+		return withCode(exitUsage, fmt.Errorf("demo: --router %q: want builtin or haproxy", f.router))
 	}
 	if b, err := os.ReadFile(p.config); err == nil && !bytes.HasPrefix(b, []byte(demoHeader)) {
 		return fmt.Errorf("%s exists and was not written by cutover demo; run the demo in another directory (--dir)", p.config)
@@ -123,6 +152,12 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 	}
 	defer plat.Close()
 	start := time.Now()
+	swarmAbout := ""
+	if f.swarm {
+		if swarmAbout, err = demoSwarm(ctx, plat.Client(), p); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(out, "building demo images FROM scratch around %s ...\n", exePath())
 	refs, err := demo.BuildImages(ctx, plat.Client(), "", demo.Repo, labels, demo.Variants())
 	if err != nil {
@@ -136,7 +171,11 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 	if err != nil {
 		return fmt.Errorf("demo: find a free port for the router: %w", err)
 	}
-	if err := os.WriteFile(p.config, []byte(demoConfig(listen)), 0o644); err != nil {
+	text := demoConfig(listen, kind, p)
+	if f.swarm {
+		text = onSwarm(text)
+	}
+	if err := os.WriteFile(p.config, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("demo: write config: %w", err)
 	}
 	cfg, err := config.Load(p.config)
@@ -144,16 +183,27 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 		return fmt.Errorf("demo: the config it wrote does not load (a bug): %w", err)
 	}
 	r := cfg.Routers[config.DefaultRouterName]
-	_, sock := cfg.AdminAddr(r)
-	if err := startDetached(p.routerPID, p.routerLog, "router", "-c", p.config, r.Name, "--version-header", "X-Cutover-Version"); err != nil {
-		return err
+	var client engine.Router
+	if kind == config.RouterHAProxy {
+		h, err := startDemoHAProxy(ctx, cfg, r, p)
+		if err != nil {
+			return err
+		}
+		client = h
+		fmt.Fprintf(out, "HAProxy listening on http://%s (runtime API unix:%s, backend %s)\n", listen, p.haproxySocket, r.Backend)
+	} else {
+		_, sock := cfg.AdminAddr(r)
+		if err := startDetached(p.routerPID, p.routerLog, "router", "-c", p.config, r.Name, "--version-header", "X-Cutover-Version"); err != nil {
+			return err
+		}
+		c, err := waitRouter(ctx, "unix:"+sock, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("demo: the router did not come up (log: %s): %w", p.routerLog, err)
+		}
+		defer c.Close()
+		client = c
+		fmt.Fprintf(out, "router listening on http://%s (admin unix:%s)\n", listen, sock)
 	}
-	client, err := waitRouter(ctx, "unix:"+sock, 10*time.Second)
-	if err != nil {
-		return fmt.Errorf("demo: the router did not come up (log: %s): %w", p.routerLog, err)
-	}
-	defer client.Close()
-	fmt.Fprintf(out, "router listening on http://%s (admin unix:%s)\n", listen, sock)
 
 	// The first fleet is an ordinary release from nothing to 1.0.0.
 	svc, _ := cfg.Service(demoService)
@@ -168,8 +218,16 @@ func demoUp(cmd *cobra.Command, f demoFlags) error {
 	if err != nil {
 		return err
 	}
+	fleet, _, closeFleet, err := demoFleetPlatform(ctx, plat, p)
+	if err != nil {
+		return err
+	}
+	defer closeFleet()
+	if fleet == nil {
+		return errors.New("demo: the engine left its swarm while the demo was being set up")
+	}
 	target := engine.Target{Image: img.Digest, Version: "1.0.0", Digest: img.Digest}
-	rel, err := engine.New(engine.Deps{Platform: plat, Router: client, Journal: j},
+	rel, err := engine.New(engine.Deps{Platform: fleet, Router: client, Journal: j},
 		spec, target, engine.Options{Actor: actor(), AutoApprove: true})
 	if err != nil {
 		return err
@@ -208,6 +266,9 @@ The demo is up (%s).
   history:   %s history demo
   clean up:  %s demo --down%s
 `, time.Since(start).Round(100*time.Millisecond), listen, background, c, c, c, c, c, c, c, invokedAs(), dirArg(f.dir))
+	if f.swarm {
+		fmt.Fprint(out, demoSwarmHint(ctx, plat.Client(), swarmAbout))
+	}
 	return nil
 }
 
@@ -234,14 +295,22 @@ func mustGetwd() string {
 
 // demoConfig is the demo's cutover.yaml: a 4-replica service behind one
 // router, with a canary whose analysis catches the erroring version.
-func demoConfig(listen string) string {
+func demoConfig(listen string, kind config.RouterType, p demoPaths) string {
+	router := `
+    admin: unix:.cutover/router-main.sock`
+	if kind == config.RouterHAProxy {
+		router = `
+    type: haproxy
+    socket: .cutover/haproxy.sock
+    backend: ` + demoService + `
+    map: ` + p.haproxyMap + `           # as .cutover/haproxy.cfg names it`
+	}
 	return demoHeader + `# A service "demo" of 4 instances behind the router below. Try:
 #   cutover deploy demo 1.1.0 --auto
 state_dir: .cutover
 routers:
   main:
-    listen: ` + listen + `
-    admin: unix:.cutover/router-main.sock
+    listen: ` + listen + router + `
 services:
   demo:
     image: ` + demo.Repo + `
@@ -296,21 +365,36 @@ func demoDown(cmd *cobra.Command, f demoFlags) error {
 		return err
 	}
 	defer plat.Close()
-	insts, err := plat.Instances(ctx, demoService)
+	fleet, onSwarm, closeFleet, err := demoFleetPlatform(ctx, plat, p)
+	defer closeFleet()
+	var insts []engine.Instance
+	if err == nil && fleet != nil {
+		insts, err = fleet.Instances(ctx, demoService)
+	}
 	if err != nil {
 		errs = append(errs, err)
 	}
 	for _, in := range insts {
-		if err := plat.Stop(ctx, in.ID, time.Second); err != nil {
+		if err := fleet.Stop(ctx, in.ID, time.Second); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	fmt.Fprintf(out, "removed %d demo containers\n", len(insts))
+	if onSwarm {
+		fmt.Fprintf(out, "removed %d demo swarm services\n", len(insts))
+		if err := waitTaskContainers(ctx, plat.Client()); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		fmt.Fprintf(out, "removed %d demo containers\n", len(insts))
+	}
 	n, err := removeDemoImages(ctx, plat)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	fmt.Fprintf(out, "removed %d demo images\n", n)
+	if err := leaveDemoSwarm(ctx, plat.Client(), p, out); err != nil {
+		errs = append(errs, err)
+	}
 	if b, err := os.ReadFile(p.config); err == nil && bytes.HasPrefix(b, []byte(demoHeader)) {
 		if err := os.Remove(p.config); err != nil {
 			errs = append(errs, err)
@@ -323,19 +407,56 @@ func demoDown(cmd *cobra.Command, f demoFlags) error {
 	return errors.Join(errs...)
 }
 
+// startDemoHAProxy writes the demo's HAProxy config and an empty map in
+// the state directory, starts HAProxy in a session of its own (its pid
+// in the router's pid file, so --down stops it as it stops the builtin
+// router) and waits until its runtime API answers.
+func startDemoHAProxy(ctx context.Context, cfg *config.Config, r *config.Router, p demoPaths) (*haproxy.Router, error) {
+	setup := haproxy.Setup{Listen: r.Listen, Socket: cfg.Resolve(r.Socket), Backend: r.Backend, Map: r.Map}
+	if err := os.WriteFile(p.haproxyConfig, []byte(setup.Config()), 0o644); err != nil {
+		return nil, fmt.Errorf("demo: write HAProxy config: %w", err)
+	}
+	if err := os.WriteFile(p.haproxyMap, nil, 0o644); err != nil {
+		return nil, fmt.Errorf("demo: write HAProxy map: %w", err)
+	}
+	if err := startProgram(p.routerPID, p.routerLog, "haproxy", "-db", "-f", p.haproxyConfig); err != nil {
+		return nil, err
+	}
+	h, err := openHAProxy(cfg, r)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := h.Ping(ctx)
+		if err == nil {
+			return h, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("demo: HAProxy did not come up (log: %s): %w", p.routerLog, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // startDetached starts this binary with args in a session of its own, so it
 // outlives the command (and the SSH session), logging to logFile.
 func startDetached(pidFile, logFile string, args ...string) error {
+	return startProgram(pidFile, logFile, exePath(), args...)
+}
+
+// startProgram starts prog with args as startDetached does.
+func startProgram(pidFile, logFile, prog string, args ...string) error {
 	log, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer log.Close()
-	c := exec.Command(exePath(), args...)
+	c := exec.Command(prog, args...)
 	c.Stdout, c.Stderr = log, log
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := c.Start(); err != nil {
-		return fmt.Errorf("demo: start %s: %w", args[0], err)
+		return fmt.Errorf("demo: start %s: %w", strings.Join(append([]string{filepath.Base(prog)}, args...), " "), err)
 	}
 	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(c.Process.Pid)+"\n"), 0o644); err != nil {
 		_ = c.Process.Kill()
@@ -377,9 +498,14 @@ func livePID(pidFile string) (int, bool) {
 
 // waitRouter dials the router's admin API until it answers.
 func waitRouter(ctx context.Context, addr string, within time.Duration) (*router.Client, error) {
+	return waitRouterWith(ctx, addr, "", within)
+}
+
+// waitRouterWith is waitRouter for an admin API behind a bearer token.
+func waitRouterWith(ctx context.Context, addr, token string, within time.Duration) (*router.Client, error) {
 	deadline := time.Now().Add(within)
 	for {
-		c, err := router.Dial(addr, "")
+		c, err := router.Dial(addr, token)
 		if err == nil {
 			if _, err = c.Health(ctx); err == nil {
 				return c, nil

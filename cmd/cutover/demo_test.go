@@ -23,8 +23,8 @@ func TestDemoQuickStart(t *testing.T) {
 	bin := demotest.Binary(t)
 	p := demotest.Docker(t)
 	ctx := context.Background()
-	if insts, err := p.Instances(ctx, demoService); err == nil && len(insts) > 0 {
-		t.Skipf("skipping: a demo service already runs on this Docker host (%s); this test would replace it", insts[0].Name)
+	if name := runningDemo(t, p.Client()); name != "" {
+		demotest.Missing(t, "a Docker host where no demo service runs: %s runs, and this test would replace it", name)
 	}
 	dir := t.TempDir()
 	run := func(args ...string) (string, int) {

@@ -128,6 +128,11 @@ func openReleaseWith(cmd *cobra.Command, name, output string, fast bool) (contex
 		stop()
 		return nil, nil, nil, nil, err
 	}
+	if err := s.openHooks(cmd.ErrOrStderr(), fast); err != nil {
+		s.Close()
+		stop()
+		return nil, nil, nil, nil, err
+	}
 	return ctx, s, out, func() { s.Close(); stop() }, nil
 }
 

@@ -17,7 +17,9 @@ func newHistoryCmd() *cobra.Command {
 		Use:   "history [SERVICE]",
 		Short: "List past releases from the journal, or one release's events",
 		Long: `history lists releases newest first: who ran them, from → to, strategy and
-outcome. --release ID prints that release's events, in order.`,
+outcome, and how many of their notifications did not get through.
+--release ID prints that release's events, in order, failed notifications
+(notify-failed) among them.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
@@ -74,8 +76,13 @@ outcome. --release ID prints that release's events, in order.`,
 				if !r.Ended.IsZero() {
 					took = r.Ended.Sub(r.Started).Round(time.Second).String()
 				}
+				outcome := string(r.State)
+				if r.NotifyFailed > 0 {
+					// The events say which (history --release ID).
+					outcome += fmt.Sprintf(" (notifications failed: %d)", r.NotifyFailed)
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-					r.ID, r.Service, r.Kind, r.Summary(), r.Strategy, r.State, r.Actor, engine.Ago(now, r.Started), took)
+					r.ID, r.Service, r.Kind, r.Summary(), r.Strategy, outcome, r.Actor, engine.Ago(now, r.Started), took)
 			}
 			if len(recs) == 0 {
 				fmt.Fprintln(tw, "(no releases yet)")

@@ -117,7 +117,7 @@ type imageMarks struct{ running, ran map[string]bool }
 
 func (s *service) imageMarks(ctx context.Context) imageMarks {
 	m := imageMarks{running: map[string]bool{}, ran: map[string]bool{}}
-	if insts, err := s.platform.Instances(ctx, s.svc.Name); err == nil {
+	if insts, err := s.instances().Instances(ctx, s.svc.Name); err == nil {
 		for _, in := range insts {
 			m.running[in.Digest] = true
 		}

@@ -114,12 +114,10 @@ func (s *service) stableTarget(ctx context.Context, to string) (engine.Target, s
 	if t.Image != "" {
 		return t, undo, nil
 	}
-	p, err := s.docker()
-	if err != nil {
+	if err := s.connected(); err != nil {
 		return engine.Target{}, "", err
 	}
-	s.platform = p
-	insts, err := p.Instances(ctx, s.svc.Name)
+	insts, err := s.instances().Instances(ctx, s.svc.Name)
 	if err != nil {
 		return engine.Target{}, "", err
 	}

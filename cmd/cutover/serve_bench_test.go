@@ -25,7 +25,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"regexp"
 	"sort"
@@ -37,6 +36,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/demo/demotest"
 )
 
 const (
@@ -76,10 +76,10 @@ func benchServeOnce(b *testing.B) {
 	e.deployV1()
 	alice, viewer := newSSHKey(b, "alice@bench"), newSSHKey(b, "watcher@bench")
 	port := e.serveFor(fmt.Sprintf("alice: {role: deployer, keys: [%q]}", alice.line), fmt.Sprintf("watcher: {role: viewer, keys: [%q]}", viewer.line))
-	serve := startServeProcess(b, e)
+	serve := e.startServe()
 	s := &inProcessServe{addr: "127.0.0.1:" + port} // to dial the process
-	stopLoad := lightLoad(e.url(), 50*time.Millisecond)
-	defer stopLoad()
+	// A light load, so the figures the consoles draw move.
+	demotest.StartLoad(b, demotest.LoadSpec{Rate: 20, Get: e.url(), Post: e.url(), Slow: e.url() + "?sleep=300ms", CountBy: "X-Demo-Version"})
 	session := func(k sshKey, name string) (*gossh.Client, io.Writer, *syncBuffer) {
 		c, err := s.dial("cutover", nil, gossh.PublicKeys(k.signer))
 		if err != nil {
@@ -111,11 +111,11 @@ func benchServeOnce(b *testing.B) {
 	// no session, with alice's watching it, then with 20 more.
 	sb.startCanary()
 	c.Close()
-	cpu0 := cpuPercent(b, serve.Process.Pid)
+	cpu0 := cpuPercent(b, serve.cmd.Process.Pid)
 	c, sb.keys, sb.screen = session(alice, "alice")
 	defer c.Close()
 	press(sb.keys, "v", time.Second)
-	cpu1 := cpuPercent(b, serve.Process.Pid)
+	cpu1 := cpuPercent(b, serve.cmd.Process.Pid)
 	var watchers []io.Writer
 	var screens []*syncBuffer
 	for range benchServeWatchers {
@@ -132,7 +132,7 @@ func benchServeOnce(b *testing.B) {
 		return n
 	}
 	before := drawn()
-	cpu21 := cpuPercent(b, serve.Process.Pid)
+	cpu21 := cpuPercent(b, serve.cmd.Process.Pid)
 	perSession := float64(drawn()-before) / benchServeCPUFor.Seconds() / benchServeWatchers
 
 	// The same with the 20 watching every canary.
@@ -325,30 +325,6 @@ func cpuTicks(b *testing.B, pid int) uint64 {
 	u, _ := strconv.ParseUint(f[11], 10, 64) // utime, field 14
 	k, _ := strconv.ParseUint(f[12], 10, 64) // stime, field 15
 	return u + k
-}
-
-// lightLoad sends a GET through the router every every, so the figures
-// the consoles draw move; it returns a stop func.
-func lightLoad(url string, every time.Duration) func() {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if resp, err := http.Get(url); err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}
-		}
-	}()
-	return func() { close(stop); <-done }
 }
 
 // pct is the p-th percentile of ds (nearest rank; 100 is the max).

@@ -103,29 +103,13 @@ func (e *e2e) serveFor(users ...string) string {
 	return port
 }
 
-// startServeProcess runs `cutover serve` of e until the test ends.
-func startServeProcess(t testing.TB, e *e2e) *exec.Cmd {
-	t.Helper()
-	cmd := e.command("serve")
-	logf, err := os.Create(filepath.Join(e.dir, "serve.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("serve log:\n%s", tail(string(b), 40))
-		}
-	})
-	waitFor(t, 10*time.Second, func() string { b, _ := os.ReadFile(logf.Name()); return string(b) }, "cutover serve: listening")
-	return cmd
+// startServe runs `cutover serve` of e until the test ends; its log is
+// its stderr.
+func (e *e2e) startServe() *proc {
+	e.t.Helper()
+	p := e.start(procOptions{}, "serve")
+	waitFor(e.t, 10*time.Second, p.stderr.String, "cutover serve: listening")
+	return p
 }
 
 // releaseState is the journal's state of the service's latest release.
@@ -161,8 +145,8 @@ func TestServeSharesOneReleaseAcrossSSHSessionsRolesAndTheCLI(t *testing.T) {
 		fmt.Sprintf("%s: {role: %s, keys: [%q]}", alice.name, alice.role, alice.pub),
 		fmt.Sprintf("%s: {role: %s, keys: [%q]}", bob.name, bob.role, bob.pub),
 		fmt.Sprintf("%s: {role: %s, keys: [%q]}", carol.name, carol.role, carol.pub))
-	serve := startServeProcess(t, e)
-	load := startLoad(t, e.url(), 4)
+	serve := e.startServe()
+	load := e.startLoad()
 
 	// alice, a deployer, starts a canary from her console.
 	a := sshConsole(t, alice, port)
@@ -212,8 +196,7 @@ func TestServeSharesOneReleaseAcrossSSHSessionsRolesAndTheCLI(t *testing.T) {
 
 	// alice's connection dies mid-canary: the release keeps its gate.
 	_ = exec.Command("tmux", "-L", a.socket, "kill-server").Run()
-	waitFor(t, 10*time.Second, func() string { b, _ := os.ReadFile(filepath.Join(e.dir, "serve.log")); return string(b) },
-		`msg="session closed" who="alice (deployer`)
+	waitFor(t, 10*time.Second, serve.stderr.String, `msg="session closed" who="alice (deployer`)
 	time.Sleep(time.Second)
 	if rec, _ := e.releaseState(); rec.State != engine.ReleaseWaiting || e.share("1.1.0") != 0.4 {
 		t.Fatalf("after alice's connection died the release is %s at %.2f; want waiting at 0.40", rec.State, e.share("1.1.0"))
@@ -245,16 +228,11 @@ func TestServeSharesOneReleaseAcrossSSHSessionsRolesAndTheCLI(t *testing.T) {
 	// An emergency rollback from the CLI while serve owns the release: the
 	// swap happens in serve at once, and the sessions show it.
 	waitFor(t, 30*time.Second, func() string { rec, _ := e.releaseState(); return string(rec.State) }, string(engine.ReleaseWaiting))
-	rb := e.command("rollback", e.svc)
-	var rbOut syncBuffer
-	rb.Stdout, rb.Stderr = &rbOut, &rbOut
 	start = time.Now()
-	if err := rb.Start(); err != nil {
-		t.Fatal(err)
-	}
+	rb := e.start(procOptions{}, "rollback", e.svc)
 	for e.share("1.0.0") != 1 {
 		if time.Since(start) > 10*time.Second {
-			t.Fatalf("traffic not back on 1.0.0 within 10s of the CLI rollback:\n%s", rbOut.String())
+			t.Fatalf("traffic not back on 1.0.0 within 10s of the CLI rollback:\n%s", rb.stderr.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -264,8 +242,8 @@ func TestServeSharesOneReleaseAcrossSSHSessionsRolesAndTheCLI(t *testing.T) {
 	if d := time.Since(swapped); d > 1500*time.Millisecond {
 		t.Errorf("the rollback showed in a session %v after the swap, want within a second", d)
 	}
-	if code := waitExit(t, rb, 60*time.Second); code != exitOK || !strings.Contains(rbOut.String(), "ordering it to roll back") {
-		t.Fatalf("rollback through serve: exit %d\n%s", code, rbOut.String())
+	if code := rb.wait(60 * time.Second); code != exitOK || !strings.Contains(rb.stderr.String(), "ordering it to roll back") {
+		t.Fatalf("rollback through serve: exit %d\n%s", code, rb.stderr.String())
 	}
 	b.waitFor(30*time.Second, "rolled back")
 	e.assertFleet("1.0.0", 3)
@@ -295,17 +273,17 @@ func TestServeSharesOneReleaseAcrossSSHSessionsRolesAndTheCLI(t *testing.T) {
 	a2.waitFor(15*time.Second, "alice (deployer)")
 	releaseFrom(a2)
 	first, _ := e.releaseState()
-	if err := serve.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := serve.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := waitExit(t, serve, 40*time.Second); code != 0 {
+	if code := serve.wait(40 * time.Second); code != 0 {
 		t.Fatalf("serve exited %d on SIGTERM, want 0", code)
 	}
 	a2.waitFor(5*time.Second, "cutover serve is stopping")
 	if rec, _ := e.releaseState(); rec.ID != first.ID || rec.State != engine.ReleaseAborted || e.share("1.1.0") != 0.2 {
 		t.Fatalf("after a graceful stop the release is %s %s at %.2f; want %s aborted, the canary left at 0.20", rec.ID, rec.State, e.share("1.1.0"), first.ID)
 	}
-	serve = startServeProcess(t, e)
+	serve = e.startServe()
 	a3 := sshConsole(t, alice, port)
 	a3.waitFor(15*time.Second, "⚠ interrupted", "u resume")
 	a3.key("u")
@@ -315,10 +293,7 @@ func TestServeSharesOneReleaseAcrossSSHSessionsRolesAndTheCLI(t *testing.T) {
 	}
 
 	// serve killed mid-release: status shows the release, rollback undoes it.
-	if err := serve.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = serve.Wait()
+	serve.kill()
 	var status serviceStatus
 	if err := json.Unmarshal([]byte(e.mustRun(exitOK, "status", e.svc, "-o", "json")), &status); err != nil {
 		t.Fatal(err)
@@ -337,7 +312,7 @@ func TestServeSharesOneReleaseAcrossSSHSessionsRolesAndTheCLI(t *testing.T) {
 	if !strings.Contains(out, "rolled-back") {
 		t.Errorf("the rollback after serve died printed no outcome:\n%s", out)
 	}
-	load.assertNoFailures(t)
+	load.AssertNoFailures(t)
 }
 
 // releaseFrom starts a canary of 1.1.0 from the console's home screen

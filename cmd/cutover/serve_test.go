@@ -5,7 +5,6 @@ package main
 // end-to-end scenario with OpenSSH, Docker and tmux is serve_e2e_test.go.
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -48,24 +47,6 @@ func newSSHKey(t testing.TB, comment string) sshKey {
 	return sshKey{signer: s, line: line}
 }
 
-// syncBuffer collects a stream for polling.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor polls read until it contains every one of texts.
 func waitFor(t testing.TB, within time.Duration, read func() string, texts ...string) string {
 	t.Helper()
@@ -83,7 +64,7 @@ func waitFor(t testing.TB, within time.Duration, read func() string, texts ...st
 			return s
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %q after %v in:\n%s", missing, within, tail(s, 30))
+			t.Fatalf("no %q after %v in:\n%s", missing, within, tail(s, 60))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

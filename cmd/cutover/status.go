@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cutover/cutover/config"
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/journal"
 )
@@ -56,12 +57,10 @@ deploy process died mid-release.`,
 // status gathers the service's state; probe says whether to probe each
 // instance's health (status does, the console's home view does not).
 func (s *service) status(ctx context.Context, probe bool) (serviceStatus, error) {
-	p, err := s.docker()
-	if err != nil {
+	if err := s.connected(); err != nil {
 		return serviceStatus{Service: s.svc.Name}, err
 	}
 	deps := s.deps()
-	deps.Platform = p
 	st, err := engine.ReadStatus(ctx, deps, engine.StatusOptions{
 		Now: time.Now(), Host: hostname(), Alive: journal.OwnerAlive, Probe: probe, Spec: s.spec})
 	st.Router.Listen, st.Router.Admin = s.routerListen, s.routerAdmin
@@ -69,6 +68,30 @@ func (s *service) status(ctx context.Context, probe bool) (serviceStatus, error)
 		st.Router.Error = s.routerDown(errors.New(st.Router.Error)).Error()
 	}
 	return st, err
+}
+
+// printAnalysis prints an analysis window's figures against each limit:
+// the ones so far while it runs, or its verdict.
+func printAnalysis(w io.Writer, a engine.AnalysisResult, now time.Time) {
+	head := fmt.Sprintf("%s after %s of %s", a.Verdict, config.FormatDuration(a.Elapsed), config.FormatDuration(a.Window))
+	if a.Verdict == engine.VerdictPending {
+		head = fmt.Sprintf("running, %s of %s, %s left", config.FormatDuration(a.Elapsed.Round(time.Second)),
+			config.FormatDuration(a.Window), config.FormatDuration(a.Left().Round(time.Second)))
+	}
+	if !a.At.IsZero() {
+		head += " (figures of " + engine.Ago(now, a.At) + ")"
+	}
+	fmt.Fprintf(w, "analysis %s\n", head)
+	for _, l := range a.Lines() {
+		mark := "✓"
+		switch {
+		case l.Waiting:
+			mark = "…"
+		case !l.OK:
+			mark = "×"
+		}
+		fmt.Fprintf(w, "         %s %s\n", mark, l.Text)
+	}
 }
 
 func printStatus(w io.Writer, st serviceStatus, now time.Time) {
@@ -108,6 +131,9 @@ func printStatus(w io.Writer, st serviceStatus, now time.Time) {
 		if l.Live && l.Owner.Control != "" {
 			fmt.Fprintf(w, "         run by cutover serve: `cutover approve %s` and `cutover rollback %s` reach it (%s)\n", st.Service, st.Service, l.Owner.Control)
 		}
+	}
+	if a := st.Analysis; a != nil {
+		printAnalysis(w, *a, now)
 	}
 	if st.Next != "" {
 		fmt.Fprintf(w, "next     %s\n", st.Next)

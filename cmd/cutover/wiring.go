@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,8 +16,10 @@ import (
 	"github.com/cutover/cutover/engine"
 	"github.com/cutover/cutover/engine/docker"
 	"github.com/cutover/cutover/engine/ecr"
+	"github.com/cutover/cutover/engine/haproxy"
 	"github.com/cutover/cutover/engine/journal"
 	"github.com/cutover/cutover/engine/router"
+	"github.com/cutover/cutover/engine/swarm"
 )
 
 // service is what a headless command needs to act on one service: its
@@ -25,10 +28,13 @@ type service struct {
 	cfg      *config.Config
 	svc      *config.Service
 	spec     engine.ServiceSpec
-	platform *docker.Platform
-	dock     *dockerConn // a connection still being made (openServiceFast)
-	router   *router.Client
+	platform *docker.Platform // the Docker host: its images, pulls and, on platform docker, the instances
+	swarm    *swarm.Platform  // on platform swarm, the instances, through platform's engine (a manager)
+	dock     *dockerConn      // a connection still being made (openServiceFast)
+	router   routerConn
 	journal  engine.Journal
+	hooks    *hooks        // Prometheus, webhook gates, notifications: for commands that run releases
+	ecrMu    sync.Mutex    // ecr is made on first use, which may be a Swarm launch
 	ecr      *ecr.Registry // the service's ECR registry (source type ecr), made on first use
 	// routerAdmin and routerListen say where the router is, for messages.
 	routerAdmin  string
@@ -63,8 +69,8 @@ func openServiceWith(ctx context.Context, cmd *cobra.Command, name string, fast 
 		return nil, err
 	}
 	if fast {
-		s.dock = connectDocker(ctx)
-	} else if s.platform, err = docker.New(ctx); err != nil {
+		s.dock = connectDocker(ctx, svc, s.nodeLogin())
+	} else if s.platform, s.swarm, err = connectHost(ctx, svc, s.nodeLogin()); err != nil {
 		return nil, err
 	}
 	if err := s.dialRouter(); err != nil {
@@ -74,11 +80,38 @@ func openServiceWith(ctx context.Context, cmd *cobra.Command, name string, fast 
 	return s, nil
 }
 
-// dialRouter connects the admin client of the service's router.
+// routerConn is a service's router as the commands use it: the engine's
+// Router, a check that it answers, and Close.
+type routerConn interface {
+	engine.Router
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// builtinRouter is the admin client of a `cutover router`.
+type builtinRouter struct{ *router.Client }
+
+// Ping checks that the router answers its admin API.
+func (b builtinRouter) Ping(ctx context.Context) error {
+	_, err := b.Health(ctx)
+	return err
+}
+
+// dialRouter connects the service's router: the admin client of a
+// builtin router, or the runtime API adapter of an HAProxy backend.
 func (s *service) dialRouter() error {
 	r, ok := s.cfg.Routers[s.svc.Router]
 	if !ok {
 		return fmt.Errorf("%s: router %q is not in %s", s.svc.Name, s.svc.Router, s.cfg.File)
+	}
+	s.routerListen = r.Listen
+	if r.Type == config.RouterHAProxy {
+		h, err := openHAProxy(s.cfg, r)
+		if err != nil {
+			return err
+		}
+		s.router, s.routerAdmin = h, h.Describe()
+		return nil
 	}
 	network, addr := s.cfg.AdminAddr(r)
 	if network == "unix" {
@@ -86,85 +119,187 @@ func (s *service) dialRouter() error {
 	}
 	token := ""
 	if r.TokenFile != "" {
-		b, err := os.ReadFile(s.cfg.Resolve(r.TokenFile))
+		t, err := router.ReadTokenFile(s.cfg.Resolve(r.TokenFile))
 		if err != nil {
-			return fmt.Errorf("router %s: read token file: %w", r.Name, err)
+			return fmt.Errorf("router %s: %w", r.Name, err)
 		}
-		token = strings.TrimSpace(string(b))
+		token = t
 	}
 	c, err := router.Dial(addr, token)
 	if err != nil {
 		return fmt.Errorf("router %s at %s: %w", r.Name, addr, err)
 	}
-	s.router = c
+	s.router = builtinRouter{c}
 	s.routerAdmin = addr
-	s.routerListen = r.Listen
 	return nil
+}
+
+// openHAProxy makes the adapter of an haproxy router; its ledger (lock
+// and last table) lives in the config's state directory.
+func openHAProxy(cfg *config.Config, r *config.Router) (*haproxy.Router, error) {
+	h, err := haproxy.New(haproxy.Options{Name: r.Name, Socket: cfg.Resolve(r.Socket), Backend: r.Backend, Map: r.Map, StateDir: cfg.StateDir()})
+	if err != nil {
+		return nil, fmt.Errorf("router %s: %w", r.Name, err)
+	}
+	return h, nil
 }
 
 // checkRouter makes sure the service's router answers, so a release or a
 // plan fails up front, with what to do, rather than at its first step.
 func (s *service) checkRouter(ctx context.Context) error {
-	if _, err := s.router.Health(ctx); err != nil {
+	if err := s.router.Ping(ctx); err != nil {
 		return s.routerDown(err)
 	}
 	return nil
 }
 
-// routerDown explains a router that does not answer.
+// routerDown explains a router that does not answer. An HAProxy that
+// answers but no longer holds cutover's table (restarted, drifted) is not
+// down: its error says what happened and what to run.
 func (s *service) routerDown(err error) error {
+	if r := s.cfg.Routers[s.svc.Router]; r != nil && r.Type == config.RouterHAProxy {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if s.router != nil && s.router.Ping(ctx) == nil {
+			return fmt.Errorf("router %s (%s): %w", s.svc.Router, s.routerAdmin, err)
+		}
+		return fmt.Errorf("router %s (%s) does not answer: %w; check that HAProxy runs with `stats socket %s level admin`, has backend %s and loads map %s, or check routers.%s in %s",
+			s.svc.Router, s.routerAdmin, err, s.cfg.Resolve(r.Socket), r.Backend, r.Map, s.svc.Router, s.cfg.File)
+	}
 	return fmt.Errorf("router %s (%s) does not answer: %w; start it with `cutover router %s`, or check routers.%s in %s",
 		s.svc.Router, s.routerAdmin, err, s.svc.Router, s.svc.Router, s.cfg.File)
 }
 
-// Close releases the connections.
+// Close releases the connections, after the last notifications.
 func (s *service) Close() {
+	s.hooks.close()
 	if s.router != nil {
 		s.router.Close()
 	}
-	if s.platform != nil {
-		s.platform.Close()
-	}
+	closeHost(s.platform, s.swarm)
 	if s.dock != nil {
-		if p, err := s.dock.get(); err == nil && p != s.platform {
-			p.Close()
+		if p, sw, err := s.dock.get(); err == nil && p != s.platform {
+			closeHost(p, sw)
 		}
 	}
 }
 
-// docker returns the Docker platform, waiting for a connection still
-// being made.
-func (s *service) docker() (*docker.Platform, error) {
+// connected waits for a connection still being made (openServiceWith's
+// fast), so platform and swarm are set.
+func (s *service) connected() error {
 	if s.platform != nil || s.dock == nil {
-		return s.platform, nil
+		return nil
 	}
-	return s.dock.get()
+	p, sw, err := s.dock.get()
+	if err != nil {
+		return err
+	}
+	s.platform, s.swarm = p, sw
+	return nil
 }
 
-// dockerConn is a Docker connection made in the background.
+// instances is the platform the service's instances run on: the Docker
+// host's engine, or the swarm it manages.
+func (s *service) instances() engine.Platform {
+	switch {
+	case s.swarm != nil:
+		return s.swarm
+	case s.platform != nil:
+		return s.platform
+	}
+	return nil
+}
+
+// connectHost connects to the Docker host of the environment (DOCKER_HOST)
+// and, for a service on platform swarm, to the swarm it manages, whose
+// nodes pull registry images with auth's login (nil: anonymously).
+func connectHost(ctx context.Context, svc *config.Service, auth swarm.RegistryAuth) (*docker.Platform, *swarm.Platform, error) {
+	d, err := docker.New(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if svc.Platform != config.PlatformSwarm {
+		return d, nil, nil
+	}
+	sw, err := swarm.NewWithDocker(ctx, d, swarm.Options{Auth: auth})
+	if err != nil {
+		d.Close()
+		return nil, nil, fmt.Errorf("%s (platform: swarm): %w", svc.Name, err)
+	}
+	return d, sw, nil
+}
+
+// closeHost closes what connectHost made (the swarm closes its engine).
+func closeHost(d *docker.Platform, sw *swarm.Platform) {
+	switch {
+	case sw != nil:
+		sw.Close()
+	case d != nil:
+		d.Close()
+	}
+}
+
+// nodeLogin is the login a swarm's nodes pull the service's images with:
+// its ECR registry's, made when a launch first needs it, so that a command
+// launching nothing (a rollback's swap) never waits for AWS. nil for a
+// service whose images are local.
+func (s *service) nodeLogin() swarm.RegistryAuth {
+	if s.svc.Platform != config.PlatformSwarm || s.svc.Source.Type != config.SourceECR {
+		return nil
+	}
+	return registryLogin(func(ctx context.Context) (*ecr.Registry, error) { return s.ecrRegistry(ctx) })
+}
+
+// registryLogin gives the login of the registry it returns.
+type registryLogin func(ctx context.Context) (*ecr.Registry, error)
+
+// RegistryAuth is the registry's login for ref.
+func (l registryLogin) RegistryAuth(ctx context.Context, ref string) (string, error) {
+	reg, err := l(ctx)
+	if err != nil {
+		return "", fmt.Errorf("ECR login: %w", err)
+	}
+	return reg.RegistryAuth(ctx, ref)
+}
+
+// dockerConn is a connection to the Docker host (and its swarm, see
+// connectHost) made in the background.
 type dockerConn struct {
 	done chan struct{}
 	p    *docker.Platform
+	sw   *swarm.Platform
 	err  error
 }
 
-func connectDocker(ctx context.Context) *dockerConn {
+func connectDocker(ctx context.Context, svc *config.Service, auth swarm.RegistryAuth) *dockerConn {
 	c := &dockerConn{done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		c.p, c.err = docker.New(ctx)
+		c.p, c.sw, c.err = connectHost(ctx, svc, auth)
 	}()
 	return c
 }
 
-func (c *dockerConn) get() (*docker.Platform, error) {
+func (c *dockerConn) get() (*docker.Platform, *swarm.Platform, error) {
 	<-c.done
-	return c.p, c.err
+	return c.p, c.sw, c.err
+}
+
+// platform waits for the connection and returns where instances run.
+func (c *dockerConn) platform() (engine.Platform, error) {
+	p, sw, err := c.get()
+	switch {
+	case err != nil:
+		return nil, err
+	case sw != nil:
+		return sw, nil
+	}
+	return p, nil
 }
 
 // Instances waits for the connection, then lists the service's instances.
 func (c *dockerConn) Instances(ctx context.Context, service string) ([]engine.Instance, error) {
-	p, err := c.get()
+	p, err := c.platform()
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +308,7 @@ func (c *dockerConn) Instances(ctx context.Context, service string) ([]engine.In
 
 // Launch waits for the connection, then launches.
 func (c *dockerConn) Launch(ctx context.Context, spec engine.InstanceSpec) (engine.Instance, error) {
-	p, err := c.get()
+	p, err := c.platform()
 	if err != nil {
 		return engine.Instance{}, err
 	}
@@ -182,7 +317,7 @@ func (c *dockerConn) Launch(ctx context.Context, spec engine.InstanceSpec) (engi
 
 // Stop waits for the connection, then stops the instance.
 func (c *dockerConn) Stop(ctx context.Context, id string, grace time.Duration) error {
-	p, err := c.get()
+	p, err := c.platform()
 	if err != nil {
 		return err
 	}
@@ -191,7 +326,7 @@ func (c *dockerConn) Stop(ctx context.Context, id string, grace time.Duration) e
 
 // Health waits for the connection, then probes the instance.
 func (c *dockerConn) Health(ctx context.Context, id string, check engine.HealthCheck) (engine.Health, error) {
-	p, err := c.get()
+	p, err := c.platform()
 	if err != nil {
 		return engine.Health{}, err
 	}
@@ -202,7 +337,7 @@ func (c *dockerConn) Health(ctx context.Context, id string, check engine.HealthC
 // pulled onto the Docker host before the release changes anything.
 func (s *service) deps() engine.Deps {
 	d := engine.Deps{
-		Platform:   s.platform,
+		Platform:   s.instances(),
 		Router:     s.router,
 		Journal:    s.journal,
 		OwnerAlive: journal.OwnerAlive,
@@ -213,6 +348,7 @@ func (s *service) deps() engine.Deps {
 	if s.ecr != nil {
 		d.Puller = ecr.NewPuller(s.ecr, s.platform)
 	}
+	s.hooks.apply(&d)
 	return d
 }
 
@@ -223,6 +359,8 @@ func (s *service) ecrRegistry(ctx context.Context) (*ecr.Registry, error) {
 	if src.Type != config.SourceECR {
 		return nil, nil
 	}
+	s.ecrMu.Lock()
+	defer s.ecrMu.Unlock()
 	if s.ecr == nil {
 		reg, err := ecr.New(ctx, ecr.Config{Repository: src.Repository, Region: src.Region, Profile: src.Profile,
 			RegistryID: src.RegistryID, Endpoint: src.Endpoint, TagFilter: src.TagFilter, Semver: src.Semver})
@@ -317,6 +455,13 @@ func specOf(s *config.Service) engine.ServiceSpec {
 			Canary: engine.CanarySpec{Instances: s.Strategy.Canary.Instances},
 		},
 	}
+	if sw := s.Swarm; sw != nil {
+		spec.Placement = sw.Constraints
+		spec.Resources = engine.Resources{
+			LimitCPUs: sw.Limits.CPUs, LimitMemory: sw.Limits.MemoryBytes(),
+			ReserveCPUs: sw.Reservations.CPUs, ReserveMemory: sw.Reservations.MemoryBytes(),
+		}
+	}
 	for _, st := range s.Strategy.Canary.Steps {
 		cs := engine.CanaryStep{Weight: engine.NoShift}
 		if st.Weight != nil {
@@ -329,6 +474,9 @@ func specOf(s *config.Service) engine.ServiceSpec {
 			cs.Gate = engine.Gate{Kind: engine.GatePause, Pause: st.Pause}
 		case st.Analysis != nil:
 			cs.Gate = engine.Gate{Kind: engine.GateAnalysis, Analysis: analysisOf(*st.Analysis)}
+		case st.Webhook != nil:
+			cs.Gate = engine.Gate{Kind: engine.GateWebhook, Webhook: engine.WebhookSpec{
+				URL: st.Webhook.URL, Timeout: st.Webhook.Timeout, SecretFile: st.Webhook.SecretFile}}
 		}
 		spec.Strategy.Canary.Steps = append(spec.Strategy.Canary.Steps, cs)
 	}
@@ -343,7 +491,17 @@ func analysisOf(a config.Analysis) engine.AnalysisSpec {
 		MaxErrorRateVsStable: a.MaxErrorRateVsStable,
 		MaxP99VsStable:       a.MaxP99VsStable,
 		MinRequests:          int64(a.MinRequests),
+		Queries:              queriesOf(a.Queries),
 	}
+}
+
+func queriesOf(qs []config.Query) []engine.QuerySpec {
+	var out []engine.QuerySpec
+	for _, q := range qs {
+		out = append(out, engine.QuerySpec{Name: q.Name, Query: q.Query, Min: q.Min, Max: q.Max, Interval: q.Interval,
+			FailureLimit: q.FailureLimit, InconclusiveLimit: q.InconclusiveLimit, ConsecutiveErrorLimit: q.ConsecutiveErrorLimit})
+	}
+	return out
 }
 
 // resolveTarget turns the IMAGE argument into what the engine runs: a full

@@ -28,6 +28,12 @@ const CrashExitCode = 3
 // DefaultPort is the port the app listens on when PORT is unset.
 const DefaultPort = 8080
 
+// DefaultIdleTimeout is how long the app keeps an idle keep-alive
+// connection. It is shorter than the router's idle pool timeout
+// (router.IdlePoolTimeout), as with many real servers, so the router meets
+// backends that close idle connections under it and must cope.
+const DefaultIdleTimeout = 30 * time.Second
+
 // ErrCrash is returned by Serve when the config asks the app to crash at start.
 var ErrCrash = errors.New("DEMO_CRASH is set: crashing on purpose")
 
@@ -45,6 +51,9 @@ type AppConfig struct {
 	// ShutdownGrace bounds how long in-flight requests may finish after
 	// the context ends (SIGTERM from `docker stop`).
 	ShutdownGrace time.Duration
+	// IdleTimeout closes keep-alive connections idle this long (default
+	// DefaultIdleTimeout); tests shorten it.
+	IdleTimeout time.Duration
 	// Hostname is reported in answers so a caller sees which instance answered;
 	// empty means os.Hostname (the container ID in Docker).
 	Hostname string
@@ -141,9 +150,14 @@ func Serve(ctx context.Context, cfg AppConfig) error {
 // ServeListener is Serve on a listener the caller opened (tests listen on
 // 127.0.0.1:0). Crash and SlowStart are Serve's business and ignored here.
 func ServeListener(ctx context.Context, ln net.Listener, cfg AppConfig) error {
+	idle := cfg.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
 	srv := &http.Server{
 		Handler:           NewHandler(cfg),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       idle,
 	}
 	fmt.Fprintf(os.Stdout, "%s %s listening on %s\n", AppName, cfg.Version, ln.Addr())
 	errc := make(chan error, 1)

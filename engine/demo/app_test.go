@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cutover/cutover/engine/router"
 )
 
 func TestErrorRateFailsExactFractionAfterThreshold(t *testing.T) {
@@ -195,5 +197,41 @@ func TestServeListenerDrainsInFlightRequestOnShutdown(t *testing.T) {
 func TestServeReturnsErrCrashWhenAskedTo(t *testing.T) {
 	if err := Serve(context.Background(), AppConfig{Crash: true}); err != ErrCrash {
 		t.Errorf("Serve = %v, want ErrCrash", err)
+	}
+}
+
+// A backend that keeps idle connections longer than the router's pool
+// never shows the router a closed idle connection; the demo app closes
+// first, as many real servers do, so tests exercise the router's handling.
+func TestIdleKeepAliveIsShorterThanTheRouterPool(t *testing.T) {
+	if DefaultIdleTimeout <= 0 || DefaultIdleTimeout >= router.IdlePoolTimeout {
+		t.Fatalf("demo idle timeout %s, want more than 0 and less than the router's idle pool timeout %s", DefaultIdleTimeout, router.IdlePoolTimeout)
+	}
+}
+
+func TestServeListenerClosesIdleKeepAliveConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ServeListener(ctx, ln, AppConfig{Version: "1.0.0", IdleTimeout: 50 * time.Millisecond})
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: demo\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle keep-alive connection: read %v, want EOF once the idle timeout passed", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/docker"
 )
 
 // Repo is the repository the demo images are tagged into.
@@ -154,7 +155,7 @@ func importOne(ctx context.Context, cli ImageClient, exe, ref string, changes []
 		return err
 	}
 	defer rc.Close()
-	return readStream(rc, nil)
+	return docker.ReadStream(rc, nil)
 }
 
 // writeLayer writes the image's only layer: /cutover. Fixed owner and
@@ -178,43 +179,6 @@ func writeLayer(w io.Writer, exe string) error {
 		return err
 	}
 	return tw.Close()
-}
-
-// streamMessage is one line of the JSON stream Docker answers imports with.
-type streamMessage struct {
-	Stream      string `json:"stream"`
-	Status      string `json:"status"`
-	Error       string `json:"error"`
-	ErrorDetail *struct {
-		Message string `json:"message"`
-	} `json:"errorDetail"`
-}
-
-// readStream consumes an import's JSON message stream, passing its text to
-// progress, and returns the error the stream reports (a failed import
-// still answers 200 and tells its failure inside the stream).
-func readStream(r io.Reader, progress func(string)) error {
-	dec := json.NewDecoder(r)
-	for {
-		var m streamMessage
-		if err := dec.Decode(&m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("read import output: %w", err)
-		}
-		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
-			return errors.New(strings.TrimSpace(m.ErrorDetail.Message))
-		}
-		if m.Error != "" {
-			return errors.New(strings.TrimSpace(m.Error))
-		}
-		if progress != nil {
-			if s := strings.TrimSpace(m.Stream + m.Status); s != "" {
-				progress(s)
-			}
-		}
-	}
 }
 
 // RemoveImages removes every demo image (LabelDemo=1) that also carries

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { os.Exit(demotest.Main(m)) }
 func TestBuildRefusesADynamicBinary(t *testing.T) {
 	const dynamic = "/bin/ls" // Debian's ls is dynamically linked
 	if _, err := os.Stat(dynamic); err != nil {
-		t.Skipf("skipping: no %s to stand for a dynamic binary", dynamic)
+		demotest.Missing(t, "%s to stand for a dynamic binary: %v", dynamic, err)
 	}
 	_, err := demo.BuildImages(context.Background(), nil, dynamic, "x", nil, demo.Variants())
 	if err == nil || !strings.Contains(err.Error(), "build cutover with CGO_ENABLED=0 to use the demo") {

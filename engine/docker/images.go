@@ -94,6 +94,26 @@ func (p *Platform) ImageInfo(ctx context.Context, ref string) (engine.Image, err
 	return img, nil
 }
 
+// Pinned names ref's image exactly, for another engine that must run the
+// same image: repo@digest when it came from a registry (any node can pull
+// that), else the local image ID (such an image exists on this host
+// only). digest is what instances of it are labelled with, as ImageInfo says.
+func (p *Platform) Pinned(ctx context.Context, ref string) (pinned, digest string, err error) {
+	info, err := p.cli.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return "", "", &MissingImageError{Ref: ref}
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	repo, _ := splitRef(ref)
+	digest = digestOf(info.ID, info.RepoDigests, repo)
+	if digest == info.ID {
+		return info.ID, digest, nil
+	}
+	return repo + "@" + digest, digest, nil
+}
+
 // Pull pulls ref onto the host. auth is the base64 X-Registry-Auth value
 // (what ECR's token becomes), empty for anonymous pulls. progress, if not
 // nil, receives each status line ("<layer>: Downloading ...").
@@ -104,15 +124,17 @@ func (p *Platform) Pull(ctx context.Context, ref, auth string, progress func(str
 	}
 	defer rc.Close()
 	// A failed pull may still answer 200 and tell its failure in the stream.
-	if err := readPullStream(rc, progress); err != nil {
+	if err := ReadStream(rc, progress); err != nil {
 		return fmt.Errorf("pull %s: %w", ref, err)
 	}
 	return nil
 }
 
-// pullMessage is one line of Docker's JSON progress stream.
-type pullMessage struct {
+// streamMessage is one line of the JSON message stream Docker answers
+// pulls, builds and imports with.
+type streamMessage struct {
 	ID          string `json:"id"`
+	Stream      string `json:"stream"`
 	Status      string `json:"status"`
 	Progress    string `json:"progress"`
 	Error       string `json:"error"`
@@ -121,33 +143,40 @@ type pullMessage struct {
 	} `json:"errorDetail"`
 }
 
-func readPullStream(r io.Reader, progress func(string)) error {
+// ReadStream consumes Docker's JSON message stream (a pull, a build, an
+// import), passing each line's text to progress ("<layer>: Downloading
+// 12MB/40MB", a build's output), and returns the failure the stream
+// reports: a failed pull or import still answers 200 and tells its
+// failure inside the stream.
+func ReadStream(r io.Reader, progress func(string)) error {
 	dec := json.NewDecoder(r)
 	for {
-		var m pullMessage
+		var m streamMessage
 		if err := dec.Decode(&m); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
-			return fmt.Errorf("read progress: %w", err)
+			return fmt.Errorf("read Docker's messages: %w", err)
 		}
 		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
-			return errors.New(m.ErrorDetail.Message)
+			return errors.New(strings.TrimSpace(m.ErrorDetail.Message))
 		}
 		if m.Error != "" {
-			return errors.New(m.Error)
+			return errors.New(strings.TrimSpace(m.Error))
 		}
 		if progress == nil {
 			continue
 		}
-		line := m.Status
+		line := strings.TrimSpace(m.Stream + m.Status)
 		if m.ID != "" {
 			line = m.ID + ": " + line
 		}
 		if m.Progress != "" {
 			line += " " + m.Progress
 		}
-		progress(line)
+		if line != "" {
+			progress(line)
+		}
 	}
 }
 

@@ -21,16 +21,6 @@ func TestSplitRefKeepsRegistryPortInRepository(t *testing.T) {
 	}
 }
 
-func TestContainerNameUsesOnlyDockerNameCharacters(t *testing.T) {
-	name := containerName("web/api", "1.0.0+build 7")
-	if !strings.HasPrefix(name, "cutover-web-api-1.0.0-build-7-") || len(name) != len("cutover-web-api-1.0.0-build-7-")+6 {
-		t.Errorf("name = %q", name)
-	}
-	if containerName("a", "1") == containerName("a", "1") {
-		t.Error("two names for the same service and version are equal")
-	}
-}
-
 func TestDigestPrefersRegistryDigestOfTheRepository(t *testing.T) {
 	got := digestOf("sha256:local", []string{"other@sha256:o", "127.0.0.1:5000/web@sha256:r"}, "127.0.0.1:5000/web")
 	if got != "sha256:r" {
@@ -47,7 +37,7 @@ func TestPullStreamErrorsAreSurfaced(t *testing.T) {
 {"errorDetail":{"message":"unauthorized: authentication required"},"error":"unauthorized: authentication required"}
 `
 	var lines []string
-	err := readPullStream(strings.NewReader(stream), func(s string) { lines = append(lines, s) })
+	err := ReadStream(strings.NewReader(stream), func(s string) { lines = append(lines, s) })
 	if err == nil || err.Error() != "unauthorized: authentication required" {
 		t.Errorf("error = %v, want the stream's error", err)
 	}

@@ -2,11 +2,7 @@ package docker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -20,6 +16,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/instances"
 )
 
 // restartPolicy is unless-stopped, as kamal uses: an instance that
@@ -30,8 +27,14 @@ import (
 // instance that has restarted, or is restarting, as crashed.
 const restartPolicy = container.RestartPolicyUnlessStopped
 
+// swarmTaskLabel is on every container Swarm runs for a task.
+const swarmTaskLabel = "com.docker.swarm.task.id"
+
 // Instances lists the service's containers, stopped ones included, from
 // their labels alone. An empty service lists every instance cutover manages.
+// The containers of Swarm tasks carry the same labels but are the Swarm
+// platform's (stopping one here would only make Swarm start another), so
+// they are left out.
 func (p *Platform) Instances(ctx context.Context, service string) ([]engine.Instance, error) {
 	f := filters.NewArgs(filters.Arg("label", engine.LabelManaged+"=true"))
 	if service != "" {
@@ -43,6 +46,9 @@ func (p *Platform) Instances(ctx context.Context, service string) ([]engine.Inst
 	}
 	out := make([]engine.Instance, 0, len(list))
 	for _, c := range list {
+		if c.Labels[swarmTaskLabel] != "" {
+			continue
+		}
 		info, err := p.cli.ContainerInspect(ctx, c.ID)
 		if cerrdefs.IsNotFound(err) {
 			continue // removed between list and inspect
@@ -50,7 +56,7 @@ func (p *Platform) Instances(ctx context.Context, service string) ([]engine.Inst
 		if err != nil {
 			return nil, fmt.Errorf("inspect instance %s: %w", strings.TrimPrefix(firstName(c.Names), "/"), err)
 		}
-		out = append(out, instanceOf(info))
+		out = append(out, p.instanceOf(info))
 	}
 	// Oldest first, so a listing reads in launch order and is stable.
 	slices.SortStableFunc(out, func(a, b engine.Instance) int {
@@ -68,39 +74,30 @@ func (p *Platform) Instance(ctx context.Context, id string) (engine.Instance, er
 	if err != nil {
 		return engine.Instance{}, fmt.Errorf("inspect instance %s: %w", id, err)
 	}
-	return instanceOf(info), nil
+	return p.instanceOf(info), nil
 }
 
 // Launch creates and starts a container for spec and returns once it is
 // started (not healthy). The image must already be on the host.
 func (p *Platform) Launch(ctx context.Context, spec engine.InstanceSpec) (engine.Instance, error) {
-	if err := validate(spec); err != nil {
+	if err := instances.Validate(spec); err != nil {
 		return engine.Instance{}, fmt.Errorf("launch %s %s: %w", spec.Service, spec.Version, err)
 	}
 	img, err := p.ImageInfo(ctx, spec.Image)
 	if err != nil {
 		return engine.Instance{}, fmt.Errorf("launch %s %s: %w", spec.Service, spec.Version, err)
 	}
-	name := containerName(spec.Service, spec.Version)
+	name := instances.Name(spec.Service, spec.Version)
 	port, err := nat.NewPort("tcp", strconv.Itoa(spec.Port))
 	if err != nil {
 		return engine.Instance{}, fmt.Errorf("launch %s: %w", name, err)
 	}
 
-	labels := make(map[string]string, len(spec.Labels)+5)
-	maps.Copy(labels, spec.Labels)
-	// Ours last: extra labels must not forge what the picture is rebuilt from.
-	labels[engine.LabelManaged] = "true"
-	labels[engine.LabelService] = spec.Service
-	labels[engine.LabelVersion] = spec.Version
-	labels[engine.LabelDigest] = img.Digest
-	labels[engine.LabelRelease] = spec.ReleaseID
-
 	cfg := &container.Config{
 		Image:        spec.Image,
-		Env:          envList(spec.Env),
+		Env:          instances.Env(spec.Env),
 		Cmd:          spec.Command,
-		Labels:       labels,
+		Labels:       instances.Labels(spec, img.Digest),
 		ExposedPorts: nat.PortSet{port: struct{}{}},
 	}
 	hostCfg := &container.HostConfig{RestartPolicy: container.RestartPolicy{Name: restartPolicy}}
@@ -116,7 +113,7 @@ func (p *Platform) Launch(ctx context.Context, spec engine.InstanceSpec) (engine
 			// Docker gives a container whose binding names no port a new
 			// one each time it restarts it, which would leave the router
 			// sending its share to a dead address.
-			hostPort, err := freeLoopbackPort()
+			hostPort, err := instances.FreePort("127.0.0.1")
 			if err != nil {
 				return engine.Instance{}, fmt.Errorf("launch %s: pick a host port: %w", name, err)
 			}
@@ -143,10 +140,10 @@ func (p *Platform) Launch(ctx context.Context, spec engine.InstanceSpec) (engine
 	info, err := p.cli.ContainerInspect(ctx, created.ID)
 	if err != nil {
 		return engine.Instance{ID: created.ID, Name: name, Service: spec.Service, Version: spec.Version,
-				Image: spec.Image, Digest: img.Digest, ReleaseID: spec.ReleaseID, State: engine.StateRunning},
+				Image: spec.Image, Digest: img.Digest, ReleaseID: spec.ReleaseID, State: engine.StateRunning, Node: p.node},
 			fmt.Errorf("launch %s: inspect after start: %w", name, err)
 	}
-	return instanceOf(info), nil
+	return p.instanceOf(info), nil
 }
 
 // Stop stops the container (SIGTERM, then SIGKILL after grace) and removes
@@ -174,36 +171,16 @@ func (p *Platform) Logs(ctx context.Context, id string, n int) ([]string, error)
 		return nil, fmt.Errorf("logs of instance %s: %w", id, err)
 	}
 	defer rc.Close()
-	lines, err := demuxLines(rc)
+	lines, err := instances.LogLines(rc, n)
 	if err != nil {
 		return nil, fmt.Errorf("logs of instance %s: %w", id, err)
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
 	}
 	return lines, nil
 }
 
-func validate(spec engine.InstanceSpec) error {
-	var errs []error
-	if spec.Service == "" {
-		errs = append(errs, errors.New("no service name"))
-	}
-	if spec.Version == "" {
-		errs = append(errs, errors.New("no version"))
-	}
-	if spec.Image == "" {
-		errs = append(errs, errors.New("no image"))
-	}
-	if spec.Port <= 0 || spec.Port > 65535 {
-		errs = append(errs, fmt.Errorf("port %d is not a TCP port", spec.Port))
-	}
-	return errors.Join(errs...)
-}
-
 // instanceOf rebuilds an Instance from what Docker knows of a container.
-func instanceOf(info container.InspectResponse) engine.Instance {
-	in := engine.Instance{ID: info.ID, State: engine.StateGone}
+func (p *Platform) instanceOf(info container.InspectResponse) engine.Instance {
+	in := engine.Instance{ID: info.ID, State: engine.StateGone, Node: p.node}
 	if info.ContainerJSONBase != nil {
 		in.Name = strings.TrimPrefix(info.Name, "/")
 		in.Restarts = info.RestartCount
@@ -216,25 +193,11 @@ func instanceOf(info container.InspectResponse) engine.Instance {
 		}
 	}
 	if info.Config != nil {
-		l := info.Config.Labels
-		in.Service = l[engine.LabelService]
-		in.Version = l[engine.LabelVersion]
-		in.Digest = l[engine.LabelDigest]
-		in.ReleaseID = l[engine.LabelRelease]
+		instances.FromLabels(&in, info.Config.Labels)
 		in.Image = info.Config.Image
 	}
 	in.Addr = addrOf(info)
 	return in
-}
-
-// freeLoopbackPort asks the kernel for a free port on 127.0.0.1.
-func freeLoopbackPort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
 }
 
 // portTaken reports a start that failed because the host port was bound.
@@ -287,37 +250,6 @@ func stateOf(status container.ContainerState) engine.InstanceState {
 	default: // paused: not one of ours, say it as Docker does
 		return engine.InstanceState(status)
 	}
-}
-
-// containerName is cutover-<service>-<version>-<6 hex>, reduced to the
-// characters Docker accepts in names ([a-zA-Z0-9][a-zA-Z0-9_.-]*).
-func containerName(service, version string) string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return "cutover-" + sanitize(service) + "-" + sanitize(version) + "-" + hex.EncodeToString(b[:])
-}
-
-func sanitize(s string) string {
-	out := []byte(s)
-	for i, c := range out {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '.', c == '-':
-		default:
-			out[i] = '-'
-		}
-	}
-	if len(out) == 0 {
-		return "x"
-	}
-	return string(out)
-}
-
-func envList(env map[string]string) []string {
-	out := make([]string, 0, len(env))
-	for _, k := range slices.Sorted(maps.Keys(env)) {
-		out = append(out, k+"="+env[k])
-	}
-	return out
 }
 
 func firstName(names []string) string {

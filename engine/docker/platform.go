@@ -8,13 +8,13 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
 	"github.com/docker/docker/client"
 
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/instances"
 )
 
 // Compile-time proof that Platform is what the engine needs.
@@ -31,7 +31,8 @@ const pingTimeout = 10 * time.Second
 type Platform struct {
 	cli   *client.Client
 	host  string
-	probe *http.Client // health probes: one client, no keep-alive
+	node  string // the engine's host name, put on every instance
+	probe *instances.Prober
 }
 
 // New connects to the Docker host the way the docker CLI does (DOCKER_HOST,
@@ -61,29 +62,28 @@ func NewWithClient(ctx context.Context, cli *client.Client) (*Platform, error) {
 	// Settle the API version now (this engine may be far older than the
 	// client, e.g. 20.10 speaking 1.41) instead of on the first request.
 	cli.NegotiateAPIVersionPing(ping)
-	return &Platform{
-		cli:  cli,
-		host: cli.DaemonHost(),
-		probe: &http.Client{
-			// Probes must see each instance as a new client would: a kept
-			// connection could hide a listener that has gone away.
-			Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-			// Redirects count as healthy (3xx), so do not follow them.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-	}, nil
+	// The engine's own name for its host says where instances run; a
+	// remote DOCKER_HOST names another machine than this one.
+	node := ""
+	if info, err := cli.Info(pctx); err == nil {
+		node = info.Name
+	}
+	return &Platform{cli: cli, host: cli.DaemonHost(), node: node, probe: instances.NewProber()}, nil
 }
 
 // Client returns the Docker client, for callers that build or remove
 // images (the demo) with the same connection.
 func (p *Platform) Client() *client.Client { return p.cli }
 
+// Node returns the Docker engine's host name, as instances report it.
+func (p *Platform) Node() string { return p.node }
+
 // Host returns the Docker host address, for messages.
 func (p *Platform) Host() string { return p.host }
 
 // Close releases the client's connections.
 func (p *Platform) Close() error {
-	p.probe.CloseIdleConnections()
+	p.probe.Close()
 	return p.cli.Close()
 }
 

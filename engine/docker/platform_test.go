@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -27,32 +25,11 @@ func TestMain(m *testing.M) { os.Exit(demotest.Main(m)) }
 
 var healthz = engine.HealthCheck{Path: "/healthz", Timeout: time.Second}
 
-// service gives each test its own service name, so parallel test
-// processes and tests never see each other's instances.
-func service(t *testing.T) string {
-	name := strings.ToLower(strings.TrimPrefix(t.Name(), "Test"))
-	if len(name) > 24 {
-		name = name[:24]
-	}
-	return fmt.Sprintf("t%d-%s", os.Getpid(), name)
-}
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 func TestLaunchedInstancesAreRebuiltFromLabelsAndStopRemovesThem(t *testing.T) {
 	images := demotest.Images(t)
 	p := demotest.Docker(t)
 	ctx := context.Background()
-	svc := service(t)
+	svc := demotest.Service(t)
 	ref := images["1.0.0"]
 	img, err := p.ImageInfo(ctx, ref)
 	if err != nil {
@@ -88,6 +65,9 @@ func TestLaunchedInstancesAreRebuiltFromLabelsAndStopRemovesThem(t *testing.T) {
 		if in.Service != svc || in.Version != "1.0.0" || in.ReleaseID != "r1" || in.Digest != img.Digest || in.Image != ref {
 			t.Errorf("instance from labels = %+v, want service %s version 1.0.0 release r1 digest %s image %s", in, svc, img.Digest, ref)
 		}
+		if host, _ := os.Hostname(); in.Node == "" || in.Node != p.Node() || in.Node != launched[i].Node {
+			t.Errorf("instance node %q, want the engine's host name %q (this machine is %s)", in.Node, p.Node(), host)
+		}
 		if in.State != engine.StateRunning || in.Addr != launched[i].Addr || in.Started.IsZero() || in.Restarts != 0 {
 			t.Errorf("instance state = %s addr %s started %v restarts %d", in.State, in.Addr, in.Started, in.Restarts)
 		}
@@ -95,7 +75,7 @@ func TestLaunchedInstancesAreRebuiltFromLabelsAndStopRemovesThem(t *testing.T) {
 		if h.Detail != "" {
 			t.Errorf("healthy instance has detail %q", h.Detail)
 		}
-		code, body := get(t, "http://"+in.Addr+"/")
+		code, body := demotest.Get(t, "http://"+in.Addr+"/")
 		if code != 200 || !strings.HasPrefix(body, "cutover-demo 1.0.0 (") {
 			t.Errorf("GET / on %s = %d %q", in.Addr, code, body)
 		}
@@ -123,7 +103,7 @@ func TestLaunchedInstancesAreRebuiltFromLabelsAndStopRemovesThem(t *testing.T) {
 func TestCrashingImageIsReportedCrashedWithItsLastWords(t *testing.T) {
 	images := demotest.Images(t)
 	p := demotest.Docker(t)
-	in := demotest.Launch(t, p, engine.InstanceSpec{Service: service(t), Version: "1.2.0", Image: images["1.2.0-crash"]})
+	in := demotest.Launch(t, p, engine.InstanceSpec{Service: demotest.Service(t), Version: "1.2.0", Image: images["1.2.0-crash"]})
 	h := demotest.WaitHealth(t, p, in.ID, healthz, engine.HealthCrashed, 10*time.Second)
 	if !strings.Contains(h.Detail, "exit code 3") && !strings.Contains(h.Detail, "restart") {
 		t.Errorf("crash detail %q names neither the exit code nor the restarts", h.Detail)
@@ -136,7 +116,7 @@ func TestCrashingImageIsReportedCrashedWithItsLastWords(t *testing.T) {
 func TestUnhealthyImageIsReportedUnhealthyWithTheStatus(t *testing.T) {
 	images := demotest.Images(t)
 	p := demotest.Docker(t)
-	in := demotest.Launch(t, p, engine.InstanceSpec{Service: service(t), Version: "1.3.0", Image: images["1.3.0-unhealthy"]})
+	in := demotest.Launch(t, p, engine.InstanceSpec{Service: demotest.Service(t), Version: "1.3.0", Image: images["1.3.0-unhealthy"]})
 	deadline := time.Now().Add(10 * time.Second)
 	var h engine.Health
 	for time.Now().Before(deadline) {
@@ -157,7 +137,7 @@ func TestUnhealthyImageIsReportedUnhealthyWithTheStatus(t *testing.T) {
 func TestLaunchOfMissingImageSaysPullOrBuildIt(t *testing.T) {
 	p := demotest.Docker(t)
 	_, err := p.Launch(context.Background(), engine.InstanceSpec{
-		Service: service(t), Version: "9.9", Image: "cutover-demo-missing:9.9", Port: 8080,
+		Service: demotest.Service(t), Version: "9.9", Image: "cutover-demo-missing:9.9", Port: 8080,
 		Labels: demotest.Labels(),
 	})
 	want := "image cutover-demo-missing:9.9 is not on the Docker host; pull or build it first"
@@ -168,7 +148,7 @@ func TestLaunchOfMissingImageSaysPullOrBuildIt(t *testing.T) {
 	if !errors.As(err, &me) || me.Ref != "cutover-demo-missing:9.9" {
 		t.Errorf("error %v does not unwrap to *MissingImageError for the ref", err)
 	}
-	list, _ := p.Instances(context.Background(), service(t))
+	list, _ := p.Instances(context.Background(), demotest.Service(t))
 	if len(list) != 0 {
 		t.Errorf("a failed launch left instances behind: %+v", list)
 	}
@@ -243,7 +223,7 @@ func TestLaunchOnANetworkAddressesTheContainerIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Client().NetworkRemove(context.Background(), name) })
-	in := demotest.Launch(t, p, engine.InstanceSpec{Service: service(t), Version: "1.1.0", Image: images["1.1.0"], Network: name})
+	in := demotest.Launch(t, p, engine.InstanceSpec{Service: demotest.Service(t), Version: "1.1.0", Image: images["1.1.0"], Network: name})
 	if strings.HasPrefix(in.Addr, "127.0.0.1:") || !strings.HasSuffix(in.Addr, ":8080") {
 		t.Fatalf("address on network %s = %q, want <container IP>:8080", name, in.Addr)
 	}
@@ -265,7 +245,7 @@ func TestDockerHealthcheckMustAgreeBeforeHealthy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := demotest.Launch(t, p, engine.InstanceSpec{Service: service(t), Version: "1.5.0", Image: refs["1.5.0"]})
+	in := demotest.Launch(t, p, engine.InstanceSpec{Service: demotest.Service(t), Version: "1.5.0", Image: refs["1.5.0"]})
 	// Docker runs the first check a second after start; until then it says
 	// "starting", and so must we even once the HTTP probe passes.
 	first, err := p.Health(ctx, in.ID, healthz)
@@ -319,7 +299,7 @@ func TestRestartedInstanceKeepsItsAddress(t *testing.T) {
 	images := demotest.Images(t)
 	p := demotest.Docker(t)
 	ctx := context.Background()
-	in := demotest.Launch(t, p, engine.InstanceSpec{Service: service(t), Version: "1.0.0", Image: images["1.0.0"]})
+	in := demotest.Launch(t, p, engine.InstanceSpec{Service: demotest.Service(t), Version: "1.0.0", Image: images["1.0.0"]})
 	timeout := 1
 	if err := p.Client().ContainerRestart(ctx, in.ID, container.StopOptions{Timeout: &timeout}); err != nil {
 		t.Fatal(err)

@@ -71,6 +71,33 @@ func (p *Puller) Pull(ctx context.Context, target engine.Target, progress func(s
 	}
 }
 
+// RegistryAuth returns the X-Registry-Auth value for pulling ref, made
+// from the token Pull uses, so that Swarm can hand it to every node that
+// runs a task of ref (what `docker service create --with-registry-auth`
+// does). An image of another registry, or of none, gets "": the login
+// goes to this registry only.
+func (p *Puller) RegistryAuth(ctx context.Context, ref string) (string, error) {
+	return p.reg.RegistryAuth(ctx, ref)
+}
+
+// RegistryAuth is the X-Registry-Auth value for pulling ref from this
+// registry, "" for an image of another registry or of none (see
+// Puller.RegistryAuth). The token is the one Auth caches.
+func (r *Registry) RegistryAuth(ctx context.Context, ref string) (string, error) {
+	server := refHost(ref)
+	if server == "" {
+		return "", nil
+	}
+	auth, err := r.Auth(ctx)
+	if err != nil {
+		return "", err
+	}
+	if server != auth.Registry {
+		return "", nil
+	}
+	return auth.Header(server)
+}
+
 // byDigest is target's image named by digest: repo@sha256:….
 func byDigest(t engine.Target) (string, error) {
 	ref := t.Image

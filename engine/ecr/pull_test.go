@@ -151,3 +151,27 @@ type (
 	awsecrTokenOutput = awsecr.GetAuthorizationTokenOutput
 	awsecrOptions     = awsecr.Options
 )
+
+func TestRegistryAuthLogsInToItsOwnRegistryOnly(t *testing.T) {
+	const addr = "127.0.0.1:5999"
+	api := &countingAPI{pagedAPI: tokenAPI(addr, "secret")}
+	reg, err := ecr.NewWithAPI(api, ecr.Config{Repository: "web"}, "local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ecr.NewPuller(reg, nil)
+	ctx := context.Background()
+	header, err := p.RegistryAuth(ctx, addr+"/web@sha256:"+strings.Repeat("ab", 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := registry.EncodeAuthConfig(registry.AuthConfig{Username: "AWS", Password: "secret", ServerAddress: addr})
+	if header != want {
+		t.Errorf("login for the registry's image = %q, want %q", header, want)
+	}
+	for _, ref := range []string{"cutover-demo:1.0.0", "sha256:" + strings.Repeat("cd", 32), "other.example:5000/web:1"} {
+		if h, err := p.RegistryAuth(ctx, ref); h != "" || err != nil {
+			t.Errorf("login for %s = %q, %v; want none: the token is for %s only", ref, h, err, addr)
+		}
+	}
+}

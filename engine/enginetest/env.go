@@ -18,6 +18,8 @@ type Env struct {
 	Router   *Router
 	Journal  *Journal
 	Trace    *Trace
+	Metrics  *Metrics
+	Webhooks *Webhooks
 }
 
 // NewEnv returns a fresh environment.
@@ -29,7 +31,7 @@ func NewEnv() *Env {
 	router.Check = platform.CheckServing
 	j := NewJournal(tr)
 	j.Host = "test-host"
-	return &Env{Clock: clock, Platform: platform, Router: router, Journal: j, Trace: tr}
+	return &Env{Clock: clock, Platform: platform, Router: router, Journal: j, Trace: tr, Metrics: &Metrics{}, Webhooks: &Webhooks{}}
 }
 
 // Deps returns engine dependencies over the doubles; GETs straight at an
@@ -38,7 +40,7 @@ func NewEnv() *Env {
 func (e *Env) Deps() engine.Deps {
 	return engine.Deps{Platform: e.Platform, Router: e.Router, Journal: e.Journal, Clock: e.Clock,
 		Owner:   engine.Owner{PID: 1000, Host: "test-host"},
-		HTTPGet: e.Platform.Get200}
+		HTTPGet: e.Platform.Get200, Metrics: e.Metrics, Webhooks: e.Webhooks}
 }
 
 // SeedServing starts n healthy instances of version and gives them all

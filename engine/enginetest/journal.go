@@ -114,10 +114,7 @@ func (j *Journal) appendLocked(evs []engine.Event) {
 		j.Trace.Add("journal:" + string(ev.Kind))
 		j.events[ev.Release] = append(j.events[ev.Release], ev)
 		if rec, ok := j.records[ev.Release]; ok {
-			if ev.State != "" {
-				rec.State = ev.State
-			}
-			rec.Step = ev.Step
+			rec.Fold(ev)
 			j.records[ev.Release] = rec
 		}
 	}

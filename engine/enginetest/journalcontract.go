@@ -71,6 +71,28 @@ func JournalContract(t *testing.T, open NewJournalFunc) {
 		}
 	})
 
+	t.Run("AFailedNotificationIsCountedAndChangesNeitherStateNorStep", func(t *testing.T) {
+		j := open(t, alive)
+		must(t, j.Begin(ctx, rec("r1", "web", owner(1), t0), t0, false, ev("r1", engine.EventStarted, -1)))
+		must(t, j.Append(ctx, ev("r1", engine.EventApplied, 3)))
+		must(t, j.End(ctx, "r1", owner(1), engine.ReleaseSucceeded, t0.Add(time.Minute), ""))
+		// The notifier journals beside the release, even after it ended,
+		// with a state and step of its own that must not count.
+		late := engine.Event{Release: "r1", Service: "web", Kind: engine.EventNotifyFailed, Step: -1, State: engine.ReleaseRunning,
+			Message: "webhook http://hooks.test: finished not delivered"}
+		must(t, j.Append(ctx, late, late))
+		r, err := j.Release(ctx, "r1")
+		must(t, err)
+		if r.State != engine.ReleaseSucceeded || r.Step != 3 || r.NotifyFailed != 2 {
+			t.Errorf("record %+v: want succeeded at step 3 with 2 failed notifications", r)
+		}
+		evs, err := j.Events(ctx, "r1")
+		must(t, err)
+		if got := kinds(evs); got != "started,applied,notify-failed,notify-failed" {
+			t.Errorf("events %s", got)
+		}
+	})
+
 	t.Run("ReleasesAreListedNewestFirstPerService", func(t *testing.T) {
 		j := open(t, alive)
 		must(t, j.Begin(ctx, rec("r1", "web", owner(1), t0), t0, false))

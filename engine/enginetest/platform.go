@@ -35,6 +35,7 @@ type Platform struct {
 
 	mu         sync.Mutex
 	seq        int
+	nodes      []string // PlaceOn's
 	insts      map[string]*inst
 	behave     map[string]Behavior
 	violations []string
@@ -137,6 +138,9 @@ func (p *Platform) launch(spec engine.InstanceSpec, record bool) (engine.Instanc
 	in := engine.Instance{ID: fmt.Sprintf("c%03d", p.seq), Name: name, Service: spec.Service, Version: spec.Version,
 		Image: spec.Image, Digest: spec.Labels[engine.LabelDigest], ReleaseID: spec.ReleaseID,
 		Addr: fmt.Sprintf("10.0.0.%d:8080", p.seq), State: engine.StateRunning, Started: p.Clock.Now()}
+	if len(p.nodes) > 0 {
+		in.Node = p.nodes[(p.seq-1)%len(p.nodes)]
+	}
 	if b.Crash {
 		in.State = engine.StateExited
 		in.ExitCode = 2
@@ -240,6 +244,43 @@ func (p *Platform) Crash(id string) {
 		i.in.ExitCode = 137
 		i.in.Restarts++
 	}
+}
+
+// PlaceOn spreads instances over nodes in turn, by launch order, as Swarm
+// places tasks: those there now and those launched from now on.
+func (p *Platform) PlaceOn(nodes ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.nodes = nodes
+	ids := make([]string, 0, len(p.insts))
+	for id := range p.insts {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids) // c001, c002, …: launch order
+	for i, id := range ids {
+		p.insts[id].in.Node = ""
+		if len(nodes) > 0 {
+			p.insts[id].in.Node = nodes[i%len(nodes)]
+		}
+	}
+}
+
+// Replace removes an instance and starts another of its version in its
+// place, with a new id and address, as Swarm does with a task that died or
+// whose node was lost. The newcomer acts as its version's behaviour says.
+func (p *Platform) Replace(id string) (engine.Instance, bool) {
+	p.mu.Lock()
+	old, ok := p.insts[id]
+	if ok {
+		delete(p.insts, id)
+	}
+	p.mu.Unlock()
+	if !ok {
+		return engine.Instance{}, false
+	}
+	in, _ := p.launch(engine.InstanceSpec{Service: old.in.Service, Version: old.in.Version, Image: old.in.Image,
+		ReleaseID: old.in.ReleaseID}, false)
+	return in, true
 }
 
 // Get returns an instance by id.

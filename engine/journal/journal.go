@@ -255,10 +255,7 @@ func appendAll(tx *bolt.Tx, evs []engine.Event) error {
 		if !found {
 			continue
 		}
-		if ev.State != "" {
-			rec.State = ev.State
-		}
-		rec.Step = ev.Step
+		rec.Fold(ev)
 		if err := putJSON(rels, rec.ID, rec); err != nil {
 			return err
 		}
@@ -269,17 +266,7 @@ func appendAll(tx *bolt.Tx, evs []engine.Event) error {
 // Heartbeat renews the lease, or returns engine.ErrLeaseLost.
 func (j *Journal) Heartbeat(ctx context.Context, id string, owner engine.Owner, now time.Time) error {
 	return j.update(func(tx *bolt.Tx) error {
-		var rec engine.ReleaseRecord
-		found, err := getJSON(tx.Bucket(bucketReleases), id, &rec)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return engine.ErrNotFound
-		}
-		leases := tx.Bucket(bucketLeases)
-		var l engine.Lease
-		held, err := getJSON(leases, rec.Service, &l)
+		rec, l, held, err := recordAndLease(tx, id)
 		if err != nil {
 			return err
 		}
@@ -287,25 +274,27 @@ func (j *Journal) Heartbeat(ctx context.Context, id string, owner engine.Owner, 
 			return engine.ErrLeaseLost
 		}
 		l.Heartbeat = now
-		return putJSON(leases, rec.Service, l)
+		return putJSON(tx.Bucket(bucketLeases), rec.Service, l)
 	})
+}
+
+// recordAndLease reads release id's record and its service's lease.
+func recordAndLease(tx *bolt.Tx, id string) (rec engine.ReleaseRecord, l engine.Lease, held bool, err error) {
+	found, err := getJSON(tx.Bucket(bucketReleases), id, &rec)
+	if err != nil {
+		return rec, l, false, err
+	}
+	if !found {
+		return rec, l, false, engine.ErrNotFound
+	}
+	held, err = getJSON(tx.Bucket(bucketLeases), rec.Service, &l)
+	return rec, l, held, err
 }
 
 // End records the final state and releases the lease if this release holds it.
 func (j *Journal) End(ctx context.Context, id string, owner engine.Owner, state engine.ReleaseState, now time.Time, lastErr string) error {
 	return j.update(func(tx *bolt.Tx) error {
-		rels := tx.Bucket(bucketReleases)
-		var rec engine.ReleaseRecord
-		found, err := getJSON(rels, id, &rec)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return engine.ErrNotFound
-		}
-		leases := tx.Bucket(bucketLeases)
-		var l engine.Lease
-		held, err := getJSON(leases, rec.Service, &l)
+		rec, l, held, err := recordAndLease(tx, id)
 		if err != nil {
 			return err
 		}
@@ -318,11 +307,11 @@ func (j *Journal) End(ctx context.Context, id string, owner engine.Owner, state 
 			state, lastErr = rec.State, rec.Error
 		}
 		rec.State, rec.Ended, rec.Error = state, now, lastErr
-		if err := putJSON(rels, id, rec); err != nil {
+		if err := putJSON(tx.Bucket(bucketReleases), id, rec); err != nil {
 			return err
 		}
 		if held && l.Release == id {
-			return leases.Delete([]byte(rec.Service))
+			return tx.Bucket(bucketLeases).Delete([]byte(rec.Service))
 		}
 		return nil
 	})

@@ -1,14 +1,18 @@
 package router
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/cutover/cutover/engine"
 )
@@ -86,6 +90,10 @@ func (s *Server) handlePutTable(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxTableBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rt); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("decode table: the body is larger than %d bytes", maxTableBody))
+			return
+		}
 		writeError(w, http.StatusBadRequest, "decode table: "+err.Error())
 		return
 	}
@@ -165,26 +173,78 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// listenUnix listens on a unix socket at path that only this user can
+// connect to from the moment it exists. A socket left by a killed router
+// (one that refuses connections) is replaced; any other file is left alone.
 func listenUnix(path string) (net.Listener, error) {
 	if path == "" {
 		return nil, errors.New("admin address unix: needs a socket path")
 	}
-	if _, err := os.Lstat(path); err == nil {
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("admin socket %s is in use by another process", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove stale admin socket: %w", err)
-		}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
 	}
-	l, err := net.Listen("unix", path)
+	// Linux creates the socket file with the mode of the socket itself
+	// (masked by the umask), so making the socket 0600 before bind closes
+	// the window in which a chmod after Listen would leave it open.
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) { err = syscall.Fchmod(int(fd), 0o600) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	l, err := lc.Listen(context.Background(), "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("listen admin: %w", err)
 	}
+	// Kernels that ignore the socket's mode at bind still get a private
+	// socket, if only from here on.
 	if err := os.Chmod(path, 0o600); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("restrict admin socket: %w", err)
 	}
 	return l, nil
+}
+
+// removeStaleSocket clears path for a new admin socket: nothing there is
+// fine, a socket nobody answers on is removed, and anything else (a live
+// socket, a file, a directory, a symlink) is refused and kept.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("admin socket %s: %w", path, err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("admin socket path %s is not a socket but %s: refusing to replace it; remove it or choose another path", path, describeMode(fi.Mode()))
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("admin socket %s is in use by another process", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("admin socket %s exists and cannot be told stale: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove stale admin socket: %w", err)
+	}
+	return nil
+}
+
+// describeMode names the kind of file a mode is, for error messages.
+func describeMode(m fs.FileMode) string {
+	switch m.Type() {
+	case 0:
+		return "a regular file"
+	case fs.ModeDir:
+		return "a directory"
+	case fs.ModeSymlink:
+		return "a symlink"
+	case fs.ModeNamedPipe:
+		return "a named pipe"
+	}
+	return "a " + m.Type().String() + " file"
 }

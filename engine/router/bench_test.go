@@ -5,23 +5,26 @@ package router_test
 //	go test -run '^$' -bench . -benchtime 1x ./engine/router/
 //
 // BenchmarkProxyThroughput puts the same backend behind each proxy in turn and
-// drives it with wrk, alternating one-second runs of every leg with runs of
-// the backend reached directly and reporting medians;
-// BenchmarkApplyToFirstRequest measures how soon after Apply returns the
-// router routes by the new table. Figures are reported with b.ReportMetric
-// and as a table on stdout; there is no ns/op.
+// drives it with wrk in several scenarios (benchScenarios: a 1-byte GET, a
+// POST with a body, a weighted two-backend table, one connection),
+// alternating one-second runs of every leg with runs of the backend reached
+// directly and reporting medians; BenchmarkApplyToFirstRequest measures how
+// soon after Apply returns the router routes by the new table;
+// BenchmarkRouterMemory reads the router's resident memory under a fixed
+// request rate. Figures are reported with b.ReportMetric and as tables on
+// stdout; there is no ns/op.
 //
 // Each leg does its work once per call whatever b.N is: wrk runs for fixed
 // durations (a warm-up, then benchRounds slices of benchSlice on the leg,
 // alternating with as many on the direct backend), and Go's benchmark driver
 // stops growing b.N once one call took longer than -benchtime, so the legs run
 // once each with the default -benchtime too; -benchtime 1x just says so. The
-// whole run takes about 70 seconds.
+// whole run takes about three and a half minutes.
 //
 // Everything runs as separate processes on loopback on free ports: the
 // backends (./bench/backend), the router (the real ./cmd/cutover binary),
 // HAProxy, nginx, the httputil.ReverseProxy reference (./bench/refproxy) and
-// wrk. Each is killed, with its process group, in b.Cleanup. Legs whose tool
+// wrk (and hey). Each is killed, with its process group, in b.Cleanup. Legs whose tool
 // is not installed are skipped.
 
 import (
@@ -37,6 +40,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,19 +51,24 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/demo/demotest"
 	"github.com/cutover/cutover/engine/router"
 )
 
 const (
 	benchWrkThreads     = 2
-	benchWrkConns       = 64
+	benchWrkConns       = 32
 	benchRounds         = 5
 	benchSlice          = 1 * time.Second
 	benchWarmup         = 1 * time.Second
-	benchApplyRounds    = 100
+	benchApplyRounds    = 1000
 	benchApplyLoaders   = 4
 	benchApplyDeadline  = 3 * time.Second
 	benchStartupTimeout = 15 * time.Second
+	benchPostBody       = 1024 // bytes in the POST scenario's body
+	benchMemoryRate     = 5000 // requests/s of the memory benchmark
+	benchMemoryWorkers  = 20
+	benchMemoryDuration = 10 * time.Second
 )
 
 // benchLoad is what one wrk run measured.
@@ -213,8 +222,8 @@ func benchFreeAddr(b *testing.B) string {
 	return ln.Addr().String()
 }
 
-// benchWaitBody polls url until it answers 200 with body want.
-func benchWaitBody(b *testing.B, url, want string) {
+// benchWaitBody polls url until it answers 200 with one of the bodies want.
+func benchWaitBody(b *testing.B, url string, want ...string) {
 	b.Helper()
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(benchStartupTimeout)
@@ -224,7 +233,7 @@ func benchWaitBody(b *testing.B, url, want string) {
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && string(body) == want {
+			if resp.StatusCode == http.StatusOK && slices.Contains(want, string(body)) {
 				return
 			}
 			last = fmt.Sprintf("%s %q", resp.Status, body)
@@ -236,12 +245,16 @@ func benchWaitBody(b *testing.B, url, want string) {
 	b.Fatalf("wait for %s to answer %q: last answer %s", url, want, last)
 }
 
-// benchWrk runs wrk against url for d and parses its report.
-func benchWrk(b *testing.B, url string, d time.Duration) benchLoad {
+// benchWrk runs wrk with sc's connections and request against url for d and
+// parses its report.
+func benchWrk(b *testing.B, env *benchEnv, sc benchScenario, url string, d time.Duration) benchLoad {
 	b.Helper()
-	out, err := exec.Command("wrk",
-		"-t"+strconv.Itoa(benchWrkThreads), "-c"+strconv.Itoa(benchWrkConns),
-		"-d"+strconv.Itoa(int(d/time.Second))+"s", "--latency", url).CombinedOutput()
+	args := []string{"-t" + strconv.Itoa(sc.threads), "-c" + strconv.Itoa(sc.conns),
+		"-d" + strconv.Itoa(int(d/time.Second)) + "s", "--latency"}
+	if sc.post {
+		args = append(args, "-s", env.postScript(b))
+	}
+	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
 	if err != nil {
 		b.Fatalf("wrk %s: %v\n%s", url, err, out)
 	}
@@ -250,6 +263,20 @@ func benchWrk(b *testing.B, url string, d time.Duration) benchLoad {
 		b.Fatalf("wrk %s: %v\n%s", url, err, out)
 	}
 	return load
+}
+
+// postScript writes, once, the wrk script that POSTs benchPostBody bytes.
+func (env *benchEnv) postScript(b *testing.B) string {
+	b.Helper()
+	path := filepath.Join(env.dir, "post.lua")
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	script := fmt.Sprintf("wrk.method = \"POST\"\nwrk.body = string.rep(\"x\", %d)\nwrk.headers[\"Content-Type\"] = \"application/octet-stream\"\n", benchPostBody)
+	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
+		b.Fatalf("write wrk POST script: %v", err)
+	}
+	return path
 }
 
 var (
@@ -297,32 +324,88 @@ func benchParseWrk(out string) (benchLoad, error) {
 	return l, nil
 }
 
-// benchLeg is one way of reaching the backend: start returns the URL that
-// wrk should load, or skips.
-type benchLeg struct {
-	name  string
-	start func(b *testing.B, env *benchEnv) string
+// benchScenario is one kind of load: every leg of it is measured against the
+// backend reached directly with the same load.
+type benchScenario struct {
+	name     string
+	conns    int
+	threads  int
+	post     bool // POST a benchPostBody-byte body instead of a GET
+	weighted bool // two backends, weights 3 and 1 (the direct baseline is backend a)
+	legs     []string
+}
+
+// benchScenarios are the loads of BenchmarkProxyThroughput: the 1-byte GET
+// over 32 keep-alive connections, the same with a POST body, the same over a
+// weighted two-backend table, and one connection (the latency a proxy adds
+// when it is not loaded).
+var benchScenarios = []benchScenario{
+	{name: "get", conns: benchWrkConns, threads: benchWrkThreads, legs: []string{"router", "haproxy", "nginx", "reverseproxy_tuned", "reverseproxy_default"}},
+	{name: "post_1KiB", conns: benchWrkConns, threads: benchWrkThreads, post: true, legs: []string{"router", "haproxy", "nginx"}},
+	{name: "weighted_3to1", conns: benchWrkConns, threads: benchWrkThreads, weighted: true, legs: []string{"router", "haproxy", "nginx"}},
+	{name: "one_conn", conns: 1, threads: 1, legs: []string{"router", "haproxy", "nginx"}},
+}
+
+// benchUpstream is one backend of a leg's configuration.
+type benchUpstream struct {
+	id, addr string
+	weight   int
+}
+
+// upstreams are the backends sc routes to.
+func (env *benchEnv) upstreams(sc benchScenario) []benchUpstream {
+	if sc.weighted {
+		return []benchUpstream{{"a", env.backendA, 3}, {"b", env.backendB, 1}}
+	}
+	return []benchUpstream{{"a", env.backendA, 1}}
+}
+
+// benchLegs start each kind of proxy in front of ups and return the URL
+// that wrk should load, or skip.
+var benchLegs = map[string]func(b *testing.B, env *benchEnv, ups []benchUpstream) string{
+	"router": func(b *testing.B, env *benchEnv, ups []benchUpstream) string {
+		proxyAddr, client, _ := benchStartRouter(b, env)
+		table := engine.RouteTable{Epoch: 1}
+		for _, u := range ups {
+			table.Backends = append(table.Backends, engine.Backend{ID: u.id, Addr: u.addr, Version: "v-" + u.id, Weight: u.weight})
+		}
+		if err := client.Apply(context.Background(), table); err != nil {
+			b.Fatalf("apply the benchmark's table: %v", err)
+		}
+		return "http://" + proxyAddr + "/"
+	},
+	"haproxy": benchStartHAProxy,
+	"nginx":   benchStartNginx,
+	"reverseproxy_tuned": func(b *testing.B, env *benchEnv, ups []benchUpstream) string {
+		return "http://" + benchStartListener(b, env.dir, "refproxy-tuned", env.bin(b, "refproxy"), nil,
+			"-backend", "http://"+ups[0].addr, "-tuned=true") + "/"
+	},
+	"reverseproxy_default": func(b *testing.B, env *benchEnv, ups []benchUpstream) string {
+		return "http://" + benchStartListener(b, env.dir, "refproxy-default", env.bin(b, "refproxy"), nil,
+			"-backend", "http://"+ups[0].addr, "-tuned=false") + "/"
+	},
 }
 
 // benchRow is one line of the summary printed at the end.
 type benchRow struct {
-	name    string
-	load    benchLoad
-	direct  benchLoad // the direct runs paired with this leg
-	x       float64   // median of the per-round ratios leg rps / direct rps
-	skipped bool
+	scenario string
+	name     string
+	load     benchLoad
+	direct   benchLoad // the direct runs paired with this leg
+	x        float64   // median of the per-round ratios leg rps / direct rps
+	skipped  bool
 }
 
-// BenchmarkProxyThroughput reports, per leg, wrk's requests/sec and p50/p99
-// latency through that proxy (medians of benchRounds runs), the median ratio
-// of its rps to the backend reached directly in the runs alternating with
-// them (x_direct), and the latency the proxy adds over those direct runs
-// (added_p50_us, added_p99_us).
+// BenchmarkProxyThroughput reports, per scenario and leg, wrk's requests/sec
+// and p50/p99 latency through that proxy (medians of benchRounds runs), the
+// same figures of the backend reached directly in the runs alternating with
+// them, the median ratio of the two rps (x_direct), and the latency the
+// proxy adds over those direct runs (added_p50_us, added_p99_us).
 func BenchmarkProxyThroughput(b *testing.B) {
 	if _, err := exec.LookPath("wrk"); err != nil {
-		b.Skip("wrk not installed (apt-get install wrk): no load generator")
+		demotest.Missing(b, "wrk (apt-get install wrk) for a load generator: %v", err)
 	}
-	env := benchSetup(b, false)
+	env := benchSetup(b, true)
 	loadBefore := benchLoadAvg()
 
 	var rows []benchRow
@@ -330,7 +413,7 @@ func BenchmarkProxyThroughput(b *testing.B) {
 	// driver calls a leg again and its later figures replace the earlier.
 	addRow := func(r benchRow) {
 		for i := range rows {
-			if rows[i].name == r.name {
+			if rows[i].scenario == r.scenario && rows[i].name == r.name {
 				rows[i] = r
 				return
 			}
@@ -338,45 +421,22 @@ func BenchmarkProxyThroughput(b *testing.B) {
 		rows = append(rows, r)
 	}
 	directURL := "http://" + env.backendA + "/"
-	legs := []benchLeg{
-		{"router", func(b *testing.B, env *benchEnv) string {
-			proxyAddr, client := benchStartRouter(b, env)
-			table := engine.RouteTable{Epoch: 1, Backends: []engine.Backend{{ID: "a", Addr: env.backendA, Version: "v1", Weight: 100}}}
-			if err := client.Apply(context.Background(), table); err != nil {
-				b.Fatalf("apply the benchmark's table: %v", err)
+	for _, sc := range benchScenarios {
+		b.Run(sc.name, func(b *testing.B) {
+			for _, name := range sc.legs {
+				b.Run(name, func(b *testing.B) {
+					defer func() {
+						if b.Skipped() {
+							addRow(benchRow{scenario: sc.name, name: name, skipped: true})
+						}
+					}()
+					url := benchLegs[name](b, env, env.upstreams(sc))
+					benchWaitBody(b, url, "a", "b")
+					load, d, x := benchPaired(b, env, sc, url, directURL)
+					benchReport(b, load, d, x)
+					addRow(benchRow{scenario: sc.name, name: name, load: load, direct: d, x: x})
+				})
 			}
-			return "http://" + proxyAddr + "/"
-		}},
-		{"haproxy", benchStartHAProxy},
-		{"nginx", benchStartNginx},
-		{"reverseproxy_tuned", func(b *testing.B, env *benchEnv) string {
-			return "http://" + benchStartListener(b, env.dir, "refproxy-tuned", env.bin(b, "refproxy"), nil,
-				"-backend", "http://"+env.backendA, "-tuned=true") + "/"
-		}},
-		{"reverseproxy_default", func(b *testing.B, env *benchEnv) string {
-			return "http://" + benchStartListener(b, env.dir, "refproxy-default", env.bin(b, "refproxy"), nil,
-				"-backend", "http://"+env.backendA, "-tuned=false") + "/"
-		}},
-	}
-
-	b.Run("direct", func(b *testing.B) {
-		benchWrk(b, directURL, benchWarmup)
-		d := benchWrk(b, directURL, benchRounds*benchSlice)
-		benchReport(b, d, d, 1)
-		addRow(benchRow{name: "direct", load: d, direct: d, x: 1})
-	})
-	for _, leg := range legs {
-		b.Run(leg.name, func(b *testing.B) {
-			defer func() {
-				if b.Skipped() {
-					addRow(benchRow{name: leg.name, skipped: true})
-				}
-			}()
-			url := leg.start(b, env)
-			benchWaitBody(b, url, "a")
-			load, d, x := benchPaired(b, url, directURL)
-			benchReport(b, load, d, x)
-			addRow(benchRow{name: leg.name, load: load, direct: d, x: x})
 		})
 	}
 	if len(rows) > 0 {
@@ -394,14 +454,14 @@ func BenchmarkProxyThroughput(b *testing.B) {
 // slices pairs every proxy second with a direct second taken under the same
 // load from the other work on a shared machine, which drifts by tens of
 // percent within a minute.
-func benchPaired(b *testing.B, url, directURL string) (leg, direct benchLoad, x float64) {
+func benchPaired(b *testing.B, env *benchEnv, sc benchScenario, url, directURL string) (leg, direct benchLoad, x float64) {
 	b.Helper()
-	benchWrk(b, url, benchWarmup) // fill connection pools, warm caches
+	benchWrk(b, env, sc, url, benchWarmup) // fill connection pools, warm caches
 	var legs, directs []benchLoad
 	var ratios []float64
 	for range benchRounds {
-		l := benchWrk(b, url, benchSlice)
-		d := benchWrk(b, directURL, benchSlice)
+		l := benchWrk(b, env, sc, url, benchSlice)
+		d := benchWrk(b, env, sc, directURL, benchSlice)
 		legs, directs = append(legs, l), append(directs, d)
 		ratios = append(ratios, l.RPS/d.RPS)
 	}
@@ -440,6 +500,7 @@ func benchMedian(runs []benchLoad) benchLoad {
 func benchReport(b *testing.B, load, direct benchLoad, x float64) {
 	b.ReportMetric(0, "ns/op") // wall time per op means nothing: wrk ran for a fixed time
 	b.ReportMetric(load.RPS, "rps")
+	b.ReportMetric(direct.RPS, "direct_rps")
 	b.ReportMetric(float64(load.P50.Microseconds()), "p50_us")
 	b.ReportMetric(float64(load.P99.Microseconds()), "p99_us")
 	b.ReportMetric(x, "x_direct")
@@ -447,26 +508,33 @@ func benchReport(b *testing.B, load, direct benchLoad, x float64) {
 	b.ReportMetric(float64((load.P99 - direct.P99).Microseconds()), "added_p99_us")
 }
 
-// benchSummary renders the one-line verdict and a table of every leg, each
-// compared with the direct run paired with it.
+// benchSummary renders, per scenario, a one-line verdict and a table of
+// every leg, each compared with the direct runs paired with it.
 func benchSummary(rows []benchRow) string {
-	var line []string
-	var tab strings.Builder
-	fmt.Fprintf(&tab, "%-22s %9s %10s %9s %9s %9s %11s %11s\n", "leg", "rps", "direct rps", "x direct", "p50", "p99", "added p50", "added p99")
-	for _, r := range rows {
-		if r.skipped {
-			line = append(line, r.name+" skipped")
-			fmt.Fprintf(&tab, "%-22s skipped (run with -v for the reason)\n", r.name)
+	var out strings.Builder
+	for _, sc := range benchScenarios {
+		var line []string
+		var tab strings.Builder
+		fmt.Fprintf(&tab, "%-22s %9s %10s %9s %9s %9s %11s %11s\n", "leg", "rps", "direct rps", "x direct", "p50", "p99", "added p50", "added p99")
+		for _, r := range rows {
+			if r.scenario != sc.name {
+				continue
+			}
+			if r.skipped {
+				line = append(line, r.name+" skipped")
+				fmt.Fprintf(&tab, "%-22s skipped (run with -v for the reason)\n", r.name)
+				continue
+			}
+			line = append(line, fmt.Sprintf("%s %.2f×", r.name, r.x))
+			fmt.Fprintf(&tab, "%-22s %9.0f %10.0f %8.2f× %9s %9s %11s %11s\n", r.name, r.load.RPS, r.direct.RPS, r.x,
+				benchDur(r.load.P50), benchDur(r.load.P99), benchDur(r.load.P50-r.direct.P50), benchDur(r.load.P99-r.direct.P99))
+		}
+		if len(line) == 0 {
 			continue
 		}
-		x := r.x
-		if r.name != "direct" {
-			line = append(line, fmt.Sprintf("%s %.2f×", r.name, x))
-		}
-		fmt.Fprintf(&tab, "%-22s %9.0f %10.0f %8.2f× %9s %9s %11s %11s\n", r.name, r.load.RPS, r.direct.RPS, x,
-			benchDur(r.load.P50), benchDur(r.load.P99), benchDur(r.load.P50-r.direct.P50), benchDur(r.load.P99-r.direct.P99))
+		fmt.Fprintf(&out, "\n%s (wrk -t%d -c%d): %s\n%s", sc.name, sc.threads, sc.conns, strings.Join(line, ", "), tab.String())
 	}
-	return "throughput vs direct: " + strings.Join(line, ", ") + "\n" + tab.String()
+	return out.String()
 }
 
 // benchDur prints a duration in µs or ms with three significant figures.
@@ -477,15 +545,21 @@ func benchDur(d time.Duration) string {
 	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
 }
 
-// benchStartHAProxy starts HAProxy in the foreground in front of backend a.
-func benchStartHAProxy(b *testing.B, env *benchEnv) string {
+// benchStartHAProxy starts HAProxy in the foreground with two threads in
+// front of ups, keep-alive on both sides.
+func benchStartHAProxy(b *testing.B, env *benchEnv, ups []benchUpstream) string {
 	b.Helper()
 	if _, err := exec.LookPath("haproxy"); err != nil {
-		b.Skip("haproxy not installed (apt-get install haproxy): no HAProxy leg")
+		demotest.Missing(b, "haproxy (apt-get install haproxy) for the HAProxy leg: %v", err)
 	}
 	addr := benchFreeAddr(b)
+	var servers strings.Builder
+	for _, u := range ups {
+		fmt.Fprintf(&servers, "\tserver %s %s weight %d\n", u.id, u.addr, u.weight)
+	}
 	cfg := fmt.Sprintf(`global
 	maxconn 4096
+	nbthread 2
 
 defaults
 	mode http
@@ -499,34 +573,37 @@ frontend fe
 	default_backend be
 
 backend be
+	balance roundrobin
 	http-reuse always
-	server s1 %s
-`, addr, env.backendA)
-	path := filepath.Join(env.dir, "haproxy.cfg")
+%s`, addr, servers.String())
+	path := filepath.Join(env.dir, "haproxy-"+strings.ReplaceAll(addr, ":", "-")+".cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		b.Fatalf("write haproxy config: %v", err)
 	}
-	benchStart(b, env.dir, "haproxy", "haproxy", nil, nil, "-db", "-f", path)
+	benchStart(b, env.dir, strings.TrimSuffix(filepath.Base(path), ".cfg"), "haproxy", nil, nil, "-db", "-f", path)
 	return "http://" + addr + "/"
 }
 
-// benchStartNginx starts nginx in front of backend a with a keepalive
-// upstream, in the foreground, everything it writes under a temp prefix. It
-// runs as one process (master_process off, so one worker): a master's
-// workers outlive it when the benchmark is killed, and on two shared cores
-// with wrk and the backend beside it a second worker measured no faster.
-func benchStartNginx(b *testing.B, env *benchEnv) string {
+// benchStartNginx starts nginx in the foreground in front of ups with a
+// keepalive upstream and two workers, as HAProxy has two threads. The master
+// and its workers share the process group benchStart kills.
+func benchStartNginx(b *testing.B, env *benchEnv, ups []benchUpstream) string {
 	b.Helper()
 	if _, err := exec.LookPath("nginx"); err != nil {
-		b.Skip("nginx not installed (apt-get install nginx-light): no nginx leg")
+		demotest.Missing(b, "nginx (apt-get install nginx-light) for the nginx leg: %v", err)
 	}
 	addr := benchFreeAddr(b)
-	prefix := filepath.Join(env.dir, "nginx")
-	if err := os.MkdirAll(prefix, 0o755); err != nil {
+	prefix, err := os.MkdirTemp(env.dir, "nginx-")
+	if err != nil {
 		b.Fatalf("make nginx prefix: %v", err)
 	}
+	var servers strings.Builder
+	for _, u := range ups {
+		fmt.Fprintf(&servers, "\t\tserver %s weight=%d;\n", u.addr, u.weight)
+	}
 	cfg := fmt.Sprintf(`daemon off;
-master_process off;
+master_process on;
+worker_processes 2;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
 events { worker_connections 1024; }
@@ -538,8 +615,7 @@ http {
 	uwsgi_temp_path %[1]s/uwsgi;
 	scgi_temp_path %[1]s/scgi;
 	upstream be {
-		server %[3]s;
-		keepalive 64;
+%[3]s		keepalive 64;
 	}
 	server {
 		listen %[2]s;
@@ -550,13 +626,58 @@ http {
 		}
 	}
 }
-`, prefix, addr, env.backendA)
+`, prefix, addr, servers.String())
 	path := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		b.Fatalf("write nginx config: %v", err)
 	}
-	benchStart(b, env.dir, "nginx", "nginx", nil, nil, "-c", path, "-p", prefix, "-e", filepath.Join(prefix, "error.log"))
+	benchStart(b, env.dir, filepath.Base(prefix), "nginx", nil, nil, "-c", path, "-p", prefix, "-e", filepath.Join(prefix, "error.log"))
 	return "http://" + addr + "/"
+}
+
+// BenchmarkRouterMemory loads the router at benchMemoryRate requests/s (hey,
+// rate-limited per worker) and reports its resident memory: the high-water
+// mark and the resident set at the end, read from /proc.
+func BenchmarkRouterMemory(b *testing.B) {
+	if _, err := exec.LookPath("hey"); err != nil {
+		b.Skip("hey not installed (apt-get install hey): no rate-limited load generator")
+	}
+	env := benchSetup(b, false)
+	proxyAddr, client, cmd := benchStartRouter(b, env)
+	table := engine.RouteTable{Epoch: 1, Backends: []engine.Backend{{ID: "a", Addr: env.backendA, Version: "v1", Weight: 1}}}
+	if err := client.Apply(context.Background(), table); err != nil {
+		b.Fatalf("apply the benchmark's table: %v", err)
+	}
+	url := "http://" + proxyAddr + "/"
+	benchWaitBody(b, url, "a")
+	out, err := exec.Command("hey", "-z", benchMemoryDuration.String(), "-c", strconv.Itoa(benchMemoryWorkers),
+		"-q", strconv.Itoa(benchMemoryRate/benchMemoryWorkers), url).CombinedOutput()
+	if err != nil {
+		b.Fatalf("hey %s: %v\n%s", url, err, out)
+	}
+	rps := 0.0
+	if m := regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`).FindSubmatch(out); m != nil {
+		rps, _ = strconv.ParseFloat(string(m[1]), 64)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		b.Fatalf("read the router's memory: %v", err)
+	}
+	kb := func(field string) float64 {
+		m := regexp.MustCompile(`(?m)^` + field + `:\s+(\d+) kB`).FindSubmatch(status)
+		if m == nil {
+			b.Fatalf("no %s in /proc status", field)
+		}
+		n, _ := strconv.ParseFloat(string(m[1]), 64)
+		return n
+	}
+	hwm, rss := kb("VmHWM"), kb("VmRSS")
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(rps, "rps")
+	b.ReportMetric(hwm/1024, "peak_rss_MB")
+	b.ReportMetric(rss/1024, "rss_MB")
+	fmt.Printf("router memory at %.0f req/s (hey -c %d, %s): peak RSS %.1f MB, RSS at the end %.1f MB\n",
+		rps, benchMemoryWorkers, benchMemoryDuration, hwm/1024, rss/1024)
 }
 
 // benchPercentile returns the q-quantile (0..1) of sorted durations.
@@ -579,7 +700,7 @@ func benchTail(p []byte, n int) []byte {
 // benchStartRouter runs the real cutover binary as a router with an admin
 // unix socket in the temp dir, waits until its admin API answers, and returns
 // its public address and an admin client.
-func benchStartRouter(b *testing.B, env *benchEnv) (string, *router.Client) {
+func benchStartRouter(b *testing.B, env *benchEnv) (string, *router.Client, *exec.Cmd) {
 	b.Helper()
 	dir, err := os.MkdirTemp(env.dir, "router-")
 	if err != nil {
@@ -587,7 +708,7 @@ func benchStartRouter(b *testing.B, env *benchEnv) (string, *router.Client) {
 	}
 	listen := benchFreeAddr(b)
 	admin := "unix:" + filepath.Join(dir, "admin.sock")
-	benchStart(b, env.dir, filepath.Base(dir), env.bin(b, "cutover"), nil, nil, "router",
+	cmd := benchStart(b, env.dir, filepath.Base(dir), env.bin(b, "cutover"), nil, nil, "router",
 		"--listen", listen, "--admin", admin, "--state", filepath.Join(dir, "state.json"), "--log-level", "warn")
 	client, err := router.Dial(admin, "")
 	if err != nil {
@@ -607,7 +728,7 @@ func benchStartRouter(b *testing.B, env *benchEnv) (string, *router.Client) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling a process we do not control
 	}
-	return listen, client
+	return listen, client, cmd
 }
 
 // BenchmarkApplyToFirstRequest measures how long after Client.Apply returns
@@ -621,7 +742,7 @@ func benchStartRouter(b *testing.B, env *benchEnv) (string, *router.Client) {
 // includes the router's fsync of its state file).
 func BenchmarkApplyToFirstRequest(b *testing.B) {
 	env := benchSetup(b, true)
-	proxyAddr, client := benchStartRouter(b, env)
+	proxyAddr, client, _ := benchStartRouter(b, env)
 	ctx := context.Background()
 	table := func(epoch uint64, to string) engine.RouteTable {
 		wa, wb := 100, 0

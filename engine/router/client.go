@@ -170,12 +170,18 @@ func (c *Client) WaitDrained(ctx context.Context, ids []string) error {
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	busy := ids // until the first answer, all of them
 	for {
 		st, err := c.Stats(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				// The deadline passed during the read: say what was still
+				// in flight at the last look, as when it passes between reads.
+				return fmt.Errorf("wait for drain: still busy: %s: %w", strings.Join(busy, ", "), ctx.Err())
+			}
 			return fmt.Errorf("wait for %s to drain: %w", strings.Join(ids, ", "), err)
 		}
-		var busy []string
+		busy = nil
 		for _, b := range st.Backends {
 			if want[b.ID] && b.InFlight > 0 {
 				busy = append(busy, fmt.Sprintf("%s (%d in flight)", b.ID, b.InFlight))

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cutover/cutover/engine"
+	"github.com/cutover/cutover/engine/demo/demotest"
 )
 
 // testBackend is a real HTTP backend on loopback. Every response carries
@@ -83,7 +84,7 @@ func (b *testBackend) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Version", b.version)
 	switch r.URL.Path {
 	case "/echo":
-		io.Copy(w, r.Body)
+		echo(w, r)
 	case "/slow":
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
 		select {
@@ -91,7 +92,7 @@ func (b *testBackend) serve(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
-		io.Copy(w, r.Body)
+		echo(w, r)
 	case "/hold":
 		b.arrived <- struct{}{}
 		<-b.release
@@ -136,6 +137,18 @@ func (b *testBackend) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		io.WriteString(w, b.id)
 	}
+}
+
+// echo answers with the request's body. It reads the body whole first:
+// Go's HTTP/1 server stops reading a request body once the answer has
+// begun, so copying straight through would cut bodies over 512 bytes.
+func echo(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Write(body)
 }
 
 // testRouter is a Server serving on loopback, with a Client on its unix
@@ -224,111 +237,20 @@ func get(t *testing.T, c *http.Client, url string, header ...string) (int, strin
 	return res.StatusCode, res.Header.Get("X-Backend"), string(body)
 }
 
-// load is a mixed load loop: POSTs with bodies that must come back intact,
-// GETs, and slow (300 ms) POSTs. Every non-2xx answer, transport error and
-// wrong body counts as a failure; POSTs are not retried by Go's client, so a
-// dropped request cannot hide.
-type load struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	errs       []string
-	perBackend sync.Map // X-Backend -> *atomic.Int64
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-}
-
-func startLoad(t *testing.T, url string, workers int) *load {
+// startLoad runs the shared test load (demotest.Load) against a router of
+// test backends: POSTs to /echo whose bodies must come back intact, GETs,
+// and slow (300 ms) requests, counted by X-Backend. Every non-2xx answer,
+// transport error and wrong body is a failure.
+func startLoad(t *testing.T, url string) *demotest.Load {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &load{cancel: cancel}
-	c := newTestClient(workers)
-	for w := range workers {
-		l.wg.Go(func() {
-			for i := 0; ctx.Err() == nil; i++ {
-				l.one(ctx, c, url, w, i)
+	return demotest.StartLoad(t, demotest.LoadSpec{Rate: 300, Get: url + "/", Post: url + "/echo", Slow: url + "/slow?ms=300",
+		CountBy: "X-Backend",
+		CheckPost: func(sent string, answer []byte) error {
+			if string(answer) != sent {
+				return fmt.Errorf("body %.40q…, want %.40q…", answer, sent)
 			}
-		})
-	}
-	t.Cleanup(l.stop)
-	return l
-}
-
-// stop ends the loop and waits for the requests under way to finish.
-func (l *load) stop() {
-	l.cancel()
-	l.wg.Wait()
-}
-
-func (l *load) one(ctx context.Context, c *http.Client, url string, w, i int) {
-	var req *http.Request
-	want := ""
-	switch {
-	case i%10 == 3:
-		want = fmt.Sprintf("slow-%d-%d", w, i)
-		req, _ = http.NewRequest(http.MethodPost, url+"/slow?ms=300", strings.NewReader(want))
-	case i%2 == 0:
-		want = fmt.Sprintf("payload-%d-%d-%s", w, i, strings.Repeat("x", i%200))
-		req, _ = http.NewRequest(http.MethodPost, url+"/echo", strings.NewReader(want))
-	default:
-		req, _ = http.NewRequest(http.MethodGet, url+"/", nil)
-	}
-	res, err := c.Do(req)
-	if err != nil {
-		l.fail(fmt.Sprintf("%s %s: %v", req.Method, req.URL.Path, err))
-		return
-	}
-	body, err := io.ReadAll(res.Body)
-	res.Body.Close()
-	switch {
-	case err != nil:
-		l.fail(fmt.Sprintf("%s %s: read body: %v", req.Method, req.URL.Path, err))
-	case res.StatusCode/100 != 2:
-		l.fail(fmt.Sprintf("%s %s: status %d: %s", req.Method, req.URL.Path, res.StatusCode, body))
-	case want != "" && string(body) != want:
-		l.fail(fmt.Sprintf("%s %s: body %q, want %q", req.Method, req.URL.Path, body, want))
-	default:
-		l.ok.Add(1)
-		n, _ := l.perBackend.LoadOrStore(res.Header.Get("X-Backend"), new(atomic.Int64))
-		n.(*atomic.Int64).Add(1)
-	}
-}
-
-func (l *load) fail(msg string) {
-	l.failed.Add(1)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.errs) < 10 {
-		l.errs = append(l.errs, msg)
-	}
-}
-
-func (l *load) served(id string) int64 {
-	n, ok := l.perBackend.Load(id)
-	if !ok {
-		return 0
-	}
-	return n.(*atomic.Int64).Load()
-}
-
-// waitServed blocks until the load has had n more successful answers, so a
-// test can be sure traffic flowed in a phase without sleeping.
-func (l *load) waitServed(t *testing.T, n int64) {
-	t.Helper()
-	target := l.ok.Load() + n
-	deadline := time.Now().Add(20 * time.Second)
-	for l.ok.Load() < target {
-		if time.Now().After(deadline) {
-			t.Fatalf("load made no progress: %d ok, %d failed: %v", l.ok.Load(), l.failed.Load(), l.errs)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-func (l *load) requireNoFailures(t *testing.T) {
-	t.Helper()
-	if n := l.failed.Load(); n > 0 {
-		t.Fatalf("%d of %d requests failed; first: %s", n, n+l.ok.Load(), strings.Join(l.errs, "\n  "))
-	}
+			return nil
+		}})
 }
 
 // rawUpgrade sends a WebSocket upgrade on a raw connection and returns the

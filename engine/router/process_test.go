@@ -213,6 +213,9 @@ func TestRouterProcess(t *testing.T) {
 		state := filepath.Join(t.TempDir(), "s.json")
 		tokenFile := filepath.Join(t.TempDir(), "token")
 		os.WriteFile(tokenFile, []byte("tok"), 0o600)
+		openTokenFile := filepath.Join(t.TempDir(), "token-644")
+		os.WriteFile(openTokenFile, []byte("tok"), 0o600)
+		os.Chmod(openTokenFile, 0o644)
 		for _, tc := range []struct {
 			args []string
 			want string
@@ -220,6 +223,7 @@ func TestRouterProcess(t *testing.T) {
 			{[]string{"--admin", "127.0.0.1:0"}, "token file is required"},
 			{[]string{"--admin", "0.0.0.0:0", "--token-file", tokenFile}, "is not loopback"},
 			{[]string{"--state", state}, "--admin and --state are required"},
+			{[]string{"--admin", "127.0.0.1:0", "--token-file", openTokenFile}, "chmod 600 " + openTokenFile},
 		} {
 			args := append([]string{"router", "--listen", "127.0.0.1:0"}, tc.args...)
 			if !contains(tc.args, "--state") {

@@ -14,8 +14,10 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cutover/cutover/engine"
@@ -74,8 +76,15 @@ type Server struct {
 	versions  map[string]*versionState
 	upstreams map[string]*upstream
 
-	proxy    *proxy
-	proxySrv *http.Server
+	versionHeader string // opts.VersionHeader in lower case
+
+	connMu       sync.Mutex // guards the proxy's listeners and connections
+	listeners    map[net.Listener]struct{}
+	conns        map[*clientConn]struct{}
+	shuttingDown atomic.Bool
+	reaping      sync.Once
+	stopReaper   chan struct{}
+
 	adminSrv *http.Server
 }
 
@@ -105,6 +114,11 @@ func New(opts Options) (*Server, error) {
 		backends:  make(map[string]*backendState),
 		versions:  make(map[string]*versionState),
 		upstreams: make(map[string]*upstream),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*clientConn]struct{}),
+
+		versionHeader: strings.ToLower(opts.VersionHeader),
+		stopReaper:    make(chan struct{}),
 	}
 	s.started = s.now()
 	rt := engine.RouteTable{Backends: []engine.Backend{}}
@@ -121,13 +135,6 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s.install(cloneTable(rt))
-	s.proxy = newProxy(s)
-	s.proxySrv = &http.Server{
-		Handler:           s.proxy,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slogAdapter(s.log),
-	}
 	s.adminSrv = &http.Server{
 		Handler:           s.AdminHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -137,16 +144,86 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// ProxyHandler is the public handler that routes requests to backends.
-func (s *Server) ProxyHandler() http.Handler { return s.proxy }
-
 // ServeProxy serves routed traffic on l until Shutdown. It returns nil after
 // Shutdown and the accept error otherwise.
 func (s *Server) ServeProxy(l net.Listener) error {
-	if err := s.proxySrv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve proxy on %s: %w", l.Addr(), err)
+	s.connMu.Lock()
+	if s.shuttingDown.Load() {
+		s.connMu.Unlock()
+		l.Close()
+		return nil
 	}
-	return nil
+	s.listeners[l] = struct{}{}
+	s.connMu.Unlock()
+	s.reaping.Do(func() { go s.reapIdle() })
+	var backoff time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if s.shuttingDown.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+				errors.Is(err, syscall.ECONNABORTED) {
+				// Out of file descriptors or a connection reset while
+				// queued: wait a little, as net/http does, and go on.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("serve proxy on %s: %w", l.Addr(), err)
+		}
+		backoff = 0
+		c := newClientConn(s, conn)
+		if !s.track(c) {
+			conn.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+// track registers a new client connection; false once shutting down.
+func (s *Server) track(c *clientConn) bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.shuttingDown.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *clientConn) {
+	s.connMu.Lock()
+	delete(s.conns, c)
+	s.connMu.Unlock()
+}
+
+// reapIdle closes, every few seconds, pooled backend connections that
+// timed out or that their backend closed.
+func (s *Server) reapIdle() {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopReaper:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		ups := make([]*upstream, 0, len(s.upstreams))
+		for _, u := range s.upstreams {
+			ups = append(ups, u)
+		}
+		s.mu.Unlock()
+		now := s.now()
+		for _, u := range ups {
+			u.reap(now)
+		}
+	}
 }
 
 // ServeAdmin serves the admin API on l until Shutdown.
@@ -164,10 +241,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var adminErr error
 	wg.Go(func() { adminErr = s.adminSrv.Shutdown(ctx) })
-	err := s.proxySrv.Shutdown(ctx)
+	err := s.shutdownProxy(ctx)
 	wg.Wait()
 	if err != nil {
-		s.proxySrv.Close()
+		s.closeConns()
 		return fmt.Errorf("shutdown router: %d requests still in flight: %w", s.inFlight(), err)
 	}
 	if adminErr != nil {
@@ -175,6 +252,60 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("shutdown router admin: %w", adminErr)
 	}
 	return nil
+}
+
+// shutdownProxy closes the listeners, then closes client connections as
+// they become idle until none but upgraded ones are left.
+func (s *Server) shutdownProxy(ctx context.Context) error {
+	s.connMu.Lock()
+	if !s.shuttingDown.Swap(true) {
+		close(s.stopReaper)
+	}
+	for l := range s.listeners {
+		l.Close()
+		delete(s.listeners, l)
+	}
+	s.connMu.Unlock()
+	wait := time.Millisecond
+	for {
+		if s.closeIdleConns() {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// closeIdleConns closes the client connections waiting for a request and
+// reports whether no connection is left to wait for.
+func (s *Server) closeIdleConns() bool {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	done := true
+	for c := range s.conns {
+		switch {
+		case c.state.CompareAndSwap(stateIdle, stateClosed):
+			c.conn.Close()
+		case c.state.Load() == stateActive:
+			done = false
+		}
+	}
+	return done
+}
+
+// closeConns cuts every client connection, when Shutdown's time is up.
+func (s *Server) closeConns() {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for c := range s.conns {
+		c.conn.Close()
+	}
 }
 
 func (s *Server) inFlight() int64 {
@@ -365,7 +496,7 @@ func backendStats(bs *backendState, b engine.Backend, heldOut bool, now time.Tim
 	}
 }
 
-// slogAdapter lets net/http's servers and ReverseProxy log through slog.
+// slogAdapter lets net/http's admin server log through slog.
 func slogAdapter(l *slog.Logger) *log.Logger {
 	return slog.NewLogLogger(l.Handler(), slog.LevelWarn)
 }

@@ -1,22 +1,14 @@
 package router
 
 import (
-	"errors"
-	"fmt"
-	"net"
-	"strconv"
-	"strings"
-
 	"github.com/cutover/cutover/engine"
 )
 
 // ErrInvalidTable marks a route table the router refuses (duplicate ids,
-// negative weights, bad addresses...). Nothing changes when it is returned.
-var ErrInvalidTable = errors.New("invalid route table")
-
-// maxWeight bounds a single weight so sums cannot overflow and the smooth
-// sequence stays small.
-const maxWeight = 1_000_000
+// negative weights, bad addresses, an epoch no writer could follow...). It
+// is engine.ErrInvalidTable, so callers may test for either. Nothing changes
+// when it is returned.
+var ErrInvalidTable = engine.ErrInvalidTable
 
 // table is one applied RouteTable made ready for routing. It is immutable once
 // published: requests read it through an atomic pointer, without locks.
@@ -66,66 +58,11 @@ func newTable(spec engine.RouteTable, entries []*entry) *table {
 	return t
 }
 
-// validateTable checks a table before anything is changed and names every
-// backend that is wrong and why.
-func validateTable(rt engine.RouteTable) error {
-	var problems []string
-	seen := make(map[string]int)
-	total := 0
-	for i, b := range rt.Backends {
-		name := fmt.Sprintf("backend %d %q", i, b.ID)
-		if b.ID == "" {
-			name = fmt.Sprintf("backend %d", i)
-			problems = append(problems, name+": empty id")
-		} else if j, dup := seen[b.ID]; dup {
-			problems = append(problems, fmt.Sprintf("%s: duplicate id (also backend %d)", name, j))
-		} else {
-			seen[b.ID] = i
-		}
-		switch {
-		case b.Weight < 0:
-			problems = append(problems, fmt.Sprintf("%s: negative weight %d", name, b.Weight))
-		case b.Weight > maxWeight:
-			problems = append(problems, fmt.Sprintf("%s: weight %d is above the maximum %d", name, b.Weight, maxWeight))
-		default:
-			total += b.Weight
-		}
-		if err := checkAddr(b.Addr); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", name, err))
-		}
-	}
-	if len(rt.Backends) > 0 && total == 0 && len(problems) == 0 {
-		problems = append(problems, fmt.Sprintf("weights sum to 0 with %d backends: no backend could take traffic (apply an empty table to route nothing)", len(rt.Backends)))
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalidTable, strings.Join(problems, "; "))
-	}
-	return nil
-}
-
-// checkAddr accepts host:port with a non-empty host and a numeric port.
-func checkAddr(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		reason := err.Error()
-		var ae *net.AddrError
-		if errors.As(err, &ae) {
-			reason = ae.Err
-		}
-		return fmt.Errorf("address %q is not host:port (%s)", addr, reason)
-	}
-	if host == "" {
-		return fmt.Errorf("address %q has no host", addr)
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil {
-		return fmt.Errorf("address %q: port %q is not a number", addr, port)
-	}
-	if n < 1 || n > 65535 {
-		return fmt.Errorf("address %q: port %d is out of range 1-65535", addr, n)
-	}
-	return nil
-}
+// validateTable checks a table before anything is changed, by the rule
+// every router shares (engine.ValidateTable): among others, an epoch above
+// engine.MaxEpoch is refused, since a writer claims the epoch it read plus
+// one and one at the top of uint64 would leave no epoch to fence it with.
+func validateTable(rt engine.RouteTable) error { return engine.ValidateTable(rt) }
 
 // cloneTable copies rt so that the router's applied table shares no slice
 // with its caller; an absent backend list becomes an empty one.

@@ -16,11 +16,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,6 +70,19 @@ func Labels() map[string]string {
 	return map[string]string{engine.LabelTest: "1", labelPID: strconv.Itoa(os.Getpid()), labelHost: host}
 }
 
+// Missing ends a test that cannot run here because what it needs (a tool,
+// a file, a quiet Docker host) is missing or busy: it skips, saying what,
+// or fails when CUTOVER_REQUIRE_INTEGRATION=1, so that in CI a test that
+// did not run never passes for one that did.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	what := fmt.Sprintf(format, args...)
+	if os.Getenv(EnvRequire) == "1" {
+		t.Fatalf("needs %s (%s=1: required)", what, EnvRequire)
+	}
+	t.Skipf("skipping: needs %s (set %s=1 to fail instead)", what, EnvRequire)
+}
+
 // Docker connects to the Docker host of the environment, or skips the test
 // (fails it when CUTOVER_REQUIRE_INTEGRATION=1) if none answers.
 func Docker(t testing.TB) *docker.Platform {
@@ -74,10 +91,7 @@ func Docker(t testing.TB) *docker.Platform {
 	defer cancel()
 	p, err := docker.New(ctx)
 	if err != nil {
-		if os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("Docker is required (%s=1): %v", EnvRequire, err)
-		}
-		t.Skipf("skipping: needs a Docker engine: %v (set %s=1 to fail instead)", err, EnvRequire)
+		Missing(t, "a Docker engine: %v", err)
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
@@ -123,9 +137,35 @@ func Binary(t testing.TB) string {
 	return state.bin
 }
 
+// Service names a service for t alone, so that tests and test processes
+// never see each other's instances.
+func Service(t testing.TB) string {
+	name := strings.ToLower(strings.TrimPrefix(t.Name(), "Test"))
+	name = strings.NewReplacer("/", "-", "_", "-").Replace(name)
+	if len(name) > 24 {
+		// Keep names of long tests (and their subtests) apart.
+		h := fnv.New32a()
+		h.Write([]byte(name))
+		name = fmt.Sprintf("%s-%06x", name[:17], h.Sum32()&0xffffff)
+	}
+	return fmt.Sprintf("t%d-%s", os.Getpid(), name)
+}
+
+// Get GETs url and returns the status and body; no answer fails the test.
+func Get(t testing.TB, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // Launch launches spec with the test label and a default port of 8080,
 // and stops the instance when the test ends, even if it failed.
-func Launch(t testing.TB, p *docker.Platform, spec engine.InstanceSpec) engine.Instance {
+func Launch(t testing.TB, p engine.Platform, spec engine.InstanceSpec) engine.Instance {
 	t.Helper()
 	labels := map[string]string{}
 	for k, v := range spec.Labels {
@@ -158,7 +198,7 @@ func Launch(t testing.TB, p *docker.Platform, spec engine.InstanceSpec) engine.I
 
 // WaitHealth probes the instance every 50ms until it reports want, and
 // fails the test with the last verdict if that takes longer than timeout.
-func WaitHealth(t testing.TB, p *docker.Platform, id string, check engine.HealthCheck, want engine.HealthStatus, timeout time.Duration) engine.Health {
+func WaitHealth(t testing.TB, p engine.Platform, id string, check engine.HealthCheck, want engine.HealthStatus, timeout time.Duration) engine.Health {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

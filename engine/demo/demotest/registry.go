@@ -22,10 +22,7 @@ func Registry(t testing.TB, user, password string) string {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
-		if os.Getenv(EnvRequire) == "1" {
-			t.Fatalf("docker-registry is required (%s=1): %v", EnvRequire, err)
-		}
-		t.Skip("skipping: needs Debian's docker-registry (apt-get install docker-registry)")
+		Missing(t, "Debian's docker-registry (apt-get install docker-registry): %v", err)
 	}
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,5 +1,5 @@
 // Command backend is the upstream of the router benchmark: a minimal HTTP
-// server that answers every request with its own id, so a load loop can tell
+// server that reads each request's body and answers with its own id, so a load loop can tell
 // which backend served it. It runs in its own process so that it does not
 // share the load generator's or the proxy's goroutine scheduler.
 //
@@ -10,6 +10,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -29,6 +30,7 @@ func main() {
 	body := []byte(*id)
 	length := strconv.Itoa(len(body))
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // a POST's body is read, as a real service would
 		// Fixed headers so that no content sniffing or chunking costs time.
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("Content-Length", length)
