@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -76,7 +77,23 @@ release carries on in serve, where every session sees who approved.`,
 				Detach: detach || !interactive}
 			fmt.Fprintf(cmd.ErrOrStderr(), "approving step %d (%s: %s) of release %s (%s → %s) as %s\n",
 				gate.Step+1, gate.Gate.Key, gate.Gate, rec.ID, rec.Stable().Version, rec.To.Version, opts.Actor)
-			return s.drive(ctx, cmd, rec.To, opts, out, interactive)
+			// An approval the release refused (another run passed that gate
+			// meanwhile) approved nothing: the command fails, saying why,
+			// rather than exiting as if it had passed the gate.
+			passed, refused := false, ""
+			err = s.driveWatching(ctx, cmd, rec.To, opts, out, interactive, func(ev engine.Event) {
+				switch {
+				case ev.Kind == engine.EventGatePassed && ev.Gate != nil && ev.Gate.Key == gate.Gate.Key:
+					passed = true
+				case ev.Kind == engine.EventCommand && ev.Command == engine.CmdApprove && refused == "" && strings.Contains(ev.Message, "refused"):
+					refused = ev.Message
+				}
+			})
+			var ce *exitCodeError
+			if !passed && refused != "" && errors.As(err, &ce) && ce.code == exitWaiting {
+				return fmt.Errorf("%s: nothing approved: %s", s.svc.Name, refused)
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json (one JSON event per line)")

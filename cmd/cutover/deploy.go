@@ -141,6 +141,11 @@ func openReleaseWith(cmd *cobra.Command, name, output string, fast bool) (contex
 // nor detaching), turns Ctrl-C into an abort, and maps the outcome to the
 // exit code.
 func (s *service) drive(ctx context.Context, cmd *cobra.Command, target engine.Target, opts engine.Options, out *eventWriter, interactive bool) error {
+	return s.driveWatching(ctx, cmd, target, opts, out, interactive, nil)
+}
+
+// driveWatching is drive that also passes every event to watch (if not nil).
+func (s *service) driveWatching(ctx context.Context, cmd *cobra.Command, target engine.Target, opts engine.Options, out *eventWriter, interactive bool, watch func(engine.Event)) error {
 	// Nobody can resume a headless run paused by a failure: it ends, exit
 	// 2, and stays resumable. On a terminal the operator is asked.
 	ask := interactive && !opts.AutoApprove && !opts.Detach
@@ -161,6 +166,9 @@ func (s *service) drive(ctx context.Context, cmd *cobra.Command, target engine.T
 	outcome, runErr := follow(ctx, rel, out, func(ev engine.Event) {
 		if op != nil {
 			op.prompt(ev)
+		}
+		if watch != nil {
+			watch(ev)
 		}
 	})
 	return outcomeError(s.svc.Name, outcome, runErr)

@@ -337,5 +337,3 @@ func pct(ds []time.Duration, p int) time.Duration {
 	i := (p*len(s)+99)/100 - 1
 	return s[max(0, min(i, len(s)-1))]
 }
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -83,15 +83,21 @@ func StartLoad(t testing.TB, spec LoadSpec) *Load {
 // excuse500 are forgiven.
 func StartAppLoad(t testing.TB, url string, excuse500 ...string) *Load {
 	t.Helper()
+	return StartLoad(t, AppLoadSpec(url, excuse500...))
+}
+
+// AppLoadSpec is the load StartAppLoad sends, for a caller that changes
+// its rate.
+func AppLoadSpec(url string, excuse500 ...string) LoadSpec {
 	url = strings.TrimSuffix(url, "/")
-	return StartLoad(t, LoadSpec{Get: url + "/", Post: url + "/", Slow: url + "/?sleep=300ms",
+	return LoadSpec{Get: url + "/", Post: url + "/", Slow: url + "/?sleep=300ms",
 		CountBy: "X-Demo-Version", Excuse500: excuse500,
 		CheckPost: func(sent string, answer []byte) error {
 			if want := fmt.Sprintf("read %d bytes", len(sent)); !strings.Contains(string(answer), want) {
 				return fmt.Errorf("answer %q does not say %q: the body did not arrive whole", strings.TrimSpace(string(answer)), want)
 			}
 			return nil
-		}})
+		}}
 }
 
 // schedule sends request i at start + i/Rate, each on its own goroutine.
