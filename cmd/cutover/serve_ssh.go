@@ -243,7 +243,11 @@ func (s *sshServer) reload(cmd *cobra.Command) {
 			return
 		}
 	}
-	s.log.Error("keys not reloaded; the old ones stay", "error", err)
+	why := err.Error()
+	if why == "" {
+		why = "the config has problems (printed above)"
+	}
+	s.log.Error("keys not reloaded; the old ones stay", "error", why)
 }
 
 // envValue is NAME's value in an environment list.
