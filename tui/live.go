@@ -35,6 +35,9 @@ type liveScreen struct {
 
 	log       []string
 	logOffset int // lines scrolled up from the newest
+	// firstSeq is the first event the subscription delivered; pastTo the
+	// last one read from the journal (addPast): each shows once.
+	firstSeq, pastTo int64
 
 	// pulling is the image being pulled before the first step ("" when
 	// none), pullLine its latest progress line, and pullLog the index of
@@ -66,9 +69,15 @@ func newLive(e *env, rel *engine.Release, service string) liveScreen {
 		series: map[string]*series{}, snap: rel.Snapshot(), pullLog: -1}
 }
 
-// start runs the release and starts watching its events and figures.
+// start runs the release and starts watching its events and figures; a
+// release that had events before this view subscribed (another session
+// started it) shows them too, from the journal.
 func (s liveScreen) start() tea.Cmd {
-	return tea.Batch(runRelease(s.env.ctx, s.env.b, s.rel), waitEvent(s.id, s.events), liveTick(s.id))
+	cmds := []tea.Cmd{runRelease(s.env.ctx, s.env.b, s.rel), waitEvent(s.id, s.events), liveTick(s.id)}
+	if s.snap.Seq > 0 {
+		cmds = append(cmds, loadPastEvents(s.env.ctx, s.env.b, s.id))
+	}
+	return tea.Batch(cmds...)
 }
 
 // close ends the subscription: another release takes the view.
@@ -107,6 +116,12 @@ func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 		}
 		changed := false
 		for _, ev := range msg.evs {
+			if s.firstSeq == 0 {
+				s.firstSeq = ev.Seq
+			}
+			if ev.Seq != 0 && ev.Seq <= s.pastTo {
+				continue // already shown from the journal
+			}
 			s.addEvent(ev)
 			changed = changed || changesView(ev.Kind)
 		}
@@ -116,6 +131,11 @@ func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 			s.refresh()
 		}
 		return s, waitEvent(s.id, s.events)
+	case pastEventsMsg:
+		if msg.id == s.id && msg.err == nil {
+			s.addPast(msg.evs)
+		}
+		return s, nil
 	case releaseDoneMsg:
 		if msg.id != s.id {
 			return s, nil
@@ -267,15 +287,7 @@ func (s *liveScreen) addEvent(ev engine.Event) {
 	case ev.Analysis != nil && ev.Kind != engine.EventAnalysisProgress:
 		s.verdict, s.verdictStep = ev.Analysis, ev.Step
 	}
-	msg := ev.Message
-	if ev.Kind == engine.EventPlanned {
-		msg = fmt.Sprintf("planned %d steps", len(ev.Plan))
-	}
-	msg = strings.ReplaceAll(msg, "\n", " ")
-	line := ev.At.Format("15:04:05") + " " + string(ev.Kind) + ": " + msg
-	if ev.Error != "" {
-		line += " — " + ev.Error
-	}
+	line := eventLine(ev)
 	if ev.Missed > 0 {
 		s.log = append(s.log, fmt.Sprintf("(%d events not shown: the console fell behind)", ev.Missed))
 	}
@@ -288,6 +300,47 @@ func (s *liveScreen) addEvent(ev engine.Event) {
 	}
 	if s.logOffset > 0 {
 		s.logOffset++ // keep the lines being read in place
+	}
+}
+
+// eventLine is how the log shows ev.
+func eventLine(ev engine.Event) string {
+	msg := ev.Message
+	if ev.Kind == engine.EventPlanned {
+		msg = fmt.Sprintf("planned %d steps", len(ev.Plan))
+	}
+	msg = strings.ReplaceAll(msg, "\n", " ")
+	line := ev.At.Format("15:04:05") + " " + string(ev.Kind) + ": " + msg
+	if ev.Error != "" {
+		line += " — " + ev.Error
+	}
+	return line
+}
+
+// addPast puts the events the release journaled before this view
+// subscribed (a release another session started) above those it has
+// received since; whichever arrives first, each event shows once.
+func (s *liveScreen) addPast(evs []engine.Event) {
+	var lines []string
+	for _, ev := range evs {
+		if s.firstSeq != 0 && ev.Seq >= s.firstSeq {
+			break
+		}
+		s.pastTo = max(s.pastTo, ev.Seq)
+		if ev.Kind == engine.EventPullProgress || ev.Kind == engine.EventAnalysisProgress {
+			continue // figures of the moment, not history
+		}
+		lines = append(lines, eventLine(ev))
+	}
+	s.log = append(lines, s.log...)
+	if s.pullLog >= 0 {
+		s.pullLog += len(lines)
+	}
+	if drop := len(s.log) - maxLogLines; drop > 0 {
+		s.log = s.log[drop:]
+		if s.pullLog -= drop; s.pullLog < 0 {
+			s.pullLog = -1
+		}
 	}
 }
 
@@ -661,6 +714,13 @@ type (
 	}
 	// releaseEventsClosedMsg says the subscription ended (Run returned).
 	releaseEventsClosedMsg struct{ id string }
+	// pastEventsMsg is the release's journaled events when the view
+	// opened on a release already running.
+	pastEventsMsg struct {
+		id  string
+		evs []engine.Event
+		err error
+	}
 	liveTickMsg            struct{ id string }
 )
 
@@ -714,6 +774,14 @@ func waitEvent(id string, ch <-chan engine.Event) tea.Cmd {
 		}
 		return releaseEventsMsg{id, evs}
 	}
+}
+
+// loadPastEvents reads the release's events from the journal.
+func loadPastEvents(ctx context.Context, b Backend, id string) tea.Cmd {
+	return safe(func() tea.Msg {
+		evs, err := b.Events(ctx, id)
+		return pastEventsMsg{id, evs, err}
+	}, func(err error) tea.Msg { return pastEventsMsg{id: id, err: err} })
 }
 
 func liveTick(id string) tea.Cmd {

@@ -146,7 +146,7 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		m.plan, cmd = m.plan.Update(msg)
 	case historyMsg, eventsMsg:
 		m.history, cmd = m.history.Update(msg)
-	case releaseEventsMsg, releaseEventsClosedMsg, liveTickMsg:
+	case releaseEventsMsg, releaseEventsClosedMsg, liveTickMsg, pastEventsMsg:
 		return m.toLive(msg)
 	case releaseDoneMsg:
 		return m.ended(msg)

@@ -58,6 +58,7 @@ func (h *harness) attachLive() {
 		h.t.Fatalf("v gave %+v, want the release to view", msg)
 	}
 	h.send(msg)
+	h.run(loadPastEvents(context.Background(), h.b, h.m.live.id))
 	h.send(liveTickMsg{h.m.live.id})
 }
 
@@ -75,7 +76,11 @@ func TestViewerSeesTheLiveReleaseWithNoKeyToChangeIt(t *testing.T) {
 		t.Fatalf("v did not open the running release: focus %v", h.m.focus)
 	}
 	v := h.view()
-	mustContain(t, v, "waiting for approval")
+	// What happened before this session came: from the journal, once.
+	mustContain(t, v, "waiting for approval", "gate-waiting: waiting for approval")
+	if log := strings.Join(h.m.live.log, "\n"); !strings.Contains(log, "started: started deploy") || strings.Count(log, "gate-waiting") != 1 {
+		t.Errorf("the log of a release started before the session came:\n%s", log)
+	}
 	for _, hidden := range []string{"press a", "a approve", "p pause", "P promote", "r roll back", "r rolls back"} {
 		if strings.Contains(v, hidden) {
 			t.Errorf("a viewer is offered %q:\n%s", hidden, v)

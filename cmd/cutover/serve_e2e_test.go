@@ -161,7 +161,8 @@ func TestServeSharesOneReleaseAcrossSSHSessionsRolesAndTheCLI(t *testing.T) {
 	b := sshConsole(t, bob, port)
 	b.waitFor(15*time.Second, "bob (viewer)", "● in progress", "v view")
 	b.key("v")
-	s := b.waitFor(10*time.Second, "waiting for approval", "Steps")
+	// The events from before bob came show too (from the journal).
+	s := b.waitFor(10*time.Second, "waiting for approval", "Steps", "gate-waiting: waiting for approval")
 	for _, hidden := range []string{"press a", "a approve", "r roll back", "P promote", "p pause"} {
 		if strings.Contains(s, hidden) {
 			t.Errorf("the viewer is offered %q:\n%s", hidden, s)
