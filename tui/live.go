@@ -721,7 +721,7 @@ type (
 		evs []engine.Event
 		err error
 	}
-	liveTickMsg            struct{ id string }
+	liveTickMsg struct{ id string }
 )
 
 // liveTickEvery is how often the live view takes a snapshot: often enough
