@@ -34,6 +34,8 @@ type Config struct {
 	Prometheus *Prometheus `yaml:"prometheus,omitempty"`
 	// Notifications are the webhooks told of every service's releases.
 	Notifications []Notification `yaml:"notifications,omitempty"`
+	// Serve is how `cutover serve` serves the console over SSH.
+	Serve Serve `yaml:"serve"`
 
 	// File is the name the config was loaded from, used in error messages.
 	File string `yaml:"-"`

@@ -104,6 +104,7 @@ func applyDefaults(d *decoder, c *Config) {
 			r.Admin = "unix:" + filepath.Join(c.RawStateDir, "router-"+name+".sock")
 		}
 	}
+	applyServeDefaults(d, c)
 	for name, s := range c.Services {
 		s.Name = name
 		p := "services." + name
@@ -146,5 +147,8 @@ func normalize(c *Config) {
 		if len(s.Command) == 0 {
 			s.Command = nil
 		}
+	}
+	if len(c.Serve.Users) == 0 {
+		c.Serve.Users = nil
 	}
 }

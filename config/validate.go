@@ -82,6 +82,7 @@ func validate(d *decoder, c *Config) {
 	if len(c.Services) == 0 {
 		v.errorf("services", "at least one service is required")
 	}
+	v.serve(c)
 	// A router's table is one service's: a second service behind it would
 	// have its backends replaced by the first's releases, and answer its clients.
 	owner := map[string]string{}

@@ -42,6 +42,10 @@ func (r *Release) write(ctx context.Context, table RouteTable, evs ...Event) err
 func (r *Release) writeAnnounced(ctx context.Context, table RouteTable, announced bool, evs ...Event) error {
 	table.Epoch, table.Writer = r.epoch, r.id
 	desc := describeTable(table)
+	// The intent is journaled before the write; watchers hear of it right
+	// after, so redrawing screens never compete with the write itself.
+	release := r.hold()
+	defer release()
 	if !announced {
 		evs = append(evs, Event{Kind: EventApplying, Table: &table, Epoch: r.epoch,
 			Message: fmt.Sprintf("about to apply table epoch %d: %s", r.epoch, desc)})
@@ -50,6 +54,7 @@ func (r *Release) writeAnnounced(ctx context.Context, table RouteTable, announce
 		}
 	}
 	err := r.deps.Router.Apply(ctx, table)
+	release()
 	for try := 0; errors.Is(err, ErrStaleEpoch) && r.kind == KindRollback && try < 3; try++ {
 		cur, _, serr := r.deps.Router.State(ctx)
 		if serr != nil || cur.Epoch >= MaxEpoch {

@@ -34,6 +34,11 @@ type Owner struct {
 	// Start is when the process started, in the host's clock ticks since
 	// boot (0 where unknown): a pid reused by a later process is not the owner.
 	Start uint64 `json:"start,omitempty"`
+	// Control is where the owner takes orders for its releases, when it
+	// is a long-running `cutover serve`: a unix socket on its host. The
+	// other commands send approvals and rollbacks there instead of
+	// running the release a second time.
+	Control string `json:"control,omitempty"`
 }
 
 // Same reports whether o and p are the same process.
@@ -72,6 +77,9 @@ func (e *LeaseHeldError) Error() string {
 	who := fmt.Sprintf("pid %d on %s", l.Owner.PID, l.Owner.Host)
 	if l.Owner.User != "" {
 		who += " (" + l.Owner.User + ")"
+	}
+	if l.Owner.Control != "" {
+		who = "cutover serve, " + who
 	}
 	return fmt.Sprintf("%s: release %s is in progress by %s since %s, last heartbeat %s ago",
 		l.Service, l.Release, who, l.Since.Format(time.RFC3339), e.Now.Sub(l.Heartbeat).Round(time.Second))

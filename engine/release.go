@@ -146,6 +146,11 @@ type Release struct {
 	subs   map[int]*subscriber
 	nextID int
 	closed bool
+	// holds counts router writes in progress: while one is, published
+	// events wait in held, so the consoles watching (any number, on a
+	// server) redraw after the router has the table, not while it writes.
+	holds int
+	held  []Event
 }
 
 // New prepares a release of spec to target. It does no I/O; Run plans
@@ -222,6 +227,9 @@ func newID(service string, now time.Time) string {
 
 // ID is the release's id in the journal.
 func (r *Release) ID() string { return r.id }
+
+// Service is the name of the service the release is of.
+func (r *Release) Service() string { return r.spec.Name }
 
 // Plan returns the plan Run is following (empty before Run has planned).
 func (r *Release) Plan() Plan {
@@ -325,10 +333,41 @@ func (r *Release) stamp(ev Event) Event {
 }
 
 // publish folds evs into the snapshot and hands them to subscribers and
-// the notifier.
+// the notifier, unless a router write holds them back (hold).
 func (r *Release) publish(evs ...Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.holds > 0 {
+		r.held = append(r.held, evs...)
+		return
+	}
+	r.deliver(evs)
+}
+
+// hold keeps published events from subscribers until the returned func
+// is called, which delivers them in order. A router write holds them:
+// journaled first (rule 6), shown right after the write.
+func (r *Release) hold() (release func()) {
+	r.mu.Lock()
+	r.holds++
+	r.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.holds--; r.holds == 0 && len(r.held) > 0 {
+				evs := r.held
+				r.held = nil
+				r.deliver(evs)
+			}
+		})
+	}
+}
+
+// deliver folds evs into the snapshot and hands them to subscribers and
+// the notifier; r.mu is held.
+func (r *Release) deliver(evs []Event) {
 	for _, ev := range evs {
 		if n := r.deps.Notifier; n != nil {
 			n.Notify(ev)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -190,27 +191,59 @@ func (a AnalysisSpec) String() string {
 	return joinComma(parts)
 }
 
-// Actor says who started a release: the local user, the host, and over SSH
-// the client address (from SSH_CLIENT/SSH_CONNECTION).
+// Actor says who gave a command or started a release: the local user, the
+// host, and over SSH the client address (from SSH_CLIENT/SSH_CONNECTION).
+// Through `cutover serve` the user is the person the session's SSH key
+// belongs to, and the key, its fingerprint, the login name and the role
+// say exactly which key did it.
 type Actor struct {
 	User   string `json:"user"`
 	Host   string `json:"host"`
 	Remote string `json:"remote,omitempty"`
+	// Login is the user name the SSH client asked for (any name is
+	// accepted: the key decides who it is).
+	Login string `json:"login,omitempty"`
+	// Key names the SSH key the session authenticated with (its comment
+	// in the config), Fingerprint is its SHA256 fingerprint.
+	Key         string `json:"key,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Role        Role   `json:"role,omitempty"`
 }
 
-// String renders "alice@host (from 10.0.0.5)".
+// String renders "alice@host (from 10.0.0.5)", or for an SSH key "alice
+// (operator, key alice@laptop SHA256:…, ssh cutover@host from 10.0.0.5:4711)".
 func (a Actor) String() string {
-	if a.User == "" && a.Host == "" && a.Remote == "" {
+	if a.User == "" && a.Host == "" && a.Remote == "" && a.Fingerprint == "" {
 		return "unknown"
 	}
-	s := a.User
+	if a.Fingerprint == "" {
+		s := a.User
+		if a.Host != "" {
+			s += "@" + a.Host
+		}
+		if a.Remote != "" {
+			s += " (from " + a.Remote + ")"
+		}
+		return s
+	}
+	var parts []string
+	if a.Role != "" {
+		parts = append(parts, string(a.Role))
+	}
+	key := "key " + a.Fingerprint
+	if a.Key != "" {
+		key = "key " + a.Key + " " + a.Fingerprint
+	}
+	parts = append(parts, key)
+	via := "ssh " + a.Login
 	if a.Host != "" {
-		s += "@" + a.Host
+		via += "@" + a.Host
 	}
 	if a.Remote != "" {
-		s += " (from " + a.Remote + ")"
+		via += " from " + a.Remote
 	}
-	return s
+	parts = append(parts, strings.TrimSpace(via))
+	return a.User + " (" + strings.Join(parts, ", ") + ")"
 }
 
 // withDefaults fills the zero settings the engine needs to make progress.

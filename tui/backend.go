@@ -26,16 +26,31 @@ type Backend interface {
 	// Plan computes the steps of releasing image (an ImageRow.Ref) with
 	// spec (possibly edited in the strategy screen). It changes nothing.
 	Plan(ctx context.Context, service, image string, spec engine.ServiceSpec) (engine.Plan, error)
-	// Start prepares a release of image with spec; the console calls Run
-	// on it in a goroutine and drives it with Send. An interrupted release
-	// of the same image is resumed rather than started anew.
+	// Start prepares a release of image with spec; the console then runs
+	// it with Run and drives it with Do. An interrupted release of the
+	// same image is resumed rather than started anew.
 	Start(ctx context.Context, service, image string, spec engine.ServiceSpec) (*engine.Release, error)
 	// Resume prepares the service's interrupted release again: its journaled
 	// target (pinned image), strategy and id, continued from the actual state.
 	Resume(ctx context.Context, service string) (*engine.Release, error)
 	// Rollback prepares an emergency rollback of the service to its stable
-	// version, taking over from any release in progress elsewhere.
+	// version, taking over from any release in progress elsewhere. When
+	// the backend itself runs a release of the service, it orders that
+	// release to roll back and returns it instead.
 	Rollback(ctx context.Context, service string) (*engine.Release, error)
+	// Run runs rel (from Start, Resume or Rollback) in the backend and
+	// returns how it ended; a release the backend already runs is not run
+	// twice: Run follows it. Run returns early with ctx's error when ctx
+	// ends. The release belongs to the backend, not to the console: on a
+	// server (cutover serve) it goes on when the session ends.
+	Run(ctx context.Context, rel *engine.Release) (engine.Outcome, error)
+	// Live returns the release of service that runs in the backend now,
+	// started by this console or, on a server, by anyone; nil if none.
+	Live(service string) *engine.Release
+	// Do gives a running release an order from the person at this console:
+	// the backend says who gave it (Order.By) and refuses what their role
+	// does not allow, whatever the console shows.
+	Do(ctx context.Context, rel *engine.Release, o engine.Order) error
 	// History lists releases newest first ("" for every service).
 	History(ctx context.Context, service string, limit int) ([]engine.ReleaseRecord, error)
 	// Events returns one release's journaled events in order.
@@ -76,6 +91,9 @@ type ServiceState struct {
 	// Owner describes a live release run by another process ("pid 4242 on
 	// host, by alice"), empty if none.
 	Owner string
+	// Live says the backend runs the service's release now (Backend.Live):
+	// the console can watch and drive it.
+	Live bool
 	// Error says why the service's state could not be read (Docker down).
 	Error string
 	At    time.Time

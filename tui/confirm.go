@@ -85,7 +85,10 @@ func rollbackPrompt(sv ServiceState, now time.Time) confirmDialog {
 	if target != "" {
 		effect += ", then " + target + "'s instances are retired"
 	}
-	if sv.Owner != "" {
+	switch {
+	case sv.Live:
+		effect += "; the release running here rolls back"
+	case sv.Owner != "":
 		effect += "; takes over from the release run by " + sv.Owner
 	}
 	if sv.RollbackFirst != "" {

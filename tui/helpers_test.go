@@ -41,6 +41,11 @@ type fakeBackend struct {
 
 	mu      sync.Mutex
 	started []*engine.Release
+	runs    *engine.Runner
+	// who gives the console's orders (Do); role, when set, refuses what
+	// it does not permit, as the server's backend does.
+	who  engine.Actor
+	role engine.Role
 }
 
 func newFakeBackend(t testing.TB) *fakeBackend {
@@ -58,6 +63,8 @@ func newFakeBackend(t testing.TB) *fakeBackend {
 				{Weight: 50, Gate: engine.Gate{Kind: engine.GatePause, Pause: time.Minute}},
 			}}, BlueGreen: engine.BlueGreenSpec{RollbackWindow: 5 * time.Minute}}},
 		pageSize: 2,
+		runs:     engine.NewRunner(),
+		who:      engine.Actor{User: "alice", Host: "ops"},
 		images: []ImageRow{
 			{Image: engine.Image{Repository: "demo", Tags: []string{"1.2.0-rc1"}, Digest: "sha256:9f2c4e1ab7d0c3e5f6a7b8c9d0e1f2a3", Pushed: pushed.Add(-20 * time.Minute), Size: 7_400_000}, Ref: "img:1.2.0-rc1"},
 			{Image: engine.Image{Repository: "demo", Tags: []string{"1.1.0", "latest"}, Digest: "sha256:1b2c3d4e5f60718293a4b5c6d7e8f901", Pushed: pushed.Add(-3 * time.Hour), Size: 7_300_000}, Ref: "img:1.1.0"},
@@ -101,6 +108,7 @@ func (f *fakeBackend) service(ctx context.Context, name string) (ServiceState, e
 	for _, v := range order {
 		s.Versions = append(s.Versions, *byVersion[v])
 	}
+	_, s.Live = f.runs.Live(name)
 	if recs, _ := f.env.Journal.Releases(ctx, name, 1); len(recs) > 0 {
 		r := recs[0]
 		s.Release = &r
@@ -174,6 +182,30 @@ func (f *fakeBackend) track(rel *engine.Release) {
 	}
 }
 
+// Run runs rel in the fake's runner, or follows it there.
+func (f *fakeBackend) Run(ctx context.Context, rel *engine.Release) (engine.Outcome, error) {
+	run, err := f.runs.Start(rel)
+	if err != nil {
+		return "", err
+	}
+	return run.Wait(ctx)
+}
+
+func (f *fakeBackend) Live(service string) *engine.Release {
+	if run, ok := f.runs.Live(service); ok {
+		return run.Release
+	}
+	return nil
+}
+
+func (f *fakeBackend) Do(ctx context.Context, rel *engine.Release, o engine.Order) error {
+	o.By = f.who
+	if f.role != "" && !f.role.Permits(o.Command) {
+		return &engine.RoleError{Who: f.who, Role: f.role, What: string(o.Command)}
+	}
+	return rel.Do(o)
+}
+
 func (f *fakeBackend) History(ctx context.Context, service string, limit int) ([]engine.ReleaseRecord, error) {
 	return f.env.Journal.Releases(ctx, service, limit)
 }
@@ -216,9 +248,16 @@ type harness struct {
 
 func newHarness(t *testing.T, w, h int) *harness {
 	t.Helper()
+	return newHarnessWith(t, w, h, Options{})
+}
+
+// newHarnessWith is newHarness with the console's options (role, shared).
+func newHarnessWith(t *testing.T, w, h int, opts Options) *harness {
+	t.Helper()
 	b := newFakeBackend(t)
 	c := &testClock{t: b.env.Clock.Now()}
-	m := New(b, Options{Now: c.Now, NoColor: true})
+	opts.Now, opts.NoColor = c.Now, true
+	m := New(b, opts)
 	hs := &harness{t: t, b: b, c: c, m: m}
 	hs.send(tea.WindowSizeMsg{Width: w, Height: h})
 	hs.loadServices()

@@ -174,6 +174,8 @@ func (s homeScreen) intent(k tea.KeyPressMsg) intent {
 		return openPicker{sv}
 	case key.Matches(k, km.Resume):
 		return resume{sv.Name}
+	case key.Matches(k, km.Watch) && sv.Live && !(s.env.here.running && s.env.here.service == sv.Name):
+		return attach{sv.Name}
 	case key.Matches(k, km.Watch):
 		return watchLive{}
 	case key.Matches(k, km.History):
@@ -191,7 +193,7 @@ func (s *homeScreen) enable(k *KeyMap) {
 	k.Down.SetEnabled(len(s.services) > 1)
 	k.Deploy.SetEnabled(ok && !mine && sv.Owner == "")
 	k.Resume.SetEnabled(ok && !mine && sv.Interrupted && sv.Release != nil && sv.Release.Kind == engine.KindDeploy)
-	k.Watch.SetEnabled(here.service != "")
+	k.Watch.SetEnabled(here.service != "" || ok && sv.Live)
 	k.Rollback.SetEnabled(ok && (mine || len(sv.Versions) > 0 || sv.Release != nil))
 	k.History.SetEnabled(true)
 }
@@ -226,7 +228,14 @@ func versionRole(sv ServiceState, i int, v string) string {
 func (s homeScreen) View() string {
 	st := s.env.styles
 	var b strings.Builder
-	b.WriteString(st.Title.Render("cutover") + st.Subtle.Render(" · services") + "\n")
+	title := st.Title.Render("cutover") + st.Subtle.Render(" · services")
+	if e := s.env; e.who != "" {
+		title += st.Subtle.Render(" · " + e.who)
+		if e.role != "" {
+			title += st.Subtle.Render(" (" + string(e.role) + ")")
+		}
+	}
+	b.WriteString(title + "\n")
 	switch {
 	case s.err != "" && len(s.services) == 0:
 		b.WriteString(st.Error.Width(max(20, s.w)).Render("× "+s.err) + "\n")
@@ -515,6 +524,9 @@ func (s homeScreen) releaseLine(sv ServiceState) string {
 	}
 	r := sv.Release
 	if r == nil {
+		if !s.env.mayRelease() {
+			return st.Subtle.Render("○ no releases yet")
+		}
 		return st.Subtle.Render("○ no releases yet — enter to release")
 	}
 	what := fmt.Sprintf("%s %s", r.Strategy, r.Summary())
@@ -522,6 +534,9 @@ func (s homeScreen) releaseLine(sv ServiceState) string {
 		what = "rollback to " + r.To.Version
 	}
 	switch {
+	case sv.Live:
+		return st.Running.Render("● in progress") + " " + what + fmt.Sprintf(" step %d/%d ", r.Step+1, r.Steps) +
+			stateText(st, r.State, "") + st.Subtle.Render(" by "+r.Actor.User+" — v view")
 	case sv.Owner != "":
 		return st.Running.Render("● in progress") + " " + what + fmt.Sprintf(" step %d/%d", r.Step+1, r.Steps) + st.Subtle.Render(" by "+sv.Owner)
 	case sv.Interrupted:
@@ -529,11 +544,22 @@ func (s homeScreen) releaseLine(sv ServiceState) string {
 		if r.State != engine.ReleaseAborted {
 			at += fmt.Sprintf(" (%s)", r.State)
 		}
-		keys := " — u resume · r roll back"
-		if r.Kind == engine.KindRollback {
-			keys = " — r finishes the rollback"
+		var keys []string
+		if r.Kind == engine.KindRollback && s.env.may(engine.CmdRollback) {
+			keys = append(keys, "r finishes the rollback")
+		} else if r.Kind != engine.KindRollback {
+			if s.env.mayRelease() {
+				keys = append(keys, "u resume")
+			}
+			if s.env.may(engine.CmdRollback) {
+				keys = append(keys, "r roll back")
+			}
 		}
-		return st.Degraded.Render("⚠ interrupted") + " " + what + at + st.Subtle.Render(keys)
+		hint := ""
+		if len(keys) > 0 {
+			hint = " — " + strings.Join(keys, " · ")
+		}
+		return st.Degraded.Render("⚠ interrupted") + " " + what + at + st.Subtle.Render(hint)
 	}
 	return st.Subtle.Render("last: ") + what + " " + stateText(st, r.State, "") + st.Subtle.Render(" "+engine.Ago(s.env.now(), r.Started)+" by "+r.Actor.User)
 }

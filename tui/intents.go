@@ -29,6 +29,9 @@ type (
 	}
 	openHistory struct{ service string }
 	watchLive   struct{}
+	// attach watches the release of service the backend runs, started
+	// by another session of the server (or another screen).
+	attach struct{ service string }
 	// start releases image (an ImageRow.Ref) of service with spec.
 	start struct {
 		service, image string
@@ -59,6 +62,8 @@ func (m Model) carry(in intent) (Model, tea.Cmd) {
 		return m.open(screenHistory)
 	case watchLive:
 		m.show(screenLive)
+	case attach:
+		return m.prepare(in.service, true, "opening the release of "+in.service, attachRelease(m.env.b, in.service))
 	case start:
 		return m.prepare(in.service, false, "starting the release", startRelease(m.env.ctx, m.env.b, in.service, in.image, in.spec))
 	case resume:
@@ -78,7 +83,7 @@ func (m Model) started(msg startedMsg) (Model, tea.Cmd) {
 		m.fail("start "+msg.what+" of "+msg.service, msg.err)
 		return m, nil
 	}
-	if m.live.running() && m.live.rel != msg.rel {
+	if m.live.running() && m.live.rel != msg.rel && !m.env.shared {
 		if msg.what == "rollback" && msg.service != m.live.service {
 			// An emergency rollback of another service runs beside the
 			// release in view, which must not fall out of it.
@@ -87,7 +92,7 @@ func (m Model) started(msg startedMsg) (Model, tea.Cmd) {
 			}
 			m.background[msg.service] = msg.rel
 			m.info(fmt.Sprintf("rolling back %s in the background; the release of %s stays in view", msg.service, m.live.service))
-			return m, runBackground(m.env.ctx, msg.service, msg.rel)
+			return m, runBackground(m.env.ctx, m.env.b, msg.service, msg.rel)
 		}
 		// Never let a running release fall out of view: nothing could
 		// approve, pause or roll it back from here any more.
@@ -138,6 +143,9 @@ func (m *Model) mayStart(service string, rollback bool) bool {
 		m.info("a rollback of " + service + " is already running")
 		return false
 	case rollback && m.live.running() && m.live.service != service:
+	case m.env.shared:
+		// On a server the release in view goes on without this view,
+		// and any session can open it again.
 	case m.live.running():
 		m.info(fmt.Sprintf("a release of %s runs in this console; it must end first (v shows it). From a shell, `cutover rollback %s` works at any time",
 			m.live.service, service))
@@ -197,20 +205,24 @@ func (m Model) confirmed(d confirmDialog) (Model, tea.Cmd) {
 		return m.prepare(d.service, true, "rolling back "+d.service, startRollback(m.env.ctx, m.env.b, d.service))
 	case confirmLiveRollback:
 		m.show(screenLive)
-		return m, sendCommand(m.live.rel, engine.CmdRollback)
+		return m, sendCommand(m.env, m.live.rel, engine.CmdRollback)
 	case confirmPromote:
-		return m, sendCommand(m.live.rel, engine.CmdPromote)
+		return m, sendCommand(m.env, m.live.rel, engine.CmdPromote)
 	case confirmQuit:
 		m.quitting = true
 		m.info("aborting the release, then leaving…")
-		return m, tea.Batch(sendCommand(m.live.rel, engine.CmdAbort),
+		return m, tea.Batch(sendCommand(m.env, m.live.rel, engine.CmdAbort),
 			tea.Tick(10*time.Second, func(time.Time) tea.Msg { return quitNowMsg{} }))
 	}
 	return m, nil
 }
 
-// quit leaves, asking first when a release runs in this console.
+// quit leaves, asking first when a release runs in this console. On a
+// server the releases belong to the server: leaving changes nothing.
 func (m Model) quit() (Model, tea.Cmd) {
+	if m.env.shared {
+		return m, tea.Quit
+	}
 	for svc := range m.background {
 		m.info("the rollback of " + svc + " is still running; leave when it is done (a few seconds)")
 		return m, nil

@@ -35,6 +35,9 @@ type liveScreen struct {
 
 	log       []string
 	logOffset int // lines scrolled up from the newest
+	// firstSeq is the first event the subscription delivered; pastTo the
+	// last one read from the journal (addPast): each shows once.
+	firstSeq, pastTo int64
 
 	// pulling is the image being pulled before the first step ("" when
 	// none), pullLine its latest progress line, and pullLog the index of
@@ -66,9 +69,15 @@ func newLive(e *env, rel *engine.Release, service string) liveScreen {
 		series: map[string]*series{}, snap: rel.Snapshot(), pullLog: -1}
 }
 
-// start runs the release and starts watching its events and figures.
+// start runs the release and starts watching its events and figures; a
+// release that had events before this view subscribed (another session
+// started it) shows them too, from the journal.
 func (s liveScreen) start() tea.Cmd {
-	return tea.Batch(runRelease(s.env.ctx, s.rel), waitEvent(s.id, s.events), liveTick(s.id))
+	cmds := []tea.Cmd{runRelease(s.env.ctx, s.env.b, s.rel), waitEvent(s.id, s.events), liveTick(s.id)}
+	if s.snap.Seq > 0 {
+		cmds = append(cmds, loadPastEvents(s.env.ctx, s.env.b, s.id))
+	}
+	return tea.Batch(cmds...)
 }
 
 // close ends the subscription: another release takes the view.
@@ -107,6 +116,12 @@ func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 		}
 		changed := false
 		for _, ev := range msg.evs {
+			if s.firstSeq == 0 {
+				s.firstSeq = ev.Seq
+			}
+			if ev.Seq != 0 && ev.Seq <= s.pastTo {
+				continue // already shown from the journal
+			}
 			s.addEvent(ev)
 			changed = changed || changesView(ev.Kind)
 		}
@@ -116,6 +131,11 @@ func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 			s.refresh()
 		}
 		return s, waitEvent(s.id, s.events)
+	case pastEventsMsg:
+		if msg.id == s.id && msg.err == nil {
+			s.addPast(msg.evs)
+		}
+		return s, nil
 	case releaseDoneMsg:
 		if msg.id != s.id {
 			return s, nil
@@ -131,11 +151,11 @@ func (s liveScreen) Update(msg tea.Msg) (liveScreen, tea.Cmd) {
 		case key.Matches(msg, km.Approve) && s.snap.Gate != nil:
 			// The approval is for the gate on screen when the key was
 			// pressed: if the release has moved on, the engine refuses it.
-			return s, sendApproval(s.rel, s.snap.Gate.Gate.Key)
+			return s, sendApproval(s.env, s.rel, s.snap.Gate.Gate.Key)
 		case key.Matches(msg, km.Pause) && s.snap.State == engine.ReleasePaused:
-			return s, sendCommand(s.rel, engine.CmdResume)
+			return s, sendCommand(s.env, s.rel, engine.CmdResume)
 		case key.Matches(msg, km.Pause):
-			return s, sendCommand(s.rel, engine.CmdPause)
+			return s, sendCommand(s.env, s.rel, engine.CmdPause)
 		case key.Matches(msg, km.Up):
 			s.logOffset = min(s.logOffset+1, max(0, len(s.log)-1))
 		case key.Matches(msg, km.Down):
@@ -267,15 +287,7 @@ func (s *liveScreen) addEvent(ev engine.Event) {
 	case ev.Analysis != nil && ev.Kind != engine.EventAnalysisProgress:
 		s.verdict, s.verdictStep = ev.Analysis, ev.Step
 	}
-	msg := ev.Message
-	if ev.Kind == engine.EventPlanned {
-		msg = fmt.Sprintf("planned %d steps", len(ev.Plan))
-	}
-	msg = strings.ReplaceAll(msg, "\n", " ")
-	line := ev.At.Format("15:04:05") + " " + string(ev.Kind) + ": " + msg
-	if ev.Error != "" {
-		line += " — " + ev.Error
-	}
+	line := eventLine(ev)
 	if ev.Missed > 0 {
 		s.log = append(s.log, fmt.Sprintf("(%d events not shown: the console fell behind)", ev.Missed))
 	}
@@ -288,6 +300,47 @@ func (s *liveScreen) addEvent(ev engine.Event) {
 	}
 	if s.logOffset > 0 {
 		s.logOffset++ // keep the lines being read in place
+	}
+}
+
+// eventLine is how the log shows ev.
+func eventLine(ev engine.Event) string {
+	msg := ev.Message
+	if ev.Kind == engine.EventPlanned {
+		msg = fmt.Sprintf("planned %d steps", len(ev.Plan))
+	}
+	msg = strings.ReplaceAll(msg, "\n", " ")
+	line := ev.At.Format("15:04:05") + " " + string(ev.Kind) + ": " + msg
+	if ev.Error != "" {
+		line += " — " + ev.Error
+	}
+	return line
+}
+
+// addPast puts the events the release journaled before this view
+// subscribed (a release another session started) above those it has
+// received since; whichever arrives first, each event shows once.
+func (s *liveScreen) addPast(evs []engine.Event) {
+	var lines []string
+	for _, ev := range evs {
+		if s.firstSeq != 0 && ev.Seq >= s.firstSeq {
+			break
+		}
+		s.pastTo = max(s.pastTo, ev.Seq)
+		if ev.Kind == engine.EventPullProgress || ev.Kind == engine.EventAnalysisProgress {
+			continue // figures of the moment, not history
+		}
+		lines = append(lines, eventLine(ev))
+	}
+	s.log = append(lines, s.log...)
+	if s.pullLog >= 0 {
+		s.pullLog += len(lines)
+	}
+	if drop := len(s.log) - maxLogLines; drop > 0 {
+		s.log = s.log[drop:]
+		if s.pullLog -= drop; s.pullLog < 0 {
+			s.pullLog = -1
+		}
 	}
 }
 
@@ -378,9 +431,10 @@ func (s liveScreen) statusLine() string {
 		}
 		return line + st.Subtle.Render(" — esc back to services")
 	case sn.State == engine.ReleasePaused && sn.PausedBy == "failure":
-		return st.Failing.Render("paused by a failure") + " — " + st.Error.Render(sn.LastError) + " — p resume (retry) · r roll back"
+		return st.Failing.Render("paused by a failure") + " — " + st.Error.Render(sn.LastError) +
+			s.hints(" — ", " · ", hint{engine.CmdResume, "p resume (retry)"}, hint{engine.CmdRollback, "r roll back"})
 	case sn.State == engine.ReleasePaused:
-		return st.Paused.Render("paused — nothing advances; press p to resume")
+		return st.Paused.Render("paused — nothing advances" + s.hints("; ", "", hint{engine.CmdResume, "press p to resume"}))
 	case s.pulling != "":
 		line := st.Running.Render("pulling "+s.pulling) + st.Subtle.Render("…")
 		if s.pullLine != "" {
@@ -388,7 +442,11 @@ func (s liveScreen) statusLine() string {
 		}
 		return line
 	case sn.Gate != nil && sn.Gate.Gate.Kind == engine.GateApproval:
-		return st.Degraded.Render("waiting for approval — press a") + st.Subtle.Render(" (P promotes to 100%, r rolls back)")
+		line := st.Degraded.Render("waiting for approval" + s.hints(" — ", "", hint{engine.CmdApprove, "press a"}))
+		if more := s.hints("", ", ", hint{engine.CmdPromote, "P promotes to 100%"}, hint{engine.CmdRollback, "r rolls back"}); more != "" {
+			line += st.Subtle.Render(" (" + more + ")")
+		}
+		return line
 	case sn.Gate != nil:
 		line := st.Degraded.Render(string(sn.Gate.Gate.Kind)+": ") + sn.Gate.WaitingFor
 		if a := sn.Gate.Analysis; a != nil {
@@ -406,6 +464,28 @@ func (s liveScreen) statusLine() string {
 		return st.Subtle.Render(cut(strings.ReplaceAll(sn.LastEvent, "\n", " "), max(10, s.w)))
 	}
 	return st.Subtle.Render("starting…")
+}
+
+// hint is a key's hint, shown to those who may give its command.
+type hint struct {
+	cmd  engine.Command
+	text string
+}
+
+// hints joins the hints the person at the console may use, after lead;
+// "" when they may use none, so a viewer is never told to press a key
+// that does nothing for them.
+func (s liveScreen) hints(lead, sep string, hs ...hint) string {
+	var out []string
+	for _, h := range hs {
+		if s.env.may(h.cmd) {
+			out = append(out, h.text)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return lead + strings.Join(out, sep)
 }
 
 // endState is the state of the finished run: its outcome's, or the
@@ -516,7 +596,7 @@ func (s liveScreen) stepRows(w, n int) []string {
 		}
 		if i == sn.Step && sn.Gate != nil && sn.Gate.Step == i && !s.done {
 			if sn.Gate.Gate.Kind == engine.GateApproval {
-				line += " — " + st.Degraded.Render("waiting for approval — press a")
+				line += " — " + st.Degraded.Render("waiting for approval"+s.hints(" — ", "", hint{engine.CmdApprove, "press a"}))
 			} else {
 				line += " — " + st.Degraded.Render(sn.Gate.WaitingFor)
 			}
@@ -634,17 +714,26 @@ type (
 	}
 	// releaseEventsClosedMsg says the subscription ended (Run returned).
 	releaseEventsClosedMsg struct{ id string }
-	liveTickMsg            struct{ id string }
+	// pastEventsMsg is the release's journaled events when the view
+	// opened on a release already running.
+	pastEventsMsg struct {
+		id  string
+		evs []engine.Event
+		err error
+	}
+	liveTickMsg struct{ id string }
 )
 
 // liveTickEvery is how often the live view takes a snapshot: often enough
 // to feel live, rare enough that a burst of events costs one frame.
 const liveTickEvery = 500 * time.Millisecond
 
-// runRelease runs rel to its end; the console learns of it by releaseDoneMsg.
-func runRelease(ctx context.Context, rel *engine.Release) tea.Cmd {
+// runRelease runs rel in the backend, or follows it there when it runs
+// already, to its end; the console learns of it by releaseDoneMsg. When
+// the console ends first, so does the wait, and nothing else.
+func runRelease(ctx context.Context, b Backend, rel *engine.Release) tea.Cmd {
 	return safe(func() tea.Msg {
-		o, err := rel.Run(ctx)
+		o, err := b.Run(ctx, rel)
 		return releaseDoneMsg{rel.ID(), o, err}
 	}, func(err error) tea.Msg { return releaseDoneMsg{id: rel.ID(), err: err} })
 }
@@ -652,9 +741,17 @@ func runRelease(ctx context.Context, rel *engine.Release) tea.Cmd {
 // maxEventBatch bounds one batch of events, so a flood still renders.
 const maxEventBatch = 64
 
+// eventWindow is how long a batch waits for more events after its first:
+// one frame (the console draws at frameRate), so waiting shows nothing
+// later, while a release's burst of events — an approval is half a dozen,
+// journaled one after another — costs one update and one view instead of
+// one each. On a server that matters: every session watching redraws.
+const eventWindow = time.Second / frameRate
+
 // waitEvent waits for the next event of a subscription and takes along
-// whatever else has already arrived, so a burst costs one snapshot and one
-// frame; the live view re-arms it once per batch (bubbletea's realtime pattern).
+// whatever else arrives within eventWindow, so a burst costs one snapshot
+// and one frame; the live view re-arms it once per batch (bubbletea's
+// realtime pattern).
 func waitEvent(id string, ch <-chan engine.Event) tea.Cmd {
 	return func() tea.Msg {
 		ev, ok := <-ch
@@ -662,6 +759,8 @@ func waitEvent(id string, ch <-chan engine.Event) tea.Cmd {
 			return releaseEventsClosedMsg{id}
 		}
 		evs := []engine.Event{ev}
+		window := time.NewTimer(eventWindow)
+		defer window.Stop()
 		for len(evs) < maxEventBatch {
 			select {
 			case ev, ok := <-ch:
@@ -669,13 +768,20 @@ func waitEvent(id string, ch <-chan engine.Event) tea.Cmd {
 					return releaseEventsMsg{id, evs} // the next wait sees the close
 				}
 				evs = append(evs, ev)
-				continue
-			default:
+			case <-window.C:
+				return releaseEventsMsg{id, evs}
 			}
-			break
 		}
 		return releaseEventsMsg{id, evs}
 	}
+}
+
+// loadPastEvents reads the release's events from the journal.
+func loadPastEvents(ctx context.Context, b Backend, id string) tea.Cmd {
+	return safe(func() tea.Msg {
+		evs, err := b.Events(ctx, id)
+		return pastEventsMsg{id, evs, err}
+	}, func(err error) tea.Msg { return pastEventsMsg{id: id, err: err} })
 }
 
 func liveTick(id string) tea.Cmd {

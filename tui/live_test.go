@@ -157,7 +157,7 @@ func TestLiveViewKeys(t *testing.T) {
 		if h.m.Keys().Approve.Enabled() {
 			t.Fatal("approve enabled after the release finished")
 		}
-		h.run(sendCommand(h.m.live.rel, engine.CmdApprove))
+		h.run(sendCommand(h.m.env, h.m.live.rel, engine.CmdApprove))
 		mustContain(t, h.view(), "× approve")
 	})
 }

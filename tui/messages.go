@@ -88,22 +88,40 @@ type backgroundDoneMsg struct {
 }
 
 // runBackground runs an emergency rollback that is not the live view's.
-func runBackground(ctx context.Context, service string, rel *engine.Release) tea.Cmd {
+func runBackground(ctx context.Context, b Backend, service string, rel *engine.Release) tea.Cmd {
 	return safe(func() tea.Msg {
-		o, err := rel.Run(ctx)
+		o, err := b.Run(ctx, rel)
 		return backgroundDoneMsg{service, o, err}
 	}, func(err error) tea.Msg { return backgroundDoneMsg{service: service, err: err} })
 }
 
-func sendCommand(rel *engine.Release, c engine.Command) tea.Cmd {
-	return safe(func() tea.Msg { return commandSentMsg{c, rel.Send(c)} },
-		func(err error) tea.Msg { return commandSentMsg{c, err} })
+// attachRelease finds the release of service the backend runs, to view it.
+func attachRelease(b Backend, service string) tea.Cmd {
+	return safe(func() tea.Msg {
+		rel := b.Live(service)
+		if rel == nil {
+			return startedMsg{service: service, what: "view", err: fmt.Errorf("no release of %s runs any more", service)}
+		}
+		return startedMsg{service, "view", rel, nil}
+	}, func(err error) tea.Msg { return startedMsg{service: service, what: "view", err: err} })
 }
 
-// sendApproval approves the gate named gate, as the release's actor.
-func sendApproval(rel *engine.Release, gate string) tea.Cmd {
-	return safe(func() tea.Msg { return commandSentMsg{engine.CmdApprove, rel.Approve(gate, rel.Snapshot().Actor)} },
-		func(err error) tea.Msg { return commandSentMsg{engine.CmdApprove, err} })
+// sendCommand gives rel the command c from the person at the console.
+func sendCommand(e *env, rel *engine.Release, c engine.Command) tea.Cmd {
+	return sendOrder(e, rel, engine.Order{Command: c})
+}
+
+// sendApproval approves the gate named gate (the one on screen when the
+// key was pressed): if the release has moved on, the engine refuses it.
+func sendApproval(e *env, rel *engine.Release, gate string) tea.Cmd {
+	return sendOrder(e, rel, engine.Order{Command: engine.CmdApprove, Gate: gate})
+}
+
+// sendOrder gives rel o through the backend, which says who gave it.
+func sendOrder(e *env, rel *engine.Release, o engine.Order) tea.Cmd {
+	ctx, b := e.ctx, e.b
+	return safe(func() tea.Msg { return commandSentMsg{o.Command, b.Do(ctx, rel, o)} },
+		func(err error) tea.Msg { return commandSentMsg{o.Command, err} })
 }
 
 func busyTick() tea.Cmd {

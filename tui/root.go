@@ -59,7 +59,8 @@ func New(b Backend, opts Options) Model {
 	if opts.Width > 0 && opts.Height > 0 {
 		m.width, m.height = opts.Width, opts.Height
 	}
-	m.env = &env{ctx: context.Background(), b: b, styles: NewStyles(m.dark, m.color), keys: DefaultKeyMap(), now: opts.Now}
+	m.env = &env{ctx: context.Background(), b: b, styles: NewStyles(m.dark, m.color), keys: DefaultKeyMap(), now: opts.Now,
+		role: opts.Role, shared: opts.Shared, who: opts.Who}
 	m.help.Styles = m.env.styles.Help
 	m.home = newHome(m.env, opts.Service)
 	m.history = newHistory(m.env, "", "")
@@ -145,7 +146,7 @@ func (m Model) update(msg tea.Msg) (Model, tea.Cmd) {
 		m.plan, cmd = m.plan.Update(msg)
 	case historyMsg, eventsMsg:
 		m.history, cmd = m.history.Update(msg)
-	case releaseEventsMsg, releaseEventsClosedMsg, liveTickMsg:
+	case releaseEventsMsg, releaseEventsClosedMsg, liveTickMsg, pastEventsMsg:
 		return m.toLive(msg)
 	case releaseDoneMsg:
 		return m.ended(msg)
@@ -281,7 +282,25 @@ func (m *Model) syncKeys() {
 	sv, ok := m.home.service(m.focused().subject())
 	k.Rollback.SetEnabled(ok && (len(sv.Versions) > 0 || sv.Release != nil))
 	m.focused().enable(&k)
+	m.restrict(&k)
 	m.env.keys = k
+}
+
+// restrict turns off the keys the person's role may not use, so neither
+// the key line nor help offers them (the backend refuses them anyway).
+func (m *Model) restrict(k *KeyMap) {
+	e := m.env
+	if !e.mayRelease() {
+		for _, b := range []*key.Binding{&k.Deploy, &k.Resume, &k.Start} {
+			b.SetEnabled(false)
+		}
+	}
+	for cmd, b := range map[engine.Command]*key.Binding{engine.CmdApprove: &k.Approve, engine.CmdPause: &k.Pause,
+		engine.CmdPromote: &k.Promote, engine.CmdRollback: &k.Rollback} {
+		if !e.may(cmd) {
+			b.SetEnabled(false)
+		}
+	}
 }
 
 // Keys returns the key map as enabled for the current screen and state.

@@ -31,6 +31,16 @@ type Options struct {
 	// Now is the wall clock for relative times and the prompt guard; nil
 	// is time.Now. Tests pass a fixed time so frames are stable.
 	Now func() time.Time
+	// Role limits what the person at the console may do: the keys it may
+	// not use are hidden (the backend refuses them anyway). Empty is the
+	// local console, whose Unix user may run every cutover command.
+	Role engine.Role
+	// Who names the person at the console, shown in the title ("alice").
+	Who string
+	// Shared says the releases belong to a server the console is one
+	// session of (cutover serve): leaving never stops them, any number of
+	// them can be followed, and others may drive them too.
+	Shared bool
 }
 
 // frameRate is how many times a second the renderer looks for a new frame.
@@ -41,14 +51,30 @@ const frameRate = 20
 
 // Run opens the console on the terminal (or opts.Input/Output) and
 // returns when the operator leaves. A release still running then is
-// aborted where it stands, as the quit prompt says.
+// aborted where it stands, as the quit prompt says — unless the releases
+// belong to a server (opts.Shared).
 func Run(ctx context.Context, b Backend, opts Options) error {
 	if os.Getenv("NO_COLOR") != "" {
 		opts.NoColor = true
 	}
+	final, err := NewProgram(ctx, b, opts).Run()
+	if fm, ok := final.(Model); ok && fm.live.running() && !opts.Shared {
+		abortAndWait(fm.live.rel, 10*time.Second)
+	}
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	return nil
+}
+
+// NewProgram is the console as a program, for a server that runs one per
+// connection (cutover serve) on the connection's terminal: extra options
+// (its input, output, size and colour profile) come first, so opts'
+// NoColor still wins. The program ends with ctx.
+func NewProgram(ctx context.Context, b Backend, opts Options, extra ...tea.ProgramOption) *tea.Program {
 	m := New(b, opts)
 	m.env.ctx = ctx
-	popts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithFPS(frameRate)}
+	popts := append(append([]tea.ProgramOption{}, extra...), tea.WithContext(ctx), tea.WithFPS(frameRate))
 	if opts.Input != nil {
 		popts = append(popts, tea.WithInput(opts.Input))
 	}
@@ -61,14 +87,7 @@ func Run(ctx context.Context, b Backend, opts Options) error {
 	if opts.NoColor {
 		popts = append(popts, tea.WithColorProfile(colorprofile.Ascii))
 	}
-	final, err := tea.NewProgram(m, popts...).Run()
-	if fm, ok := final.(Model); ok && fm.live.running() {
-		abortAndWait(fm.live.rel, 10*time.Second)
-	}
-	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("console: %w", err)
-	}
-	return nil
+	return tea.NewProgram(m, popts...)
 }
 
 // abortAndWait stops a release the console leaves behind and waits a

@@ -19,7 +19,18 @@ type env struct {
 	keys   KeyMap
 	now    func() time.Time
 	here   releaseHere
+	// role limits what the person may do ("" for everything); shared says
+	// releases belong to a server (Options.Shared).
+	role   engine.Role
+	shared bool
+	who    string // the person at the console, for the title
 }
+
+// may says whether the person at the console may give cmd to a release.
+func (e *env) may(cmd engine.Command) bool { return e.role == "" || e.role.Permits(cmd) }
+
+// mayRelease says whether they may start or resume a release.
+func (e *env) mayRelease() bool { return e.role == "" || e.role.MayRelease() }
 
 // releaseHere is the release this console runs as its live view last saw
 // it: home's release line and the keys that start a release depend on it.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -31,7 +32,11 @@ watched: a new instance that crashed, or that the router can no longer
 reach, is a failure, handled as on_failure says (the gate is not passed).
 
 At the next approval gate it asks on a terminal; with no terminal, or with
---detach, it stops there again (exit 4) for the next "cutover approve".`,
+--detach, it stops there again (exit 4) for the next "cutover approve".
+
+When "cutover serve" runs the release, the approval goes to it (through its
+control socket) and approve returns once the release took it (exit 0): the
+release carries on in serve, where every session sees who approved.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, s, out, done, err := openRelease(cmd, args[0], output)
@@ -61,6 +66,9 @@ At the next approval gate it asks on a terminal; with no terminal, or with
 			}
 			if step > 0 && step != gate.Step+1 {
 				return fmt.Errorf("%s: release %s waits at step %d (%s), not step %d: nothing approved", s.svc.Name, rec.ID, gate.Step+1, gate.Gate.Key, step)
+			}
+			if c, l, ok := s.servedBy(ctx); ok {
+				return approveThroughServe(ctx, cmd, c, l, rec, gate, out)
 			}
 			s.resumeAs(rec)
 			interactive := term.IsTerminal(int(os.Stdin.Fd()))
@@ -92,4 +100,28 @@ At the next approval gate it asks on a terminal; with no terminal, or with
 	cmd.Flags().BoolVar(&detach, "detach", false, "stop at the next approval gate even on a terminal")
 	cmd.Flags().IntVar(&step, "step", 0, "approve only if the release waits at this step (as status shows it)")
 	return cmd
+}
+
+// approveThroughServe passes the gate of a release cutover serve runs: the
+// order goes to serve, which answers once the release took it or refused it.
+func approveThroughServe(ctx context.Context, cmd *cobra.Command, c *controlClient, l engine.Lease, rec engine.ReleaseRecord, gate engine.GateView, out *eventWriter) error {
+	by := actor()
+	fmt.Fprintf(cmd.ErrOrStderr(), "approving step %d (%s: %s) of release %s (%s → %s) as %s, through cutover serve (pid %d), which runs it\n",
+		gate.Step+1, gate.Gate.Key, gate.Gate, rec.ID, rec.Stable().Version, rec.To.Version, by, l.Owner.PID)
+	last, err := c.order(ctx, rec.Service, engine.Order{Command: engine.CmdApprove, Gate: gate.Gate.Key, By: by}, "answer", func(cl controlLine) {
+		if cl.Event != nil {
+			out.write(*cl.Event)
+		}
+	})
+	switch {
+	case errors.Is(err, errNoAnswer):
+		return fmt.Errorf("%s: nothing approved: %w; `cutover rollback %s` still works without it", rec.Service, err, rec.Service)
+	case err != nil:
+		return fmt.Errorf("%s: nothing approved: %w", rec.Service, err)
+	case last.Refused != "":
+		return fmt.Errorf("%s: %s", rec.Service, last.Refused)
+	case last.Note != "":
+		fmt.Fprintln(cmd.ErrOrStderr(), last.Note)
+	}
+	return nil
 }

@@ -23,15 +23,22 @@ import (
 	"github.com/cutover/cutover/tui"
 )
 
-// consoleBackend is the console's view of the world over the real adapters.
-// Connections are made on first use and retried on the next call after a
-// failure, so the console opens (and says what is wrong) even when Docker
-// or a router does not answer.
-type consoleBackend struct {
+// backendCore is what every console of a process shares over the real
+// adapters: the config, the journal, the connections, and the runner that
+// owns the releases they start. Connections are made on first use and
+// retried on the next call after a failure, so a console opens (and says
+// what is wrong) even when Docker or a router does not answer.
+type backendCore struct {
 	cfg     *config.Config
 	journal engine.Journal
 	labels  map[string]string
 	hooks   *hooks
+	// owner is who runs the releases, for their leases; cutover serve
+	// adds its control socket. Zero fields are this process.
+	owner engine.Owner
+	runs  *engine.Runner
+	// audit hears of every order or start a person's role refused.
+	audit func(who engine.Actor, what string)
 
 	mu       sync.Mutex
 	platform *docker.Platform           // services on platform docker share it
@@ -40,9 +47,18 @@ type consoleBackend struct {
 	ecrs     map[string]*ecr.Registry // by service: keeps each ECR login token cached
 }
 
+// consoleBackend is one person's console over the shared core: the
+// releases it starts and the orders it gives are theirs, and their role
+// limits both, whatever the console shows.
+type consoleBackend struct {
+	*backendCore
+	who  engine.Actor
+	role engine.Role // "" for the local console: its Unix user may do anything
+}
+
 var _ tui.Backend = (*consoleBackend)(nil)
 
-func newConsoleBackend(cfg *config.Config) (*consoleBackend, error) {
+func newBackendCore(cfg *config.Config) (*backendCore, error) {
 	j, err := openJournal(cfg)
 	if err != nil {
 		return nil, err
@@ -55,12 +71,27 @@ func newConsoleBackend(cfg *config.Config) (*consoleBackend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	return &consoleBackend{cfg: cfg, journal: j, labels: labels, hooks: h, routers: map[string]routerConn{}, ecrs: map[string]*ecr.Registry{},
-		swarms: map[string]*swarm.Platform{}}, nil
+	return &backendCore{cfg: cfg, journal: j, labels: labels, hooks: h, runs: engine.NewRunner(),
+		routers: map[string]routerConn{}, ecrs: map[string]*ecr.Registry{}, swarms: map[string]*swarm.Platform{}}, nil
+}
+
+// newConsoleBackend is the local console's backend: the Unix user, with
+// every right.
+func newConsoleBackend(cfg *config.Config) (*consoleBackend, error) {
+	core, err := newBackendCore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &consoleBackend{backendCore: core, who: actor()}, nil
+}
+
+// as is the console of another person over the same core.
+func (b *backendCore) as(who engine.Actor, role engine.Role) *consoleBackend {
+	return &consoleBackend{backendCore: b, who: who, role: role}
 }
 
 // Close releases the connections, after the last notifications.
-func (b *consoleBackend) Close() {
+func (b *backendCore) Close() {
 	b.hooks.close()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -75,8 +106,26 @@ func (b *consoleBackend) Close() {
 	}
 }
 
+// refuse says why the person may not do what (nil when they may).
+func (b *consoleBackend) refuse(may bool, what string) error {
+	if b.role == "" || may {
+		return nil
+	}
+	if b.audit != nil {
+		b.audit(b.who, what)
+	}
+	return &engine.RoleError{Who: b.who, Role: b.role, What: what}
+}
+
+// deps are the engine's dependencies for s, run by this process.
+func (b *consoleBackend) deps(s *service) engine.Deps {
+	d := s.deps()
+	d.Owner = b.owner
+	return d
+}
+
 // service connects what one service needs, reusing earlier connections.
-func (b *consoleBackend) service(ctx context.Context, name string) (*service, error) {
+func (b *backendCore) service(ctx context.Context, name string) (*service, error) {
 	svc, err := b.cfg.Service(name)
 	if err != nil {
 		return nil, err
@@ -112,7 +161,7 @@ func (b *consoleBackend) service(ctx context.Context, name string) (*service, er
 // connect gives s the platform of its service: the Docker host shared by
 // the services on platform docker, or the service's own swarm platform.
 // b.mu is held.
-func (b *consoleBackend) connect(ctx context.Context, s *service) error {
+func (b *backendCore) connect(ctx context.Context, s *service) error {
 	if s.svc.Platform == config.PlatformSwarm {
 		sw := b.swarms[s.svc.Name]
 		if sw == nil {
@@ -176,6 +225,7 @@ func (b *consoleBackend) serviceState(ctx context.Context, name string) (tui.Ser
 	}
 	full, err := s.status(ctx, true)
 	fillState(&st, full)
+	_, st.Live = b.runs.Live(name)
 	return st, err
 }
 
@@ -185,6 +235,9 @@ func fillState(st *tui.ServiceState, full serviceStatus) {
 	st.RollbackTo = full.RollbackTo.Version
 	if l := full.Lease; l != nil && l.Live {
 		st.Owner = fmt.Sprintf("pid %d on %s", l.Owner.PID, l.Owner.Host)
+		if l.Owner.Control != "" {
+			st.Owner = "cutover serve, " + st.Owner
+		}
 		if l.Owner.User != "" {
 			st.Owner += ", by " + l.Owner.User
 		}
@@ -270,6 +323,9 @@ func (b *consoleBackend) Plan(ctx context.Context, name, image string, spec engi
 
 // Start prepares a release, resuming an interrupted one of the same image.
 func (b *consoleBackend) Start(ctx context.Context, name, image string, spec engine.ServiceSpec) (*engine.Release, error) {
+	if err := b.refuse(b.role.MayRelease(), "start a release"); err != nil {
+		return nil, err
+	}
 	s, err := b.service(ctx, name)
 	if err != nil {
 		return nil, err
@@ -279,7 +335,7 @@ func (b *consoleBackend) Start(ctx context.Context, name, image string, spec eng
 	if err != nil {
 		return nil, err
 	}
-	opts := engine.Options{Actor: actor()}
+	opts := engine.Options{Actor: b.who}
 	rec, ok, err := s.resumable(ctx, target)
 	if err != nil {
 		return nil, err
@@ -289,12 +345,15 @@ func (b *consoleBackend) Start(ctx context.Context, name, image string, spec eng
 		s.resumeAs(rec)
 		spec = s.spec
 	}
-	return engine.New(s.deps(), spec, target, opts)
+	return engine.New(b.deps(s), spec, target, opts)
 }
 
 // Resume prepares the service's interrupted release again, exactly as
 // journaled: the same pinned image, strategy and id.
 func (b *consoleBackend) Resume(ctx context.Context, name string) (*engine.Release, error) {
+	if err := b.refuse(b.role.MayRelease(), "resume a release"); err != nil {
+		return nil, err
+	}
 	s, err := b.service(ctx, name)
 	if err != nil {
 		return nil, err
@@ -308,11 +367,25 @@ func (b *consoleBackend) Resume(ctx context.Context, name string) (*engine.Relea
 		return nil, fmt.Errorf("%s: no interrupted release to resume", name)
 	}
 	s.resumeAs(rec)
-	return engine.New(s.deps(), s.spec, rec.To, engine.Options{ID: rec.ID, Actor: actor()})
+	return engine.New(b.deps(s), s.spec, rec.To, engine.Options{ID: rec.ID, Actor: b.who})
 }
 
-// Rollback prepares an emergency rollback to the stable version.
+// Rollback prepares an emergency rollback to the stable version. A
+// release of the service this process runs is ordered to roll back
+// instead (its instant swap included), and returned to watch.
 func (b *consoleBackend) Rollback(ctx context.Context, name string) (*engine.Release, error) {
+	if err := b.refuse(b.role.Permits(engine.CmdRollback), "roll back"); err != nil {
+		return nil, err
+	}
+	if run, ok := b.runs.Live(name); ok {
+		sn := run.Release.Snapshot()
+		if sn.Kind == engine.KindDeploy && sn.State != engine.ReleaseRollingBack {
+			if err := b.Do(ctx, run.Release, engine.Order{Command: engine.CmdRollback}); err != nil {
+				return nil, err
+			}
+		}
+		return run.Release, nil
+	}
 	s, err := b.service(ctx, name)
 	if err != nil {
 		return nil, err
@@ -321,7 +394,34 @@ func (b *consoleBackend) Rollback(ctx context.Context, name string) (*engine.Rel
 	if err != nil {
 		return nil, err
 	}
-	return engine.NewRollback(s.deps(), s.spec, stable, undo, engine.Options{Actor: actor()})
+	return engine.NewRollback(b.deps(s), s.spec, stable, undo, engine.Options{Actor: b.who})
+}
+
+// Run runs rel in the process's runner, or follows it there; the release
+// goes on when ctx (the console) ends.
+func (b *consoleBackend) Run(ctx context.Context, rel *engine.Release) (engine.Outcome, error) {
+	run, err := b.runs.Start(rel)
+	if err != nil {
+		return "", err
+	}
+	return run.Wait(ctx)
+}
+
+// Live is the release of service this process runs, if any.
+func (b *consoleBackend) Live(service string) *engine.Release {
+	if run, ok := b.runs.Live(service); ok {
+		return run.Release
+	}
+	return nil
+}
+
+// Do gives rel an order as this console's person, if their role allows it.
+func (b *consoleBackend) Do(ctx context.Context, rel *engine.Release, o engine.Order) error {
+	if err := b.refuse(b.role.Permits(o.Command), string(o.Command)); err != nil {
+		return err
+	}
+	o.By = b.who
+	return rel.Do(o)
 }
 
 // History lists releases newest first.

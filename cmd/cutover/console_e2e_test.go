@@ -61,24 +61,7 @@ func (c *tmuxConsole) screen() string { return c.tmux("capture-pane", "-p", "-t"
 // waitFor waits until the screen shows every one of texts.
 func (c *tmuxConsole) waitFor(within time.Duration, texts ...string) string {
 	c.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		s := c.screen()
-		missing := ""
-		for _, t := range texts {
-			if !strings.Contains(s, t) {
-				missing = t
-				break
-			}
-		}
-		if missing == "" {
-			return s
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("screen lacks %q after %v:\n%s", missing, within, s)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return waitFor(c.t, within, c.screen, texts...)
 }
 
 // waitGone waits until the screen no longer shows text.

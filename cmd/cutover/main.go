@@ -59,6 +59,7 @@ func newRootCmd() *cobra.Command {
 		newHistoryCmd(),
 		newImagesCmd(),
 		newPlanCmd(),
+		newServeCmd(),
 	)
 	return root
 }

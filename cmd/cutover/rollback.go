@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -23,7 +24,12 @@ the new instances and restores stable capacity.
 It works from any terminal at any time: while a "cutover deploy" of the service
 runs elsewhere (it takes the service over; the router's epoch fences the old
 writer out and that process stops), and after the deploying process crashed.
---to picks the version to return to when the journal does not know it.`,
+--to picks the version to return to when the journal does not know it.
+
+When "cutover serve" runs the release, the rollback is ordered there (its
+swap to stable is immediate) and followed to its end. If serve does not
+answer within 2s (dead or hung) or stops answering, the rollback runs here
+instead and takes the service over.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dry {
@@ -44,6 +50,11 @@ func runRollback(cmd *cobra.Command, name, to, output string) error {
 		return err
 	}
 	defer done()
+	if c, l, ok := s.servedBy(ctx); ok && to == "" {
+		if handled, err := rollbackThroughServe(ctx, cmd, c, l, name, out); handled {
+			return err
+		}
+	}
 	stable, undo, err := s.stableTarget(ctx, to)
 	if err != nil {
 		return err
@@ -123,4 +134,33 @@ func (s *service) stableTarget(ctx context.Context, to string) (engine.Target, s
 		return engine.Target{}, "", fmt.Errorf("%s: roll back to %s: %w", s.svc.Name, stable.Version, err)
 	}
 	return rt, undo, nil
+}
+
+// rollbackThroughServe orders the release cutover serve runs to roll back
+// and follows it to its end. handled is false when serve did not take the
+// order or stopped answering: the caller then rolls back on its own,
+// taking the service over (an emergency rollback must not depend on serve).
+func rollbackThroughServe(ctx context.Context, cmd *cobra.Command, c *controlClient, l engine.Lease, name string, out *eventWriter) (handled bool, err error) {
+	stderr := cmd.ErrOrStderr()
+	fmt.Fprintf(stderr, "%s: cutover serve (pid %d) runs release %s; ordering it to roll back\n", name, l.Owner.PID, l.Release)
+	last, err := c.order(ctx, name, engine.Order{Command: engine.CmdRollback, By: actor()}, "end", func(cl controlLine) {
+		if cl.Event != nil {
+			out.write(*cl.Event)
+		}
+		if cl.Note != "" {
+			fmt.Fprintln(stderr, cl.Note)
+		}
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v; rolling back from here, taking the service over\n", name, err)
+		return false, nil
+	}
+	if last.Outcome == engine.RolledBack || last.Outcome == engine.Succeeded {
+		return true, nil
+	}
+	var runErr error
+	if last.Error != "" {
+		runErr = errors.New(last.Error)
+	}
+	return true, outcomeError(name, last.Outcome, runErr)
 }

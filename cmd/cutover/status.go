@@ -128,6 +128,9 @@ func printStatus(w io.Writer, st serviceStatus, now time.Time) {
 			state = "stale: its process is gone; `cutover deploy` resumes, `cutover rollback` undoes"
 		}
 		fmt.Fprintf(w, "lease    %s by pid %d on %s (%s)\n", l.Release, l.Owner.PID, l.Owner.Host, state)
+		if l.Live && l.Owner.Control != "" {
+			fmt.Fprintf(w, "         run by cutover serve: `cutover approve %s` and `cutover rollback %s` reach it (%s)\n", st.Service, st.Service, l.Owner.Control)
+		}
 	}
 	if a := st.Analysis; a != nil {
 		printAnalysis(w, *a, now)
