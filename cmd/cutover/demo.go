@@ -14,9 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 	"github.com/spf13/cobra"
 
 	"github.com/cutover/cutover/config"
@@ -387,7 +384,7 @@ func demoDown(cmd *cobra.Command, f demoFlags) error {
 	} else {
 		fmt.Fprintf(out, "removed %d demo containers\n", len(insts))
 	}
-	n, err := removeDemoImages(ctx, plat)
+	n, err := demo.RemoveRepo(ctx, plat.Client(), demo.Repo)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -537,36 +534,3 @@ func exePath() string {
 	return exe
 }
 
-// removeDemoImages removes the demo's tags (cutover-demo:1.0.0, ...) where
-// they name a demo image, and so the images once untagged. Other images,
-// such as those of tests running beside, are left alone.
-func removeDemoImages(ctx context.Context, plat *docker.Platform) (int, error) {
-	var errs []error
-	n := 0
-	for _, v := range demo.Variants() {
-		ref := demo.Repo + ":" + v.Tag
-		info, err := plat.Client().ImageInspect(ctx, ref)
-		if err != nil || info.Config == nil || info.Config.Labels[demo.LabelDemo] != "1" {
-			continue
-		}
-		if _, err := plat.Client().ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove %s: %w", ref, err))
-			continue
-		}
-		n++
-	}
-	// Demo images a rebuild untagged (cutover demo run again) are garbage.
-	dangling, err := plat.Client().ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("dangling", "true"), filters.Arg("label", demo.LabelDemo+"=1"))})
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list untagged demo images: %w", err))
-	}
-	for _, img := range dangling {
-		if _, err := plat.Client().ImageRemove(ctx, img.ID, image.RemoveOptions{PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove untagged demo image %s: %w", engine.ShortDigest(img.ID), err))
-			continue
-		}
-		n++
-	}
-	return n, errors.Join(errs...)
-}

@@ -184,6 +184,27 @@ func writeLayer(w io.Writer, exe string) error {
 // RemoveImages removes every demo image (LabelDemo=1) that also carries
 // all of labels, with all its tags. It returns how many it removed.
 func RemoveImages(ctx context.Context, cli ImageClient, labels map[string]string) (int, error) {
+	return removeImages(ctx, cli, labels, func(image.Summary) bool { return true })
+}
+
+// RemoveRepo removes the demo images tagged in repo (cutover-demo:1.1.0...),
+// and demo images left untagged (a rebuild untags the images it replaces);
+// demo images tagged elsewhere, such as those of tests running beside, are
+// left alone. It returns how many it removed.
+func RemoveRepo(ctx context.Context, cli ImageClient, repo string) (int, error) {
+	return removeImages(ctx, cli, nil, func(img image.Summary) bool {
+		for _, t := range img.RepoTags {
+			if strings.HasPrefix(t, repo+":") {
+				return true
+			}
+		}
+		return len(img.RepoTags) == 0
+	})
+}
+
+// removeImages removes the demo images carrying all of labels that pick
+// chooses, with all their tags.
+func removeImages(ctx context.Context, cli ImageClient, labels map[string]string, pick func(image.Summary) bool) (int, error) {
 	f := filters.NewArgs(filters.Arg("label", LabelDemo+"=1"))
 	for k, v := range labels {
 		f.Add("label", k+"="+v)
@@ -195,6 +216,9 @@ func RemoveImages(ctx context.Context, cli ImageClient, labels map[string]string
 	var errs []error
 	n := 0
 	for _, img := range imgs {
+		if !pick(img) {
+			continue
+		}
 		// Force removes every tag of the image at once; a running container
 		// of it still blocks removal, which is reported.
 		if _, err := cli.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
