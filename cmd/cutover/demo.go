@@ -533,4 +533,3 @@ func exePath() string {
 	}
 	return exe
 }
-
