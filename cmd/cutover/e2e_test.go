@@ -7,7 +7,6 @@ package main
 // version counts that version's deliberate 500s apart.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -156,28 +155,8 @@ func TestRollbackFromSecondProcessTakesOverMidCanary(t *testing.T) {
 	}
 	l.WaitServed(t, "1.1.0", 20)
 
-	start := time.Now()
-	rb := e.command("rollback", e.svc, "--output", "json")
-	var rbOut bytes.Buffer
-	rb.Stdout, rb.Stderr = &rbOut, &rbOut
-	if err := rb.Start(); err != nil {
-		t.Fatal(err)
-	}
 	// Poll the router as fast as it answers: how soon is v1 back at 100%?
-	for e.share("1.0.0") != 1 {
-		if time.Since(start) > 10*time.Second {
-			t.Fatal("traffic not back on 1.0.0 within 10s of the rollback command")
-		}
-	}
-	backAfter := time.Since(start)
-	if err := rb.Wait(); err != nil {
-		t.Fatalf("rollback: %v\n%s", err, rbOut.String())
-	}
-	swap := applyLatency(t, rbOut.String())
-	t.Logf("traffic 100%% on 1.0.0 %v after the rollback process started; the table swap took %v after the rollback began", backAfter, swap)
-	if swap > 500*time.Millisecond {
-		t.Errorf("rollback's table swap took %v, want milliseconds", swap)
-	}
+	e.timedRollback(t, "1.0.0", e.share)
 
 	// The deploy process notices it was fenced out and stops.
 	code := deploy.wait(30 * time.Second)

@@ -6,7 +6,6 @@ package main
 // every kind of release in turn, so the suite pays for one fleet.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -225,27 +224,7 @@ func TestReleasesBehindHAProxyLoseNoRequest(t *testing.T) {
 			t.Fatalf("canary share before the rollback %.2f, want 0.25", got)
 		}
 		l.WaitServed(t, "1.0.0", 20)
-		start := time.Now()
-		rb := e.command("rollback", e.svc, "--output", "json")
-		var rbOut bytes.Buffer
-		rb.Stdout, rb.Stderr = &rbOut, &rbOut
-		if err := rb.Start(); err != nil {
-			t.Fatal(err)
-		}
-		for e.table().Share("1.1.0") != 1 {
-			if time.Since(start) > 10*time.Second {
-				t.Fatal("traffic not back on 1.1.0 within 10s of the rollback command")
-			}
-		}
-		backAfter := time.Since(start)
-		if err := rb.Wait(); err != nil {
-			t.Fatalf("rollback: %v\n%s", err, rbOut.String())
-		}
-		swap := applyLatency(t, rbOut.String())
-		t.Logf("traffic 100%% on 1.1.0 %v after the rollback process started; the swap took %v after the rollback began", backAfter, swap)
-		if swap > 500*time.Millisecond {
-			t.Errorf("rollback's table swap took %v, want milliseconds", swap)
-		}
+		e.timedRollback(t, "1.1.0", func(v string) float64 { return e.table().Share(v) })
 		if code := deploy.wait(30 * time.Second); code != exitTakenOver {
 			t.Errorf("deploy exited %d, want %d (taken over)", code, exitTakenOver)
 		}

@@ -583,7 +583,7 @@ func decodeEvents(t testing.TB, ndjson string) []engine.Event {
 
 // applyLatency is the time from a rollback's first event to its first
 // applied table, from its NDJSON output.
-func applyLatency(t *testing.T, ndjson string) time.Duration {
+func applyLatency(t testing.TB, ndjson string) time.Duration {
 	t.Helper()
 	var first, applied time.Time
 	for _, ev := range decodeEvents(t, ndjson) {
@@ -629,4 +629,34 @@ func freeAddr(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return addr
+}
+
+// timedRollback runs `cutover rollback` and polls share (the router's
+// table, however it is read) as fast as it answers: it returns how soon
+// after the process started stable had all the traffic, and how long the
+// table swap took after the rollback began, by its own events.
+func (e *e2e) timedRollback(t testing.TB, stable string, share func(string) float64) (backAfter, swap time.Duration) {
+	t.Helper()
+	start := time.Now()
+	rb := e.command("rollback", e.svc, "--output", "json")
+	var rbOut bytes.Buffer
+	rb.Stdout, rb.Stderr = &rbOut, &rbOut
+	if err := rb.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for share(stable) != 1 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("traffic not back on %s within 10s of the rollback command", stable)
+		}
+	}
+	backAfter = time.Since(start)
+	if err := rb.Wait(); err != nil {
+		t.Fatalf("rollback: %v\n%s", err, rbOut.String())
+	}
+	swap = applyLatency(t, rbOut.String())
+	t.Logf("traffic 100%% on %s %v after the rollback process started; the table swap took %v after the rollback began", stable, backAfter, swap)
+	if swap > 500*time.Millisecond {
+		t.Errorf("rollback's table swap took %v, want milliseconds", swap)
+	}
+	return backAfter, swap
 }
