@@ -137,22 +137,6 @@ func swapTable(cur RouteTable, stable string, doomed map[string]bool, alive func
 	return t, true
 }
 
-// stableServes counts the stable backends a swap could give traffic to
-// without a probe: the serving ones, and the ones at weight 0.
-func stableServes(cur RouteTable, stable string) (serving, warm int) {
-	for _, b := range cur.Backends {
-		if b.Version != stable {
-			continue
-		}
-		if b.Weight > 0 {
-			serving++
-		} else {
-			warm++
-		}
-	}
-	return serving, warm
-}
-
 // split gives bp to the backends at idx in equal integer parts, the
 // remainder one by one to the first ones.
 func split(bs []Backend, idx []int, bp int) {

@@ -97,19 +97,6 @@ func (t *tally) addCounters(c *counters) {
 	t.sumMicros += c.sumMicros.Load()
 }
 
-func (t *tally) addTally(o tally) {
-	t.requests += o.requests
-	for i := range t.class {
-		t.class[i] += o.class[i]
-	}
-	t.proxyErrors += o.proxyErrors
-	t.retries += o.retries
-	for i := range t.buckets {
-		t.buckets[i] += o.buckets[i]
-	}
-	t.sumMicros += o.sumMicros
-}
-
 func classIndex(status int) int {
 	switch {
 	case status >= 100 && status < 300:
