@@ -2,6 +2,7 @@ package engine
 
 import (
 	"cmp"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,4 +152,21 @@ func highestVersion(tags []string) (version, bool) {
 		}
 	}
 	return best, found
+}
+
+// FilterTags keeps the tags of img that match re (nil keeps them all), and
+// says whether any is left: an image none of whose tags passes a
+// service's tag_filter is not a candidate.
+func FilterTags(img Image, re *regexp.Regexp) (Image, bool) {
+	if re == nil {
+		return img, len(img.Tags) > 0
+	}
+	var tags []string
+	for _, t := range img.Tags {
+		if re.MatchString(t) {
+			tags = append(tags, t)
+		}
+	}
+	img.Tags = tags
+	return img, len(tags) > 0
 }

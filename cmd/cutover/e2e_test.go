@@ -9,6 +9,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -349,4 +351,34 @@ func TestResumeRefusesATagThatNowNamesAnotherImage(t *testing.T) {
 	}
 	e.mustRun(exitOK, "rollback", e.svc)
 	e.assertFleet("1.0.0", 3)
+}
+
+// A Docker-source service's tag_filter and semver apply to its candidate
+// images as they do for ECR: only matching tags are offered, in version
+// order.
+func TestImagesOfADockerSourceHonourTheTagFilterAndSemver(t *testing.T) {
+	e := newE2E(t, rollingYAML)
+	path := filepath.Join(e.dir, "cutover.yaml")
+	cfg, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "    source: {type: docker, tag_filter: '^1\\.[0-4]\\.0$', semver: true}\n    port: 8080\n"
+	if err := os.WriteFile(path, []byte(strings.Replace(string(cfg), "    port: 8080\n", src, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := e.mustRun(exitOK, "images", e.svc, "-o", "json")
+	var rows []struct {
+		Tags []string `json:"tags"`
+	}
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("images json: %v\n%s", err, out)
+	}
+	var tags []string
+	for _, r := range rows {
+		tags = append(tags, r.Tags...)
+	}
+	if got := strings.Join(tags, " "); got != "1.1.0 1.0.0" {
+		t.Errorf("candidate tags %q, want only 1.1.0 and 1.0.0 (the filter drops 1.2.0-crash, 1.3.0-unhealthy, 1.4.0-errors), highest first", got)
+	}
 }

@@ -98,7 +98,7 @@ func (s *service) imagePages(ctx context.Context, page func([]imageRow)) error {
 	}
 	marks := s.imageMarks(ctx)
 	if reg == nil {
-		imgs, err := s.platform.ListImages(ctx, s.svc.Image)
+		imgs, err := s.localImages().ListImages(ctx, s.svc.Image)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -388,7 +389,40 @@ func (s *service) registry(ctx context.Context) (engine.Registry, string, error)
 	if reg != nil {
 		return reg, s.svc.Source.Repository, nil
 	}
-	return s.platform, s.svc.Image, nil
+	return s.localImages(), s.svc.Image, nil
+}
+
+// localImages lists the Docker host's images of the service as its
+// source asks: only tags matching tag_filter, in semantic-version order
+// with semver (ECR applies both itself).
+func (s *service) localImages() engine.Registry {
+	var re *regexp.Regexp
+	if f := s.svc.Source.TagFilter; f != "" {
+		re = regexp.MustCompile(f) // config check compiled it
+	}
+	return localImages{s.platform, re, s.svc.Source.Semver}
+}
+
+type localImages struct {
+	p      *docker.Platform
+	filter *regexp.Regexp
+	semver bool
+}
+
+// ListImages lists repo's images on the Docker host, filtered and ordered.
+func (l localImages) ListImages(ctx context.Context, repo string) ([]engine.Image, error) {
+	imgs, err := l.p.ListImages(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	out := imgs[:0]
+	for _, img := range imgs {
+		if img, ok := engine.FilterTags(img, l.filter); ok {
+			out = append(out, img)
+		}
+	}
+	engine.SortImages(out, l.semver)
+	return out, nil
 }
 
 // resolveECR resolves a tag (or sha256: digest) through ECR and pins it:

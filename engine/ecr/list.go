@@ -95,19 +95,11 @@ func (r *Registry) candidate(repo string, d types.ImageDetail) (engine.Image, bo
 	if len(d.ImageTags) == 0 {
 		return imageOf(repo, d, nil), r.cfg.IncludeUntagged
 	}
-	tags := d.ImageTags
-	if r.filter != nil {
-		tags = nil
-		for _, t := range d.ImageTags {
-			if r.filter.MatchString(t) {
-				tags = append(tags, t)
-			}
-		}
-		if len(tags) == 0 {
-			return engine.Image{}, false
-		}
+	img, ok := engine.FilterTags(engine.Image{Tags: d.ImageTags}, r.filter)
+	if !ok {
+		return engine.Image{}, false
 	}
-	return imageOf(repo, d, tags), true
+	return imageOf(repo, d, img.Tags), true
 }
 
 func imageOf(repo string, d types.ImageDetail, tags []string) engine.Image {
