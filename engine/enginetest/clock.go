@@ -46,34 +46,37 @@ func (c *FakeClock) Now() time.Time {
 }
 
 // NewTimer registers a timer firing at Now()+d.
-func (c *FakeClock) NewTimer(d time.Duration) engine.Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, at: c.now.Add(d), ch: make(chan time.Time, 1)}
-	if d <= 0 {
-		t.fired = true
-		t.ch <- c.now
-		return t
-	}
-	c.timers = append(c.timers, t)
-	c.notify()
-	return t
-}
+func (c *FakeClock) NewTimer(d time.Duration) engine.Timer { return c.newTimer(d, false) }
 
 // NewBackgroundTimer registers a timer firing at Now()+d that Waiters,
 // Next and BlockUntil do not count: the engine's heartbeat runs beside its
 // steps, and a test should move time only when the steps wait.
-func (c *FakeClock) NewBackgroundTimer(d time.Duration) engine.Timer {
+func (c *FakeClock) NewBackgroundTimer(d time.Duration) engine.Timer { return c.newTimer(d, true) }
+
+func (c *FakeClock) newTimer(d time.Duration, bg bool) engine.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &fakeTimer{c: c, at: c.now.Add(d), ch: make(chan time.Time, 1), bg: true}
+	t := &fakeTimer{c: c, at: c.now.Add(d), ch: make(chan time.Time, 1), bg: bg}
 	if d <= 0 {
 		t.fired = true
 		t.ch <- c.now
 		return t
 	}
-	c.bg = append(c.bg, t)
+	if bg {
+		c.bg = append(c.bg, t)
+	} else {
+		c.timers = append(c.timers, t)
+		c.notify()
+	}
 	return t
+}
+
+// list is where t waits: the background timers or the others.
+func (c *FakeClock) list(t *fakeTimer) *[]*fakeTimer {
+	if t.bg {
+		return &c.bg
+	}
+	return &c.timers
 }
 
 func (t *fakeTimer) C() <-chan time.Time { return t.ch }
@@ -82,19 +85,13 @@ func (t *fakeTimer) Stop() bool {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if t.bg {
-		for i, x := range c.bg {
-			if x == t {
-				c.bg = append(c.bg[:i], c.bg[i+1:]...)
-				return true
-			}
-		}
-		return false
-	}
-	for i, x := range c.timers {
+	l := c.list(t)
+	for i, x := range *l {
 		if x == t {
-			c.timers = append(c.timers[:i], c.timers[i+1:]...)
-			c.notify()
+			*l = append((*l)[:i], (*l)[i+1:]...)
+			if !t.bg {
+				c.notify()
+			}
 			return true
 		}
 	}
@@ -113,8 +110,15 @@ func (c *FakeClock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 	sort.SliceStable(c.timers, func(i, j int) bool { return c.timers[i].at.Before(c.timers[j].at) })
-	keep := c.timers[:0]
-	for _, t := range c.timers {
+	c.timers = c.fireDue(c.timers)
+	c.bg = c.fireDue(c.bg)
+	c.notify()
+}
+
+// fireDue fires the timers of ts that are due and returns the others.
+func (c *FakeClock) fireDue(ts []*fakeTimer) []*fakeTimer {
+	keep := ts[:0]
+	for _, t := range ts {
 		if !t.at.After(c.now) {
 			t.fired = true
 			t.ch <- c.now
@@ -122,18 +126,7 @@ func (c *FakeClock) Advance(d time.Duration) {
 		}
 		keep = append(keep, t)
 	}
-	c.timers = keep
-	bg := c.bg[:0]
-	for _, t := range c.bg {
-		if !t.at.After(c.now) {
-			t.fired = true
-			t.ch <- c.now
-			continue
-		}
-		bg = append(bg, t)
-	}
-	c.bg = bg
-	c.notify()
+	return keep
 }
 
 // Waiters is how many timers are pending.
