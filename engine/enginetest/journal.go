@@ -77,21 +77,17 @@ func (j *Journal) Begin(ctx context.Context, rec engine.ReleaseRecord, now time.
 
 // Append stores evs.
 func (j *Journal) Append(ctx context.Context, evs ...engine.Event) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	j.before(string(evs[0].Kind))
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.fail != nil {
-		return j.fail
-	}
-	j.appendLocked(evs)
-	return nil
+	return j.append(nil, evs)
 }
 
 // AppendFenced stores evs only while their release holds the lease for owner.
 func (j *Journal) AppendFenced(ctx context.Context, owner engine.Owner, evs ...engine.Event) error {
+	return j.append(&owner, evs)
+}
+
+// append stores evs, checking first, when owner is not nil, that their
+// release holds its lease for owner.
+func (j *Journal) append(owner *engine.Owner, evs []engine.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
@@ -101,9 +97,11 @@ func (j *Journal) AppendFenced(ctx context.Context, owner engine.Owner, evs ...e
 	if j.fail != nil {
 		return j.fail
 	}
-	l, held := j.leases[evs[0].Service]
-	if !held || l.Release != evs[0].Release || !l.Owner.Same(owner) {
-		return engine.ErrLeaseLost
+	if owner != nil {
+		l, held := j.leases[evs[0].Service]
+		if !held || l.Release != evs[0].Release || !l.Owner.Same(*owner) {
+			return engine.ErrLeaseLost
+		}
 	}
 	j.appendLocked(evs)
 	return nil
