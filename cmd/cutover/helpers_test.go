@@ -150,29 +150,15 @@ func newE2EWith(t testing.TB, s e2eService) *e2e {
 		args = append(args, "--token-file", e.tokenFile)
 	}
 	cmd := exec.Command(e.bin, append(args, "--admin", admin)...)
-	logf, err := os.Create(filepath.Join(e.dir, "router.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("router log:\n%s", tail(string(b), 30))
-		}
-	})
+	logf := filepath.Join(e.dir, "router.log")
+	demotest.StartLogged(t, cmd, "router", logf)
+	var err error
 	e.router, err = waitRouterWith(context.Background(), admin, token, 10*time.Second)
 	if err != nil {
 		t.Fatalf("router did not come up: %v", err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); e.listen == ""; time.Sleep(10 * time.Millisecond) {
-		b, _ := os.ReadFile(logf.Name())
+		b, _ := os.ReadFile(logf)
 		if m := routerListening.FindSubmatch(b); m != nil {
 			e.listen = string(m[1])
 		} else if time.Now().After(deadline) {
